@@ -1,0 +1,37 @@
+# The two commands of the README: `make site` and `make test`.
+# Everything else here is what they need: a virtualenv with the project's extras.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="--pg-version 18"
+PYTEST_ARGS ?=
+# One PostgreSQL cluster per xdist worker.
+WORKERS ?= auto
+
+.PHONY: test site smoke install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run every test: toolkit, extension contract, chaos suite, examples, guides.
+test: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)
+
+## The smoke tier: chaos tests that are quick and leave the server alone.
+smoke: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) -m "chaos and not slow and not destructive" $(PYTEST_ARGS)
+
+## Build the site into _build/html, after running the guides' examples.
+site: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) docs $(PYTEST_ARGS)
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html . _build/html
+
+clean:
+	rm -rf _build .pytest_cache

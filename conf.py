@@ -1,0 +1,23 @@
+"""Sphinx configuration of the pggit chaos handbook (the site lives in docs/)."""
+
+project = "pggit chaos handbook"
+author = "pggit contributors"
+copyright = "2026, pggit contributors"
+
+extensions = ["myst_parser"]
+root_doc = "docs/index"
+# Only the docs/ tree is the site; README, tests and tools are not pages.
+include_patterns = ["docs/**"]
+exclude_patterns = ["_build", ".venv"]
+
+myst_enable_extensions = ["linkify", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+nitpicky = True
+
+html_theme = "sphinx_book_theme"
+html_title = project
+html_theme_options = {
+    "show_toc_level": 2,
+    "use_download_button": False,
+    "use_fullscreen_button": False,
+}
