@@ -8,7 +8,7 @@ extensions = ["myst_parser"]
 root_doc = "docs/index"
 # Only the docs/ tree is the site; README, tests and tools are not pages.
 include_patterns = ["docs/**"]
-exclude_patterns = ["_build", ".venv"]
+exclude_patterns = ["_build", ".venv", "docs/_root"]
 
 myst_enable_extensions = ["linkify", "colon_fence", "deflist"]
 myst_heading_anchors = 3
@@ -21,3 +21,6 @@ html_theme_options = {
     "use_download_button": False,
     "use_fullscreen_button": False,
 }
+
+# The site's front page is docs/index; the top-level index.html only redirects there.
+html_extra_path = ["docs/_root"]
