@@ -4,4 +4,4 @@ Guides under docs/, tests/ and examples/ all use the same server and client
 fixtures, so they are registered here once rather than per folder.
 """
 
-pytest_plugins = ["tools.pytest_pggit", "tests.chaos.fixtures"]
+pytest_plugins = ["tools.pytest_pggit", "tools.pytest_guides", "tests.chaos.fixtures"]
