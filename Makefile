@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # One PostgreSQL cluster per xdist worker.
 WORKERS ?= auto
 
-.PHONY: test site smoke install clean
+.PHONY: test site smoke full weekly install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run every test: toolkit, extension contract, chaos suite, examples, guides.
+## Run every test: toolkit, extension contract, chaos suite, examples, guides
+## (all but the weekly-size soak tier).
 test: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(WORKERS) -m "not soak" $(PYTEST_ARGS)
 
 ## The smoke tier: chaos tests that are quick and leave the server alone.
 smoke: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) -m "chaos and not slow and not destructive" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(WORKERS) -m "chaos and not slow and not destructive and not soak" $(PYTEST_ARGS)
+
+## The full chaos tier: every chaos test but the weekly-size ones.
+full: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) -m "chaos and not soak" $(PYTEST_ARGS)
+
+## The weekly tier: large worker counts and long soaks.
+weekly: $(STAMP)
+	$(BIN)/pytest -n $(WORKERS) -m "soak" $(PYTEST_ARGS)
 
 ## Build the site into _build/html, after running the guides' examples.
 site: $(STAMP)

@@ -1,0 +1,186 @@
+"""Invariants: what "correct" means for pggit after a workload and a fault.
+
+Each checker is a plain function over a connection (and, where it needs
+one, the workload's history). It returns what it verified, or raises
+``InvariantViolation`` naming the offending rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import psycopg
+
+from tests.chaos.history import History
+
+
+class InvariantViolation(AssertionError):
+    """An invariant does not hold; the message names the rows that break it."""
+
+    def __init__(self, invariant: str, detail: str, rows: Iterable = ()):
+        self.invariant, self.detail, self.rows = invariant, detail, list(rows)
+        shown = "\n".join(f"  {row}" for row in self.rows[:20])
+        more = f"\n  ... and {len(self.rows) - 20} more" if len(self.rows) > 20 else ""
+        super().__init__(f"{invariant}: {detail}" + (f"\n{shown}{more}" if self.rows else ""))
+
+
+def _rows(conn: psycopg.Connection, query: str, params=None) -> list[tuple]:
+    return conn.execute(query, params).fetchall()
+
+
+def linear_chain_invariant(conn: psycopg.Connection, branch: str) -> list[str]:
+    """The branch's commits form one chain: no forks, no lost head, nothing unreachable.
+
+    Returns the chain's Trinity IDs from oldest to newest.
+    """
+    branch_row = conn.execute(
+        "SELECT id, head_commit_hash FROM pggit.branches WHERE name = %s", (branch,)
+    ).fetchone()
+    if branch_row is None:
+        raise InvariantViolation("linear chain", f"branch {branch!r} does not exist")
+    branch_id, head = branch_row
+    commits = _rows(conn, "SELECT hash, parent_commit_hash FROM pggit.commits WHERE branch_id = %s", (branch_id,))
+    if not commits:
+        if head is not None and not _exists(conn, head):
+            raise InvariantViolation("linear chain", f"branch {branch!r} head {head} is not a commit")
+        return []
+    parent_of = dict(commits)
+    forks = [(parent, n) for parent, n in Counter(p for _, p in commits).items() if n > 1]
+    if forks:
+        children = [(h, p) for h, p in commits if p in {f for f, _ in forks}]
+        raise InvariantViolation(
+            "linear chain", f"branch {branch!r} forks: {len(forks)} commit(s) have several children "
+            "(hash, parent)", sorted(children, key=str))
+    if head not in parent_of:
+        raise InvariantViolation("linear chain", f"branch {branch!r} head {head!r} is not one of its commits")
+    chain, cursor = [], head
+    while cursor in parent_of:
+        chain.append(cursor)
+        cursor = parent_of[cursor]
+        if len(chain) > len(parent_of):
+            raise InvariantViolation("linear chain", f"branch {branch!r} has a cycle", chain[-5:])
+    unreachable = set(parent_of) - set(chain)
+    if unreachable:
+        raise InvariantViolation(
+            "linear chain", f"branch {branch!r}: {len(unreachable)} commit(s) not reachable from the head "
+            "(lost head)", sorted(unreachable))
+    return chain[::-1]
+
+
+def _exists(conn: psycopg.Connection, trinity_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone() is not None
+
+
+def unique_trinity_ids(conn: psycopg.Connection, extra_ids: Iterable[str] = ()) -> int:
+    """No Trinity ID appears twice: in pggit.commits, and among ``extra_ids`` (IDs handed out elsewhere)."""
+    duplicates = _rows(conn, "SELECT hash, count(*) FROM pggit.commits GROUP BY hash HAVING count(*) > 1")
+    if duplicates:
+        raise InvariantViolation("unique Trinity IDs", "duplicate commit hashes (hash, count)", duplicates)
+    extra = list(extra_ids)
+    repeated = [(i, n) for i, n in Counter(extra).items() if n > 1]
+    if repeated:
+        raise InvariantViolation("unique Trinity IDs", "IDs handed out more than once (id, times)", repeated)
+    return conn.execute("SELECT count(*) FROM pggit.commits").fetchone()[0] + len(extra)
+
+
+def acknowledged_commits_present(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
+    """Every commit a client was told succeeded is in pggit.commits, exactly once, with its message."""
+    acked = history.acknowledged(op)
+    stored = dict(_rows(conn, "SELECT hash, message FROM pggit.commits WHERE hash = ANY(%s)",
+                        ([o.result for o in acked],)))
+    missing = [(o.worker, o.result, o.args) for o in acked if o.result not in stored]
+    if missing:
+        raise InvariantViolation("acknowledged commits present", "acknowledged but missing (worker, id, args)",
+                                 missing)
+    wrong = [(o.result, o.args[1], stored[o.result]) for o in acked
+             if len(o.args) > 1 and stored[o.result] != o.args[1]]
+    if wrong:
+        raise InvariantViolation("acknowledged commits present", "message changed (id, sent, stored)", wrong)
+    return len(acked)
+
+
+def failed_commits_absent(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
+    """A commit whose call raised left nothing: no row carries its message.
+
+    Workloads give each commit a unique message so a half-done commit is visible.
+    """
+    failed = history.failed(op)
+    messages = [o.args[1] for o in failed if len(o.args) > 1]
+    leftovers = _rows(conn, "SELECT hash, message FROM pggit.commits WHERE message = ANY(%s)", (messages,))
+    if leftovers:
+        raise InvariantViolation("failed commits absent", "a failed commit left a row (hash, message)", leftovers)
+    return len(failed)
+
+
+def versions_strictly_increasing(conn: psycopg.Connection, table: str) -> list[str]:
+    """The table's history is complete and its versions only go up; the current version is the last one.
+
+    Returns the versions in order.
+    """
+    obj = conn.execute(
+        "SELECT id, version_major, version_minor, version_patch FROM pggit.objects "
+        "WHERE object_type = 'TABLE' AND is_active AND format('%%I.%%I', schema_name, object_name)::regclass = %s::regclass",
+        (table,),
+    ).fetchone()
+    if obj is None:
+        raise InvariantViolation("versions increase", f"table {table!r} is not tracked")
+    object_id, *current = obj
+    steps = _rows(conn, "SELECT id, change_type, old_version, new_version FROM pggit.history "
+                        "WHERE object_id = %s ORDER BY id", (object_id,))
+    problems, previous = [], None
+    for step_id, change, old, new in steps:
+        if previous is not None and old != previous:
+            problems.append((step_id, change, f"old_version {old} but previous step ended at {previous}"))
+        if previous is not None and _semver(new) <= _semver(previous):
+            problems.append((step_id, change, f"{previous} -> {new} does not increase"))
+        previous = new
+    expected_current = ".".join(map(str, current))
+    if previous != expected_current:
+        problems.append((object_id, "objects", f"current version {expected_current}, history ends at {previous}"))
+    if problems:
+        raise InvariantViolation("versions increase", f"history of {table!r} (history id, change, problem)", problems)
+    return [new for _, _, _, new in steps]
+
+
+def _semver(text: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in (text or "0.0.0").split("."))
+
+
+def migration_all_or_nothing(conn: psycopg.Connection, version: str, effect_query: str) -> bool:
+    """A migration is recorded as applied exactly when its effect is there.
+
+    ``effect_query`` returns one boolean: is the migration's change visible?
+    Returns whether it was applied.
+    """
+    recorded = conn.execute(
+        "SELECT status FROM pggit.migrations WHERE version = %s", (version,)
+    ).fetchone()
+    applied = recorded is not None and recorded[0].upper() == "APPLIED"
+    effect = bool(conn.execute(effect_query).fetchone()[0])
+    if applied != effect:
+        raise InvariantViolation(
+            "migration all or nothing", f"migration {version!r}: recorded={recorded}, effect visible={effect}"
+        )
+    return applied
+
+
+def integrity_ok(conn: psycopg.Connection) -> int:
+    """pggit.verify_integrity() reports every check ok; returns how many checks ran."""
+    rows = _rows(conn, "SELECT check_name, ok, detail FROM pggit.verify_integrity()")
+    bad = [r for r in rows if not r[1]]
+    if bad:
+        raise InvariantViolation("verify_integrity", "checks failed (check, ok, detail)", bad)
+    if not rows:
+        raise InvariantViolation("verify_integrity", "returned no checks at all")
+    return len(rows)
+
+
+def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]:
+    """detect_drift() reports exactly the ``schema.table`` names given (none by default)."""
+    found = {f"{s}.{t}" for s, t, *_ in _rows(conn, "SELECT * FROM pggit.detect_drift()")}
+    wanted = set(expected)
+    if found != wanted:
+        raise InvariantViolation("drift", f"expected drift on {sorted(wanted)}, detect_drift reports {sorted(found)}",
+                                 sorted(found ^ wanted))
+    return found
