@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # One PostgreSQL cluster per xdist worker.
 WORKERS ?= auto
+# loadgroup keeps tests that share an expensive set-up (the built site) on one worker.
+XDIST := -n $(WORKERS) --dist loadgroup
 
 .PHONY: test site smoke full weekly install clean
 
@@ -23,23 +25,23 @@ install: $(STAMP)
 ## Run every test: toolkit, extension contract, chaos suite, examples, guides
 ## (all but the weekly-size soak tier).
 test: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m "not soak" $(PYTEST_ARGS)
 
 ## The smoke tier: chaos tests that are quick and leave the server alone.
 smoke: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) -m "chaos and not slow and not destructive and not soak" $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m "chaos and not slow and not destructive and not soak" $(PYTEST_ARGS)
 
 ## The full chaos tier: every chaos test but the weekly-size ones.
 full: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) -m "chaos and not soak" $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m "chaos and not soak" $(PYTEST_ARGS)
 
 ## The weekly tier: large worker counts and long soaks.
 weekly: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) -m "soak" $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m "soak" $(PYTEST_ARGS)
 
 ## Build the site into _build/html, after running the guides' examples.
 site: $(STAMP)
-	$(BIN)/pytest -n $(WORKERS) docs $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) docs $(PYTEST_ARGS)
 	$(BIN)/sphinx-build -W --keep-going -n -q -b html . _build/html
 
 clean:

@@ -4,11 +4,16 @@ project = "pggit chaos handbook"
 author = "pggit contributors"
 copyright = "2026, pggit contributors"
 
-extensions = ["myst_parser"]
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+extensions = ["myst_parser", "tools.sphinx_results"]
 root_doc = "docs/index"
 # Only the docs/ tree is the site; README, tests and tools are not pages.
 include_patterns = ["docs/**"]
-exclude_patterns = ["_build", ".venv", "docs/_root"]
+exclude_patterns = ["_build", ".venv", "docs/_root", "docs/_static"]
 
 myst_enable_extensions = ["linkify", "colon_fence", "deflist"]
 myst_heading_anchors = 3
@@ -24,3 +29,7 @@ html_theme_options = {
 
 # The site's front page is docs/index; the top-level index.html only redirects there.
 html_extra_path = ["docs/_root"]
+html_static_path = ["docs/_static"]
+# The theme reads its colour mode from here; left empty, its script logs a console error.
+html_context = {"default_mode": "auto"}
+html_favicon = "docs/_static/favicon.svg"

@@ -391,12 +391,6 @@ def _record_server_version(request):
     yield
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    # Script blocks (pytest-markdown-docs) do not ask for a server; give them the version too.
-    if item.path.suffix == ".md" and "pg_server" not in getattr(item, "fixturenames", ()):
-        pass
-
-
 class ResultsRecorder:
     """Collects the outcome of every page block (on the xdist controller, or alone)."""
 
@@ -443,6 +437,7 @@ class ResultsRecorder:
         RESULTS_FILE.parent.mkdir(exist_ok=True)
         previous = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {"pages": {}}
         previous["pages"].update(pages)  # a partial run (one page) keeps the others' results
+        previous["pages"] = {p: v for p, v in previous["pages"].items() if (REPO / p).exists()}
         previous.update({
             "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "pg_versions": sorted(self.pg_versions) or previous.get("pg_versions", []),

@@ -1,0 +1,186 @@
+"""The site: builds with warnings as errors, links resolve, Markdown is clean, a real browser renders it."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.parse
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "_build" / "artifacts"
+MARKDOWN = sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md", REPO / "extension" / "README.md"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.xdist_group("site")
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The site built once for these tests, exactly as `make site` builds it (-W -n)."""
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html", str(REPO), str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
+    return out
+
+
+def test_site_builds_with_warnings_as_errors(built_site):
+    assert (built_site / "index.html").exists()
+    assert (built_site / "docs" / "index.html").exists()
+
+
+class _LinksAndIds(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("link", "script", "img") and (attrs.get("href") or attrs.get("src")):
+            self.links.append(attrs.get("href") or attrs.get("src"))
+
+
+@functools.cache
+def _parse(page: Path) -> _LinksAndIds:
+    parser = _LinksAndIds()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def _pages(built_site: Path) -> list[Path]:
+    """The site's pages (the theme ships template fragments under _static/ that are not pages)."""
+    return sorted(p for p in built_site.rglob("*.html") if "_static" not in p.relative_to(built_site).parts)
+
+
+def test_internal_links_and_anchors_resolve(built_site):
+    broken = []
+    for page in _pages(built_site):
+        for href in _parse(page).links:
+            url = urllib.parse.urlsplit(href)
+            if url.scheme or href.startswith("//") or href.startswith("mailto:"):
+                continue
+            target = page if not url.path else (page.parent / url.path).resolve()
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_site)}: {href} (no such file)")
+            elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
+                broken.append(f"{page.relative_to(built_site)}: {href} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(sorted(set(broken)))
+
+
+def test_external_urls_are_well_formed():
+    """External links are checked online by Sphinx's linkcheck in CI; offline, each must at least be a real URL."""
+    bad = []
+    for page in MARKDOWN:
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+            for url in re.findall(r"https?://[^\s)>\]`\"']+", line):
+                parts = urllib.parse.urlsplit(url)
+                if parts.scheme != "https" or "." not in parts.hostname or " " in url or ".." in parts.hostname:
+                    bad.append(f"{page.relative_to(REPO)}:{number}: {url}")
+    assert not bad, "malformed or non-https external URLs:\n" + "\n".join(bad)
+
+
+def test_markdown_is_lint_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "pymarkdown", "scan", *map(str, MARKDOWN)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, f"pymarkdown found problems:\n{result.stdout}{result.stderr}"
+
+
+# ---------------------------------------------------------------------------
+# A real browser
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def site_url(built_site):
+    """The built site served over HTTP on a loopback port, for the browser."""
+    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine: install Debian's package (apt-get install chromium) to run browser tests")
+    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is part of the dev extra")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, url: str):
+    """Open a page and collect what its console reports as errors."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A request cut short by navigation (the front page redirects at once) is not a failure.
+    page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url} ({req.failure})")
+            if req.failure != "net::ERR_ABORTED" else None)
+    page.on("response", lambda resp: errors.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None)
+    page.goto(url, wait_until="networkidle")
+    return page, errors
+
+
+def test_every_page_loads_without_console_errors(browser, built_site, site_url):
+    problems = {}
+    pages = [p.relative_to(built_site).as_posix() for p in _pages(built_site)]
+    for relative in pages:
+        page, errors = _open(browser, f"{site_url}/{relative}")
+        page.close()
+        if errors:
+            problems[relative] = errors
+    assert not problems, f"console errors: {problems}"
+    assert len(pages) >= 2
+
+
+def test_search_page_finds_trinity(browser, site_url):
+    page, errors = _open(browser, f"{site_url}/search.html?q=Trinity")
+    page.wait_for_selector("ul.search li", timeout=15000)
+    hits = page.locator("ul.search li").count()
+    page.close()
+    assert hits > 0
+    assert not errors
+
+
+def test_patterns_page_screenshot_is_kept(browser, built_site, site_url):
+    target = "docs/testing/PATTERNS.html" if (built_site / "docs/testing/PATTERNS.html").exists() else "docs/index.html"
+    page, errors = _open(browser, f"{site_url}/{target}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / ("PATTERNS.png" if "PATTERNS" in target else "index.png")
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    assert shot.stat().st_size > 10_000
+    assert not errors
