@@ -165,9 +165,9 @@ _SQL_DATABASES = pytest.StashKey[dict]()
 def _sql_module(block: gb.Block) -> types.ModuleType:
     module = _new_module(block)
 
-    def test_sql_block_runs_as_shown(make_database, request):
+    def test_sql_block_runs_as_shown(request):
         """The block runs in a fresh pggit database and fails only where the page says it fails."""
-        dsn = _database_for(block, make_database, request)
+        dsn = _database_for(block, request)
         expected = block.option("error")
         with psycopg.connect(dsn, autocommit=True) as conn:
             try:
@@ -188,6 +188,8 @@ def _sql_module(block: gb.Block) -> types.ModuleType:
         )
 
     module.test_sql_block_runs_as_shown = test_sql_block_runs_as_shown
+    # A page's SQL blocks stay on one xdist worker (with --dist loadgroup), so continuations find their database.
+    module.pytestmark = [pytest.mark.xdist_group(f"sql:{block.page}")]
     return module
 
 
@@ -196,16 +198,40 @@ def _condition_name(exc: psycopg.Error) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
-def _database_for(block: gb.Block, make_database, request) -> str:
-    """A fresh database, or the previous SQL block's for a ``continuation`` block."""
+def _database_for(block: gb.Block, request) -> str:
+    """A fresh pggit database for the block, or the previous SQL block's for a ``continuation``.
+
+    These databases belong to the page, not to one test, so a continuation
+    finds its predecessor's; each is dropped when the page moves on, and the
+    last one when the run ends.
+    """
+    server = request.getfixturevalue("pg_server")
     store = request.config.stash.setdefault(_SQL_DATABASES, {})
-    if block.has("continuation") and block.page in store:
-        return store[block.page]
-    dsn = make_database()
-    # Kept until the next plain block of the page replaces it; make_database drops it at teardown,
-    # so a continuation must run right after its predecessor (same worker, file order).
-    store[block.page] = dsn
-    return dsn
+    if block.has("continuation"):
+        if block.page not in store:
+            pytest.fail(f"{block.page.name}:{block.line}: a continuation block needs the SQL block before it "
+                        "to have run first, in the same process (run the whole page)")
+        return server.dsn(store[block.page])
+    if block.page in store:
+        _drop_quietly(server, store.pop(block.page))
+    name = server.next_database_name("page")
+    server.create_database(name, request.getfixturevalue("pggit_template"))
+    store[block.page] = name
+    if not request.config.stash.get(_SQL_CLEANUP, False):
+        request.config.stash[_SQL_CLEANUP] = True
+        request.config.add_cleanup(lambda: [_drop_quietly(server, n) for n in store.values()])
+    return server.dsn(name)
+
+
+_SQL_CLEANUP = pytest.StashKey[bool]()
+
+
+def _drop_quietly(server, name: str) -> None:
+    # At the end of a run the throwaway server may already be gone, and its files with it.
+    try:
+        server.drop_database(name)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 # ---- shell blocks ------------------------------------------------------------
@@ -464,5 +490,7 @@ def _block_line(path: str, rest: str) -> int | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Declared here too, so runs without xdist (-p no:xdist) accept the grouping marker.
+    config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker (--dist loadgroup)")
     if not hasattr(config, "workerinput"):  # xdist workers report to the controller
         config.pluginmanager.register(ResultsRecorder(), "pggit-doc-results")
