@@ -38,6 +38,17 @@ class Operation:
         return self.ok is True
 
 
+# Errors after which the client cannot tell whether the server did the work:
+# no answer at all (no SQLSTATE), a connection exception (class 08), or the
+# server shutting the session down (57P01 admin, 57P02 crash, 57P03 cannot connect now).
+_CONNECTION_LOST_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def _outcome_unknown(exc: psycopg.Error) -> bool:
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _CONNECTION_LOST_SQLSTATES
+
+
 @dataclass
 class History:
     """A thread-safe, append-only log of operations."""
@@ -50,8 +61,10 @@ class History:
         """Record one operation; the block sets ``.result`` (or raises).
 
         A psycopg error is recorded with its SQLSTATE and re-raised. A broken
-        connection (OperationalError) leaves ``ok`` None: the client cannot
-        know whether the server finished the work.
+        connection leaves ``ok`` None: the client cannot know whether the
+        server finished the work. An error the server answered with is a
+        failure (``ok`` False), even where psycopg files it under
+        OperationalError (serialization failure, deadlock, 55000, ...).
         """
         entry = Operation(worker, op, args, started=time.monotonic())
         with self._lock:
@@ -59,7 +72,8 @@ class History:
         try:
             yield entry
         except psycopg.OperationalError as exc:
-            entry.ok, entry.error, entry.sqlstate = None, str(exc), exc.sqlstate
+            known = not _outcome_unknown(exc)
+            entry.ok, entry.error, entry.sqlstate = (False if known else None), str(exc), exc.sqlstate
             raise
         except psycopg.Error as exc:
             entry.ok, entry.error, entry.sqlstate = False, str(exc), exc.sqlstate
