@@ -184,3 +184,100 @@ def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]
         raise InvariantViolation("drift", f"expected drift on {sorted(wanted)}, detect_drift reports {sorted(found)}",
                                  sorted(found ^ wanted))
     return found
+
+
+def single_branch(conn: psycopg.Connection, name: str) -> dict:
+    """Exactly one pggit.branches row carries ``name``; returns it as a dict."""
+    cur = conn.execute(
+        "SELECT id, name, parent_branch_id, head_commit_hash, status FROM pggit.branches WHERE name = %s", (name,)
+    )
+    columns = [c.name for c in cur.description]
+    rows = [dict(zip(columns, row)) for row in cur.fetchall()]
+    if len(rows) != 1:
+        raise InvariantViolation("single branch", f"{len(rows)} rows are named {name!r}, expected exactly 1", rows)
+    return rows[0]
+
+
+def no_error_with_sqlstate(history: History, sqlstate: str, op: str | None = None) -> int:
+    """No operation (of kind ``op``, or of any kind) in the history failed with ``sqlstate``.
+
+    Returns how many operations were looked at.
+    """
+    looked_at = history.of(op) if op else list(history.operations)
+    hits = [(o.worker, o.op, o.args, o.error) for o in looked_at if o.sqlstate == sqlstate]
+    if hits:
+        raise InvariantViolation(f"no SQLSTATE {sqlstate}", f"{len(hits)} operation(s) failed with it "
+                                 "(worker, op, args, error)", hits)
+    return len(looked_at)
+
+
+def refused_after_acknowledged(history: History, cutoff_op: str, op: str, sqlstate: str) -> int:
+    """Every ``op`` that started after an acknowledged ``cutoff_op`` had returned was refused with ``sqlstate``.
+
+    Once a client has been told that (say) a branch is deleted, no later
+    request on it may succeed: linearizability, checked from the client side.
+    Returns how many operations started after the cutoff.
+    """
+    cutoffs = [o.ended for o in history.acknowledged(cutoff_op) if o.ended is not None]
+    if not cutoffs:
+        return 0
+    cutoff = min(cutoffs)
+    later = [o for o in history.of(op) if o.started > cutoff]
+    wrong = [(o.worker, o.args, o.ok, o.sqlstate, o.result) for o in later
+             if o.ok is not False or o.sqlstate != sqlstate]
+    if wrong:
+        raise InvariantViolation(
+            "refused after acknowledged", f"{op} started after {cutoff_op} returned but was not refused with "
+            f"{sqlstate} (worker, args, ok, sqlstate, result)", wrong)
+    return len(later)
+
+
+def recorded_hash_is_live(conn: psycopg.Connection, table: str) -> str:
+    """The table's recorded ``objects.content_hash`` equals ``calculate_schema_hash`` of the live table."""
+    row = conn.execute(
+        "SELECT o.id, o.content_hash, pggit.calculate_schema_hash(%s) FROM pggit.objects o "
+        "WHERE o.object_type = 'TABLE' AND o.is_active "
+        "AND format('%%I.%%I', o.schema_name, o.object_name)::regclass = %s::regclass",
+        (table, table),
+    ).fetchone()
+    if row is None:
+        raise InvariantViolation("recorded hash is live", f"table {table!r} is not tracked")
+    object_id, recorded, live = row
+    if live is None or recorded != live:
+        raise InvariantViolation("recorded hash is live", f"table {table!r} (object id {object_id}): "
+                                 f"recorded content_hash {recorded}, calculate_schema_hash {live}")
+    return live
+
+
+_BUMP = {"MAJOR": lambda v: (v[0] + 1, 0, 0), "MINOR": lambda v: (v[0], v[1] + 1, 0),
+         "PATCH": lambda v: (v[0], v[1], v[2] + 1)}
+
+
+def version_steps_match_changes(conn: psycopg.Connection, table: str, expected: dict[str, int]) -> tuple[int, ...]:
+    """The table's ALTER history has exactly ``expected`` rows per severity, each one bump of that size.
+
+    ``expected`` maps ``MAJOR``/``MINOR``/``PATCH`` to the number of changes
+    the workload applied (one history row per change, no more, no fewer).
+    Returns the current version.
+    """
+    obj = conn.execute(
+        "SELECT id, version_major, version_minor, version_patch FROM pggit.objects "
+        "WHERE object_type = 'TABLE' AND is_active AND format('%%I.%%I', schema_name, object_name)::regclass = %s::regclass",
+        (table,),
+    ).fetchone()
+    if obj is None:
+        raise InvariantViolation("version steps", f"table {table!r} is not tracked")
+    object_id, *current = obj
+    steps = _rows(conn, "SELECT id, severity, old_version, new_version FROM pggit.history "
+                        "WHERE object_id = %s AND change_type = 'ALTER' ORDER BY id", (object_id,))
+    problems = [(step_id, severity, f"{old} -> {new} is not one {severity} bump")
+                for step_id, severity, old, new in steps
+                if severity not in _BUMP or _semver(new) != _BUMP[severity](_semver(old))]
+    counts = Counter(severity for _, severity, _, _ in steps)
+    for severity in sorted(set(counts) | set(expected)):
+        if counts.get(severity, 0) != expected.get(severity, 0):
+            problems.append((None, severity, f"{counts.get(severity, 0)} history rows, "
+                                             f"{expected.get(severity, 0)} changes applied"))
+    if problems:
+        raise InvariantViolation("version steps", f"history of {table!r} (history id, severity, problem)", problems)
+    return tuple(current)
