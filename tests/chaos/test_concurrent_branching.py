@@ -1,0 +1,294 @@
+"""Concurrent branching: sessions racing to create, use and delete branches.
+
+``create_branch`` must let exactly one of several sessions creating the same
+name succeed, and give the others a clear error: SQLSTATE 23505
+(unique_violation) with a message naming the branch, never a bare constraint
+error. A new branch starts at its parent's head. A commit racing a
+``delete_branch_simple`` either lands before the delete or is refused
+(55000, object_not_in_prerequisite_state): once a client has been told the
+branch is deleted, no commit on it may succeed.
+
+Workload: sessions released together by a barrier, or two sessions in a
+fixed interleaving (one holds a lock in an open transaction, the other is
+observed blocked). Fault: the concurrency itself. History: what each session
+was told. Invariants: ``single_branch``, ``linear_chain_invariant``,
+``refused_after_acknowledged``, ``acknowledged_commits_present``,
+``failed_commits_absent``, ``integrity_ok``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from tests.chaos import checkers
+from tests.chaos.history import History, run_workers
+from tests.chaos.utils import TransactionMonitor
+
+pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
+
+UNIQUE_VIOLATION = "23505"
+OBJECT_NOT_IN_PREREQUISITE_STATE = "55000"
+
+
+def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
+    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
+
+
+def _create_branch(conn: psycopg.Connection, name: str, parent: str = "main") -> int:
+    return conn.execute("SELECT pggit.create_branch(%s, %s)", (name, parent)).fetchone()[0]
+
+
+def _head(conn: psycopg.Connection, branch: str) -> str | None:
+    return conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = %s", (branch,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("workers", [2, 10, pytest.param(40, marks=pytest.mark.slow)])
+def test_concurrent_creation_of_one_branch_name_lets_exactly_one_succeed(db_connection_string, sync_conn, workers):
+    """Of many sessions creating the same branch at once, one succeeds and every other gets 23505 naming the branch."""
+    sync_conn.autocommit = True
+    _commit(sync_conn, "main", "base")
+    name = "feature/contested"
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            with history.record(worker, "create_branch", name) as op:
+                op.result = _create_branch(conns[worker], name)
+
+        history = run_workers(workers, work)
+
+    winners = history.acknowledged("create_branch")
+    assert len(winners) == 1, history.dump()
+    losers = history.failed("create_branch")
+    assert len(losers) == workers - 1, history.dump()
+    unclear = [(op.worker, op.sqlstate, op.error) for op in losers
+               if op.sqlstate != UNIQUE_VIOLATION or name not in op.error]
+    assert not unclear, f"losers without a clear 23505 naming {name!r}: {unclear}"
+    branch = checkers.single_branch(sync_conn, name)
+    assert branch["id"] == winners[0].result
+    assert branch["head_commit_hash"] == _head(sync_conn, "main")
+    checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.parametrize("first_outcome", ["commit", "rollback"])
+def test_second_creator_of_a_branch_waits_for_the_first_then_fails_clearly_or_succeeds(
+        db_connection_string, sync_conn, first_outcome):
+    """B creating a name that A's open transaction is creating waits: A commits, B gets 23505; A rolls back, B wins."""
+    sync_conn.autocommit = True
+    _commit(sync_conn, "main", "base")
+    name = "feature/pair"
+    history = History()
+
+    with psycopg.connect(db_connection_string) as a, \
+            psycopg.connect(db_connection_string, autocommit=True) as b, \
+            TransactionMonitor(db_connection_string) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            with history.record(0, "create_branch", name) as op:
+                op.result = _create_branch(a, name)  # A's transaction stays open
+
+            def session_b() -> None:
+                with contextlib.suppress(psycopg.Error), history.record(1, "create_branch", name) as op:
+                    op.result = _create_branch(b, name)
+
+            b_done = pool.submit(session_b)
+            wait = monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
+            assert a.info.backend_pid in wait.blocking_pids
+            a.commit() if first_outcome == "commit" else a.rollback()
+            b_done.result(timeout=30)
+        finally:
+            a.rollback()
+
+    a_op, b_op = history.of("create_branch")
+    branch = checkers.single_branch(sync_conn, name)
+    if first_outcome == "commit":
+        assert b_op.ok is False and b_op.sqlstate == UNIQUE_VIOLATION, history.dump()
+        assert name in b_op.error
+        assert branch["id"] == a_op.result
+    else:
+        assert b_op.ok is True, history.dump()
+        assert branch["id"] == b_op.result
+    assert branch["head_commit_hash"] == _head(sync_conn, "main")
+    checkers.integrity_ok(sync_conn)
+
+
+def test_many_distinct_branches_created_at_once_start_at_their_parents_head(db_connection_string, sync_conn):
+    """Branches created concurrently from two parents all exist once, each with its parent's head and parent id."""
+    sync_conn.autocommit = True
+    for i in range(3):
+        _commit(sync_conn, "main", f"main {i}")
+    _create_branch(sync_conn, "dev")
+    _commit(sync_conn, "dev", "dev only")
+    parents = {"main": _head(sync_conn, "main"), "dev": _head(sync_conn, "dev")}
+    assert parents["main"] != parents["dev"]
+    workers = 16
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            parent = "main" if worker % 2 == 0 else "dev"
+            with history.record(worker, "create_branch", f"topic/{worker}", parent) as op:
+                op.result = _create_branch(conns[worker], f"topic/{worker}", parent)
+
+        history = run_workers(workers, work)
+
+    assert len(history.acknowledged("create_branch")) == workers, history.dump()
+    parent_ids = dict(sync_conn.execute("SELECT name, id FROM pggit.branches WHERE name IN ('main', 'dev')"))
+    for op in history.acknowledged("create_branch"):
+        name, parent = op.args
+        branch = checkers.single_branch(sync_conn, name)
+        assert (branch["id"], branch["parent_branch_id"], branch["head_commit_hash"], branch["status"]) == \
+            (op.result, parent_ids[parent], parents[parent], "ACTIVE"), name
+    checkers.integrity_ok(sync_conn)
+
+
+def test_branches_created_while_their_parent_moves_start_on_the_parents_chain(db_connection_string, sync_conn):
+    """Branches created while commits land on the parent each start at a commit of the parent's chain."""
+    sync_conn.autocommit = True
+    _commit(sync_conn, "main", "base")
+    creators, committers = 8, 4
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True))
+                 for _ in range(creators + committers)]
+
+        def work(worker: int, history: History) -> None:
+            if worker < creators:
+                with history.record(worker, "create_branch", f"moving/{worker}") as op:
+                    op.result = _create_branch(conns[worker], f"moving/{worker}")
+            else:
+                for i in range(5):
+                    message = f"worker {worker} commit {i}"
+                    with history.record(worker, "commit", "main", message) as op:
+                        op.result = _commit(conns[worker], "main", message)
+
+        history = run_workers(creators + committers, work)
+
+    assert len(history.acknowledged("create_branch")) == creators, history.dump()
+    assert len(history.acknowledged("commit")) == committers * 5, history.dump()
+    main_chain = set(checkers.linear_chain_invariant(sync_conn, "main"))
+    for worker in range(creators):
+        branch = checkers.single_branch(sync_conn, f"moving/{worker}")
+        assert branch["head_commit_hash"] in main_chain, branch
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+def test_commits_racing_a_delete_land_before_it_or_are_refused(db_connection_string, sync_conn):
+    """Commits racing delete_branch_simple either land before the delete or get 55000; none succeeds after it."""
+    sync_conn.autocommit = True
+    branch = "doomed/race"
+    _create_branch(sync_conn, branch)
+    committers, per_committer = 6, 15
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True))
+                 for _ in range(committers + 1)]
+
+        def work(worker: int, history: History) -> None:
+            conn = conns[worker]
+            if worker == committers:
+                # The deleter strikes once the committers are under way.
+                deadline = time.monotonic() + 30
+                while len(history.acknowledged("commit")) < committers and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                with history.record(worker, "delete", branch):
+                    conn.execute("SELECT pggit.delete_branch_simple(%s)", (branch,))
+                return
+            for i in range(per_committer):
+                message = f"worker {worker} commit {i}"
+                with contextlib.suppress(psycopg.Error), history.record(worker, "commit", branch, message) as op:
+                    op.result = _commit(conn, branch, message)
+
+        history = run_workers(committers + 1, work)
+
+    assert len(history.acknowledged("delete")) == 1, history.dump()
+    assert checkers.single_branch(sync_conn, branch)["status"] == "DELETED"
+    unexpected = [(op.worker, op.sqlstate, op.error) for op in history.failed("commit")
+                  if op.sqlstate != OBJECT_NOT_IN_PREREQUISITE_STATE or branch not in op.error]
+    assert not unexpected, f"commits that failed for another reason than the clear 55000: {unexpected}"
+    assert not history.unknown("commit")
+    refused_late = checkers.refused_after_acknowledged(history, "delete", "commit", OBJECT_NOT_IN_PREREQUISITE_STATE)
+    assert refused_late > 0, "no commit started after the delete: the race was not exercised"
+    chain = checkers.linear_chain_invariant(sync_conn, branch)
+    assert set(chain) == {op.result for op in history.acknowledged("commit")}
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.failed_commits_absent(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+def test_delete_waits_for_an_open_commit_which_then_stays(db_connection_string, sync_conn):
+    """A delete that waits for another session's open commit runs after it: the commit stays, later ones are refused."""
+    sync_conn.autocommit = True
+    branch = "doomed/after-commit"
+    _create_branch(sync_conn, branch)
+    history = History()
+
+    with psycopg.connect(db_connection_string) as a, \
+            psycopg.connect(db_connection_string, autocommit=True) as b, \
+            TransactionMonitor(db_connection_string) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            with history.record(0, "commit", branch, "A") as op:
+                op.result = _commit(a, branch, "A")  # A's transaction stays open
+
+            def session_b() -> None:
+                with history.record(1, "delete", branch):
+                    b.execute("SELECT pggit.delete_branch_simple(%s)", (branch,))
+
+            b_done = pool.submit(session_b)
+            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
+            a.commit()
+            b_done.result(timeout=30)
+        finally:
+            a.rollback()
+
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="doomed/after-commit"):
+        _commit(sync_conn, branch, "too late")
+    assert checkers.single_branch(sync_conn, branch)["status"] == "DELETED"
+    assert checkers.linear_chain_invariant(sync_conn, branch) == [history.acknowledged("commit")[0].result]
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+def test_commit_waiting_for_an_open_delete_is_refused_and_writes_nothing(db_connection_string, sync_conn):
+    """A commit that waits for another session's open delete is refused with 55000 once the delete commits."""
+    sync_conn.autocommit = True
+    branch = "doomed/after-delete"
+    _create_branch(sync_conn, branch)
+    before = _commit(sync_conn, branch, "before")
+    history = History()
+
+    with psycopg.connect(db_connection_string) as a, \
+            psycopg.connect(db_connection_string, autocommit=True) as b, \
+            TransactionMonitor(db_connection_string) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            with history.record(0, "delete", branch):
+                a.execute("SELECT pggit.delete_branch_simple(%s)", (branch,))  # A's transaction stays open
+
+            def session_b() -> None:
+                with contextlib.suppress(psycopg.Error), history.record(1, "commit", branch, "B") as op:
+                    op.result = _commit(b, branch, "B")
+
+            b_done = pool.submit(session_b)
+            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
+            a.commit()
+            b_done.result(timeout=30)
+        finally:
+            a.rollback()
+
+    (b_op,) = history.of("commit")
+    assert b_op.ok is False and b_op.sqlstate == OBJECT_NOT_IN_PREREQUISITE_STATE, history.dump()
+    assert branch in b_op.error
+    checkers.failed_commits_absent(sync_conn, history)
+    assert checkers.linear_chain_invariant(sync_conn, branch) == [before]
+    assert checkers.single_branch(sync_conn, branch)["status"] == "DELETED"
+    checkers.integrity_ok(sync_conn)

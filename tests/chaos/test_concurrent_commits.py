@@ -1,0 +1,233 @@
+"""Concurrent commits: many committers, one branch, one linear history.
+
+``commit_changes`` must append exactly one commit whose parent is the branch
+head at that moment, and move the head to it, atomically. N concurrent
+committers on one branch therefore leave one chain of N commits: no fork (two
+commits with the same parent), no lost head (a commit nobody points at).
+
+Workload: committers released together by a barrier (``run_workers``), or two
+sessions in a fixed interleaving. Fault: the concurrency itself. History: what
+each committer was told. Invariants: ``linear_chain_invariant``,
+``unique_trinity_ids``, ``acknowledged_commits_present``, ``integrity_ok``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.chaos import checkers
+from tests.chaos.history import History, run_workers
+from tests.chaos.strategies import commit_message
+from tests.chaos.utils import TransactionMonitor
+
+pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
+
+# At least this many commits per run, so that even two workers surely overlap.
+MIN_COMMITS = 40
+
+
+def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
+    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
+
+
+def _parent_of(conn: psycopg.Connection, trinity_id: str) -> str | None:
+    return conn.execute("SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [2, 10, pytest.param(30, marks=pytest.mark.slow), pytest.param(100, marks=[pytest.mark.slow, pytest.mark.soak])],
+)
+def test_concurrent_commits_on_one_branch_form_one_linear_chain(db_connection_string, sync_conn, workers):
+    """N workers committing to one branch at once leave one chain of exactly their N acknowledged commits."""
+    sync_conn.autocommit = True
+    sync_conn.execute("SELECT pggit.create_branch('race/one')")
+
+    per_worker = max(3, MIN_COMMITS // workers)
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            for i in range(per_worker):
+                message = f"worker {worker} commit {i}"
+                with history.record(worker, "commit", "race/one", message) as op:
+                    op.result = _commit(conns[worker], "race/one", message)
+
+        history = run_workers(workers, work)
+
+    acknowledged = history.acknowledged("commit")
+    assert len(acknowledged) == workers * per_worker, history.dump()
+    assert history.overlapping()
+    chain = checkers.linear_chain_invariant(sync_conn, "race/one")
+    assert len(chain) == workers * per_worker
+    assert set(chain) == {op.result for op in acknowledged}
+    checkers.unique_trinity_ids(sync_conn, extra_ids=[op.result for op in acknowledged])
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+def test_concurrent_commits_on_many_branches_keep_one_chain_per_branch(db_connection_string, sync_conn):
+    """Workers spreading commits over several branches at once leave each branch one chain of its own commits."""
+    sync_conn.autocommit = True
+    base = _commit(sync_conn, "main", "base")
+    branches = ["main"] + [f"spread/{i}" for i in range(3)]
+    for name in branches[1:]:
+        sync_conn.execute("SELECT pggit.create_branch(%s)", (name,))
+    workers, rounds = 12, 4
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            for i in range(rounds):
+                branch = branches[(worker + i) % len(branches)]
+                message = f"worker {worker} round {i} on {branch}"
+                with history.record(worker, "commit", branch, message) as op:
+                    op.result = _commit(conns[worker], branch, message)
+
+        history = run_workers(workers, work)
+
+    assert len(history.acknowledged("commit")) == workers * rounds, history.dump()
+    for branch in branches:
+        expected = {op.result for op in history.acknowledged("commit") if op.args[0] == branch}
+        chain = checkers.linear_chain_invariant(sync_conn, branch)
+        # main also holds the "base" commit made before the workload.
+        assert set(chain) == (expected | {base} if branch == "main" else expected)
+    checkers.unique_trinity_ids(sync_conn)
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+def test_blocked_committer_builds_on_the_commit_it_waited_for(db_connection_string, sync_conn):
+    """A commit that waits for another session's open commit gets that commit as its parent."""
+    sync_conn.autocommit = True
+    sync_conn.execute("SELECT pggit.create_branch('queue')")
+    history = History()
+
+    with psycopg.connect(db_connection_string) as a, \
+            psycopg.connect(db_connection_string, autocommit=True) as b, \
+            TransactionMonitor(db_connection_string) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            # A: commit_changes inside an open transaction (branch row locked until COMMIT).
+            with history.record(0, "commit", "queue", "A") as op:
+                op.result = a_id = _commit(a, "queue", "A")
+
+            def session_b() -> str:
+                with history.record(1, "commit", "queue", "B") as op:
+                    op.result = _commit(b, "queue", "B")
+                return op.result
+
+            b_future = pool.submit(session_b)
+            wait = monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
+            assert a.info.backend_pid in wait.blocking_pids
+            a.commit()
+            b_id = b_future.result(timeout=30)
+        finally:
+            a.rollback()  # no-op after the commit; frees B if an assertion failed first
+
+    assert _parent_of(sync_conn, b_id) == a_id
+    assert checkers.linear_chain_invariant(sync_conn, "queue") == [a_id, b_id]
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.property
+@given(
+    messages=st.lists(commit_message(max_length=300), min_size=20, max_size=30),
+    branch_count=st.integers(1, 3),
+)
+def test_pooled_concurrent_commits_keep_every_message_on_one_chain_per_branch(chaos_pool, messages, branch_count):
+    """20+ commits with arbitrary messages, sent at once through a connection pool, all land exactly once, in chains."""
+    run = uuid.uuid4().hex[:8]
+    branches = [f"pool/{run}/{i}" for i in range(branch_count)]  # auto-created by their first commits
+    history = History()
+    barrier = threading.Barrier(len(messages))
+
+    def send(index: int) -> None:
+        branch, message = branches[index % branch_count], messages[index]
+        barrier.wait(timeout=30)
+        with chaos_pool.connection() as conn, history.record(index, "commit", branch, message) as op:
+            op.result = _commit(conn, branch, message)
+
+    with ThreadPoolExecutor(len(messages)) as pool:
+        for future in [pool.submit(send, i) for i in range(len(messages))]:
+            future.result(timeout=60)
+
+    assert len(history.acknowledged("commit")) == len(messages)
+    with chaos_pool.connection() as conn:
+        for branch in branches:
+            checkers.single_branch(conn, branch)
+            chain = checkers.linear_chain_invariant(conn, branch)
+            assert set(chain) == {op.result for op in history.acknowledged("commit") if op.args[0] == branch}
+        checkers.acknowledged_commits_present(conn, history)
+        checkers.unique_trinity_ids(conn)
+
+
+def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_connection_string, sync_conn):
+    """Committers racing to auto-create the same new branch leave one branch row and one chain of all their commits."""
+    sync_conn.autocommit = True
+    base = _commit(sync_conn, "main", "base")
+    workers, commits = 10, 2
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            for i in range(commits):
+                message = f"worker {worker} commit {i}"
+                with history.record(worker, "commit", "auto/new", message) as op:
+                    op.result = _commit(conns[worker], "auto/new", message)
+
+        history = run_workers(workers, work)
+
+    assert len(history.acknowledged("commit")) == workers * commits, history.dump()
+    branch = checkers.single_branch(sync_conn, "auto/new")
+    main_id = sync_conn.execute("SELECT id FROM pggit.branches WHERE name = 'main'").fetchone()[0]
+    assert branch["parent_branch_id"] == main_id
+    chain = checkers.linear_chain_invariant(sync_conn, "auto/new")
+    assert len(chain) == workers * commits
+    assert _parent_of(sync_conn, chain[0]) == base  # the branch started at main's head
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
+
+
+def test_second_auto_creator_waits_and_commits_on_the_first_ones_branch(db_connection_string, sync_conn):
+    """A session auto-creating a branch that another open transaction is creating waits, then uses that branch."""
+    sync_conn.autocommit = True
+    history = History()
+
+    with psycopg.connect(db_connection_string) as a, \
+            psycopg.connect(db_connection_string, autocommit=True) as b, \
+            TransactionMonitor(db_connection_string) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            with history.record(0, "commit", "auto/pair", "A") as op:
+                op.result = a_id = _commit(a, "auto/pair", "A")
+
+            def session_b() -> str:
+                with history.record(1, "commit", "auto/pair", "B") as op:
+                    op.result = _commit(b, "auto/pair", "B")
+                return op.result
+
+            b_future = pool.submit(session_b)
+            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
+            a.commit()
+            b_id = b_future.result(timeout=30)
+        finally:
+            a.rollback()
+
+    checkers.single_branch(sync_conn, "auto/pair")
+    assert _parent_of(sync_conn, b_id) == a_id
+    assert checkers.linear_chain_invariant(sync_conn, "auto/pair") == [a_id, b_id]
+    checkers.acknowledged_commits_present(sync_conn, history)
+    checkers.integrity_ok(sync_conn)
