@@ -1067,6 +1067,21 @@ BEGIN
     FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
         -- Objects made by an extension's script belong to that extension.
         CONTINUE WHEN r.in_extension;
+        -- ALTER SCHEMA ... RENAME gives every table in it a new qualified
+        -- name: record each tracked one whose recorded schema is now stale.
+        IF r.classid = 'pg_catalog.pg_namespace'::regclass THEN
+            v_tables := v_tables || ARRAY(
+                SELECT c.oid
+                  FROM pg_catalog.pg_class c
+                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  JOIN pggit.objects o ON o.table_oid = c.oid AND o.is_active AND o.object_type = 'TABLE'
+                 WHERE c.relnamespace = r.objid
+                   AND o.schema_name <> n.nspname::text
+                   AND pggit._is_trackable(c.oid)
+                   AND NOT c.oid = ANY (v_tables)
+                 ORDER BY c.oid);
+            CONTINUE;
+        END IF;
         v_rel := CASE r.classid
             WHEN 'pg_catalog.pg_class'::regclass THEN
                 coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = r.objid), r.objid)
@@ -1110,10 +1125,11 @@ END;
 $$;
 
 -- sql_drop: records dropped tables (by any command: DROP TABLE, DROP SCHEMA
--- ... CASCADE, DROP OWNED, ...) and, for DROP INDEX, a PATCH on the table
--- that owned the index. The dropped index is no longer in the catalogs, so
--- its table is found through the index line of the recorded definition
--- (index names are unique within a schema).
+-- ... CASCADE, DROP OWNED, ...), for DROP INDEX a PATCH on the table that
+-- owned the index, and a change of every surviving table that lost a column,
+-- default or constraint as a side effect of another drop. The dropped index
+-- is no longer in the catalogs, so its table is found through the index line
+-- of the recorded definition (index names are unique within a schema).
 CREATE FUNCTION pggit._on_sql_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -1122,6 +1138,8 @@ SET search_path = pg_catalog, pggit, pg_temp
 AS $$
 DECLARE
     r record;
+    v_rel oid;
+    v_changed oid[] := '{}';
 BEGIN
     FOR r IN
         SELECT d.objid, d.schema_name, d.object_name
@@ -1144,10 +1162,35 @@ BEGIN
                AND strpos(o.definition, E'\nindex ' || quote_ident(d.object_name) || ' ') > 0
              WHERE d.object_type = 'index'
         LOOP
-            CONTINUE WHEN to_regclass(format('%I.%I', r.schema_name, r.object_name)) IS NULL;
-            PERFORM pggit._track_table_change(format('%I.%I', r.schema_name, r.object_name)::regclass, TG_TAG, false);
+            v_rel := to_regclass(format('%I.%I', r.schema_name, r.object_name));
+            CONTINUE WHEN v_rel IS NULL OR v_rel = ANY (v_changed);
+            v_changed := v_changed || v_rel;
         END LOOP;
     END IF;
+
+    -- DROP TYPE/SEQUENCE/FUNCTION ... CASCADE, or a CASCADE that reaches a
+    -- foreign key of another table, changes tables no command reports. The
+    -- table an ALTER TABLE names itself is recorded at ddl_command_end.
+    FOR r IN
+        SELECT DISTINCT d.address_names[1] AS schema_name, d.address_names[2] AS table_name
+          FROM pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE d.object_type IN ('table column', 'default value', 'table constraint')
+           AND NOT d.original
+           AND NOT d.is_temporary
+           AND NOT (TG_TAG = 'ALTER TABLE' AND EXISTS (
+                   SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() o
+                    WHERE o.original
+                      AND o.address_names[1] = d.address_names[1]
+                      AND o.address_names[2] = d.address_names[2]))
+    LOOP
+        v_rel := to_regclass(format('%I.%I', r.schema_name, r.table_name));
+        CONTINUE WHEN v_rel IS NULL OR NOT pggit._is_trackable(v_rel) OR v_rel = ANY (v_changed);
+        v_changed := v_changed || v_rel;
+    END LOOP;
+
+    FOREACH v_rel IN ARRAY v_changed LOOP
+        PERFORM pggit._track_table_change(v_rel, TG_TAG, false);
+    END LOOP;
 END;
 $$;
 
@@ -1158,7 +1201,7 @@ $$;
 CREATE EVENT TRIGGER pggit_ddl_command_end
     ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE',
-                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT')
+                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA')
     EXECUTE FUNCTION pggit._on_ddl_command_end();
 
 CREATE EVENT TRIGGER pggit_sql_drop
