@@ -1,0 +1,252 @@
+"""Helpers shared by the extension's contract tests.
+
+The contract asks, for every documented error, three things: the SQLSTATE a
+client can branch on, a message that names the bad value, and that nothing
+was written. ``expect_error`` checks the first two, ``snapshot`` plus
+``assert_nothing_written`` the third.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+# The tables the contract fixes, in the order they are reported.
+PGGIT_TABLES = ("branches", "commits", "objects", "history", "migrations")
+
+# SQLSTATEs the contract names (Safety section), and PostgreSQL's own for a missing privilege.
+UNIQUE_VIOLATION = "23505"
+INVALID_PARAMETER_VALUE = "22023"
+INSUFFICIENT_PRIVILEGE = "42501"
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# --------------------------------------------------------------------------
+# Nothing written
+# --------------------------------------------------------------------------
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Every row of every pggit table, as sorted JSON text: equal snapshots mean nothing was written."""
+    return {
+        table: [
+            row[0]
+            for row in conn.execute(
+                sql.SQL("SELECT to_jsonb(t)::text FROM pggit.{} AS t ORDER BY 1").format(sql.Identifier(table))
+            )
+        ]
+        for table in PGGIT_TABLES
+    }
+
+
+def assert_nothing_written(conn: psycopg.Connection, before: dict[str, list[str]]) -> None:
+    after = snapshot(conn)
+    changed = {
+        table: {"added": sorted(set(after[table]) - set(before[table])),
+                "removed": sorted(set(before[table]) - set(after[table]))}
+        for table in PGGIT_TABLES
+        if after[table] != before[table]
+    }
+    assert not changed, f"pggit tables changed: {changed}"
+
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+
+def assert_names(message: str, value: str) -> None:
+    """The message names ``value``; control characters may be shown escaped, so only
+    the printable parts of such a value have to appear."""
+    if value in message:
+        return
+    fragments = [part for part in _CONTROL_CHARS.split(value) if part]
+    assert fragments and all(part in message for part in fragments), (
+        f"error message does not name {value!r}: {message!r}"
+    )
+
+
+def expect_error(
+    conn: psycopg.Connection,
+    query: str,
+    params: Iterable[Any] | dict[str, Any] | None = None,
+    *,
+    sqlstate: str | Iterable[str],
+    names: Iterable[str] = (),
+) -> psycopg.Error:
+    """Run ``query``; it must fail with ``sqlstate`` and a message naming every string in ``names``.
+
+    On a connection in a transaction the transaction is rolled back afterwards.
+    """
+    states = {sqlstate} if isinstance(sqlstate, str) else set(sqlstate)
+    try:
+        conn.execute(query, params)
+    except psycopg.Error as exc:
+        error = exc
+    else:
+        raise AssertionError(f"expected SQLSTATE {sorted(states)}, but the call succeeded: {query} {params!r}")
+    finally:
+        if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+    assert error.sqlstate in states, (
+        f"expected SQLSTATE {sorted(states)}, got {error.sqlstate}: {error.diag.message_primary}"
+    )
+    message = error.diag.message_primary or ""
+    for value in names:
+        assert_names(message, value)
+    return error
+
+
+# --------------------------------------------------------------------------
+# Reading pggit's state
+# --------------------------------------------------------------------------
+
+
+def one(conn: psycopg.Connection, query: str, params: Any = None) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return None if row is None else row[0]
+
+
+def branch(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    return one(conn, "SELECT * FROM pggit.branches WHERE name = %s", (name,))
+
+
+def head(conn: psycopg.Connection, name: str) -> str | None:
+    return scalar(conn, "SELECT head_commit_hash FROM pggit.branches WHERE name = %s", (name,))
+
+
+def commit_row(conn: psycopg.Connection, trinity_id: str) -> dict[str, Any] | None:
+    return one(conn, "SELECT * FROM pggit.commits WHERE hash = %s", (trinity_id,))
+
+
+def commit(conn: psycopg.Connection, branch_name: str, message: str = "") -> str:
+    return scalar(conn, "SELECT pggit.commit_changes(%s, %s)", (branch_name, message))
+
+
+def create_branch(conn: psycopg.Connection, name: str, parent: str = "main") -> int:
+    return scalar(conn, "SELECT pggit.create_branch(%s, %s)", (name, parent))
+
+
+def version(conn: psycopg.Connection, table: str) -> str | None:
+    """get_version's full_version, or None when it returns no row."""
+    return scalar(conn, "SELECT full_version FROM pggit.get_version(%s)", (table,))
+
+
+def schema_hash(conn: psycopg.Connection, table: str) -> str | None:
+    return scalar(conn, "SELECT pggit.calculate_schema_hash(%s)", (table,))
+
+
+def tracked_object(conn: psycopg.Connection, schema: str, name: str) -> dict[str, Any] | None:
+    """The newest objects row of a table (a table dropped and made again may have two)."""
+    return one(
+        conn,
+        "SELECT * FROM pggit.objects WHERE schema_name = %s AND object_name = %s ORDER BY id DESC LIMIT 1",
+        (schema, name),
+    )
+
+
+def history_of(conn: psycopg.Connection, object_id: int) -> list[dict[str, Any]]:
+    return rows(conn, "SELECT * FROM pggit.history WHERE object_id = %s ORDER BY id", (object_id,))
+
+
+def history_count(conn: psycopg.Connection) -> int:
+    return scalar(conn, "SELECT count(*) FROM pggit.history")
+
+
+def event_triggers(conn: psycopg.Connection) -> list[str]:
+    """Names of the event triggers that belong to the pggit extension."""
+    return [
+        row[0]
+        for row in conn.execute(
+            """
+            SELECT e.evtname
+              FROM pg_event_trigger e
+              JOIN pg_depend d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid
+                              AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+              JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'pggit'
+             ORDER BY 1
+            """
+        )
+    ]
+
+
+def set_event_triggers(conn: psycopg.Connection, enabled: bool) -> None:
+    for name in event_triggers(conn):
+        conn.execute(
+            sql.SQL("ALTER EVENT TRIGGER {} {}").format(sql.Identifier(name), sql.SQL("ENABLE" if enabled else "DISABLE"))
+        )
+
+
+# --------------------------------------------------------------------------
+# Two sessions, one of them waiting for the other
+# --------------------------------------------------------------------------
+
+
+def wait_until_blocked(
+    observer: psycopg.Connection,
+    waiter_pid: int,
+    blocker_pid: int,
+    timeout: float = 10.0,
+    finished: Callable[[], bool] = lambda: False,
+) -> None:
+    """Return once ``waiter_pid`` waits for a lock that ``blocker_pid`` holds.
+
+    Fails after ``timeout``, or as soon as ``finished()`` says the waiter's
+    call is over without having waited.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        blockers = observer.execute("SELECT pg_blocking_pids(%s)", (waiter_pid,)).fetchone()[0]
+        if blocker_pid in blockers:
+            return
+        if finished():
+            raise AssertionError(f"session {waiter_pid} finished its call without waiting for {blocker_pid}")
+        time.sleep(0.01)
+    state = observer.execute(
+        "SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity WHERE pid = %s", (waiter_pid,)
+    ).fetchone()
+    raise AssertionError(f"session {waiter_pid} never waited for {blocker_pid}; pg_stat_activity: {state}")
+
+
+def run_while_blocked(
+    holder: psycopg.Connection,
+    waiter: psycopg.Connection,
+    observer: psycopg.Connection,
+    call: Callable[[psycopg.Connection], Any],
+    *,
+    release: Callable[[psycopg.Connection], None] = lambda conn: conn.commit(),
+) -> tuple[Any, BaseException | None]:
+    """Run ``call(waiter)`` in a thread, check that it waits for ``holder``, then ``release(holder)``.
+
+    ``holder`` must already hold its locks in an open transaction. Returns the
+    call's result and the exception it raised (one of them is None).
+    """
+    waiter.execute("SET statement_timeout = '20s'")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(call, waiter)
+        try:
+            wait_until_blocked(observer, waiter.info.backend_pid, holder.info.backend_pid, finished=future.done)
+        finally:
+            release(holder)
+        try:
+            return future.result(timeout=30), None
+        except psycopg.Error as exc:
+            return None, exc

@@ -1,0 +1,179 @@
+"""create_data_branch: a copy of a table for a branch, named <table>__<branch>, quoted, idempotent."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.extension.helpers import (
+    INVALID_PARAMETER_VALUE,
+    assert_nothing_written,
+    create_branch,
+    expect_error,
+    scalar,
+    snapshot,
+)
+
+
+def columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple]:
+    return conn.execute(
+        """
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+          FROM pg_attribute a
+          JOIN pg_class c ON c.oid = a.attrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum
+        """,
+        (schema, table),
+    ).fetchall()
+
+
+def table_rows(conn: psycopg.Connection, schema: str, table: str) -> list[tuple]:
+    return conn.execute(
+        sql.SQL("SELECT * FROM {}.{} ORDER BY 1").format(sql.Identifier(schema), sql.Identifier(table))
+    ).fetchall()
+
+
+def exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    return scalar(
+        conn,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    ) == 1
+
+
+def data_branch(conn: psycopg.Connection, table: str, to_branch: str, from_branch: str = "main") -> str:
+    return scalar(conn, "SELECT pggit.create_data_branch(%s, %s, %s)", (table, from_branch, to_branch))
+
+
+@pytest.fixture
+def orders(conn: psycopg.Connection) -> psycopg.Connection:
+    conn.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, total numeric(10, 2), note varchar(20))"
+    )
+    conn.execute("INSERT INTO orders SELECT g, 'c' || g, g * 1.5, NULL FROM generate_series(1, 50) g")
+    create_branch(conn, "feature")
+    return conn
+
+
+def test_data_branch_is_named_table__branch(orders):
+    assert data_branch(orders, "orders", "feature") == "orders__feature"
+    assert exists(orders, "public", "orders__feature")
+
+
+def test_data_branch_has_the_same_columns(orders):
+    data_branch(orders, "orders", "feature")
+    assert columns(orders, "public", "orders__feature") == columns(orders, "public", "orders")
+
+
+def test_data_branch_copies_the_rows(orders):
+    data_branch(orders, "orders", "feature")
+    assert table_rows(orders, "public", "orders__feature") == table_rows(orders, "public", "orders")
+
+
+def test_data_branch_is_a_copy_the_original_does_not_see_changes(orders):
+    data_branch(orders, "orders", "feature")
+    original = table_rows(orders, "public", "orders")
+    orders.execute("UPDATE orders__feature SET customer = 'changed'")
+    orders.execute("DELETE FROM orders__feature WHERE id > 10")
+    assert table_rows(orders, "public", "orders") == original
+
+
+def test_data_branch_is_idempotent(orders):
+    first = data_branch(orders, "orders", "feature")
+    second = data_branch(orders, "orders", "feature")
+    assert first == second
+    assert scalar(orders, "SELECT count(*) FROM orders__feature") == 50
+    assert scalar(orders, "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND starts_with(relname, 'orders__feature')") == 1
+
+
+def test_data_branch_goes_into_the_tables_schema(conn):
+    conn.execute("CREATE SCHEMA sales")
+    conn.execute("CREATE TABLE sales.items (id int, name text)")
+    conn.execute("INSERT INTO sales.items VALUES (1, 'one'), (2, 'two')")
+    create_branch(conn, "feature")
+    data_branch(conn, "sales.items", "feature")
+    assert exists(conn, "sales", "items__feature")
+    assert not exists(conn, "public", "items__feature")
+    assert table_rows(conn, "sales", "items__feature") == [(1, "one"), (2, "two")]
+
+
+def test_data_branch_quotes_names_that_need_quoting(conn):
+    conn.execute('CREATE SCHEMA "Odd Schema"')
+    conn.execute('CREATE TABLE "Odd Schema"."Weird ""Name""" (id int, "Mixed Col" text)')
+    conn.execute('INSERT INTO "Odd Schema"."Weird ""Name""" VALUES (1, \'a\'), (2, \'b\')')
+    create_branch(conn, "feature/x-1")
+    name = data_branch(conn, '"Odd Schema"."Weird ""Name"""', "feature/x-1")
+    assert name == 'Weird "Name"__feature/x-1'
+    assert exists(conn, "Odd Schema", 'Weird "Name"__feature/x-1')
+    assert columns(conn, "Odd Schema", name) == columns(conn, "Odd Schema", 'Weird "Name"')
+    assert table_rows(conn, "Odd Schema", name) == [(1, "a"), (2, "b")]
+
+
+def test_a_table_named_like_sql_is_copied_not_executed(conn):
+    conn.execute("CREATE TABLE victim (id int)")
+    name = "x(id int); DROP TABLE victim; CREATE TABLE y"
+    conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(name)))
+    conn.execute(sql.SQL("INSERT INTO {} VALUES (7)").format(sql.Identifier(name)))
+    create_branch(conn, "feature")
+    quoted = sql.Identifier(name).as_string(conn)
+    assert data_branch(conn, quoted, "feature") == f"{name}__feature"
+    assert scalar(conn, "SELECT to_regclass('public.victim') IS NOT NULL")
+    assert table_rows(conn, "public", f"{name}__feature") == [(7,)]
+    assert not exists(conn, "public", "x")
+
+
+def test_data_branch_of_a_branch_copies_that_branchs_copy(orders):
+    data_branch(orders, "orders", "feature")
+    orders.execute("DELETE FROM orders__feature WHERE id > 5")
+    create_branch(orders, "feature-child", "feature")
+    assert data_branch(orders, "orders", "feature-child", from_branch="feature") == "orders__feature-child"
+    assert scalar(orders, 'SELECT count(*) FROM "orders__feature-child"') == 5
+
+
+def test_data_branch_of_a_missing_table_is_a_clear_error(conn):
+    before = snapshot(conn)
+    expect_error(
+        conn, "SELECT pggit.create_data_branch('no_such_table', 'main', 'feature')",
+        sqlstate="42P01", names=["no_such_table"],
+    )
+    assert_nothing_written(conn, before)
+
+
+def test_data_branch_name_over_63_bytes_is_refused_not_truncated(conn):
+    conn.execute("CREATE TABLE orders_with_a_rather_long_name (id int)")
+    before = snapshot(conn)
+    expect_error(
+        conn, "SELECT pggit.create_data_branch('orders_with_a_rather_long_name', 'main', %s)",
+        ("feature-" + "x" * 40,), sqlstate=INVALID_PARAMETER_VALUE,
+    )
+    assert_nothing_written(conn, before)
+    assert scalar(
+        conn, "SELECT count(*) FROM pg_class WHERE starts_with(relname, 'orders_with_a_rather_long_name__')"
+    ) == 0
+
+
+@pytest.mark.parametrize(
+    ("table", "to_branch"),
+    [
+        ("orders", 'x"; DROP TABLE victim; --'),
+        ("orders", "x; DROP TABLE victim; --"),
+        ("orders; DROP TABLE victim; --", "feature"),
+        ('orders"; DROP TABLE victim; --', "feature"),
+        ("orders", "x') ; DROP TABLE victim; --"),
+    ],
+    ids=["branch_double_quote", "branch_semicolon", "table_semicolon", "table_double_quote", "branch_quote_paren"],
+)
+def test_an_injection_attempt_in_a_name_does_not_execute(orders, table, to_branch):
+    orders.execute("CREATE TABLE victim (id int)")
+    orders.execute("INSERT INTO victim VALUES (42)")
+    try:
+        data_branch(orders, table, to_branch)
+    except psycopg.Error as exc:
+        # A refusal is fine, as long as it is a clean one and not a syntax error of spliced SQL.
+        assert exc.sqlstate != "42601", f"the name reached the SQL text unquoted: {exc}"
+    assert scalar(orders, "SELECT to_regclass('public.victim') IS NOT NULL")
+    assert scalar(orders, "SELECT count(*) FROM victim") == 1

@@ -1,0 +1,372 @@
+"""DDL tracking: every change to an ordinary table bumps its version by the
+contract's rule, writes one history row and refreshes content_hash; failed or
+rolled-back DDL and system or temporary tables leave no trace."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.extension.helpers import (
+    assert_nothing_written,
+    history_count,
+    history_of,
+    rows,
+    scalar,
+    schema_hash,
+    snapshot,
+    tracked_object,
+    version,
+)
+
+BASE = "CREATE TABLE t (id int PRIMARY KEY, b int, c text)"
+
+# name -> (statements, new version, severity, change_type, command_tag); None: not fixed by the contract
+RULES = {
+    "add_column": (["ALTER TABLE t ADD COLUMN d int"], "1.1.0", "MINOR", "ALTER", "ALTER TABLE"),
+    "add_column_with_default": (["ALTER TABLE t ADD COLUMN d int DEFAULT 7 NOT NULL"], "1.1.0", "MINOR", "ALTER",
+                                "ALTER TABLE"),
+    "drop_column": (["ALTER TABLE t DROP COLUMN b"], "2.0.0", "MAJOR", "ALTER", "ALTER TABLE"),
+    "alter_column_type": (["ALTER TABLE t ALTER COLUMN b TYPE bigint"], "2.0.0", "MAJOR", "ALTER", "ALTER TABLE"),
+    "rename_column": (["ALTER TABLE t RENAME COLUMN b TO b2"], "2.0.0", "MAJOR", "ALTER", "ALTER TABLE"),
+    "set_default": (["ALTER TABLE t ALTER COLUMN b SET DEFAULT 5"], "1.0.1", "PATCH", "ALTER", "ALTER TABLE"),
+    "drop_default": (["ALTER TABLE t ALTER COLUMN b DROP DEFAULT"], "1.0.1", "PATCH", "ALTER", "ALTER TABLE"),
+    "comment_on_table": (["COMMENT ON TABLE t IS 'orders'"], "1.0.1", "PATCH", "ALTER", "COMMENT"),
+    "comment_on_column": (["COMMENT ON COLUMN t.b IS 'amount'"], "1.0.1", "PATCH", "ALTER", "COMMENT"),
+    "create_index": (["CREATE INDEX t_b_idx ON t (b)"], "1.0.1", "PATCH", None, "CREATE INDEX"),
+    "add_check_constraint": (["ALTER TABLE t ADD CONSTRAINT t_b_check CHECK (b > 0)"], "1.0.1", "PATCH", "ALTER",
+                             "ALTER TABLE"),
+    "add_unique_constraint": (["ALTER TABLE t ADD CONSTRAINT t_c_key UNIQUE (c)"], "1.0.1", "PATCH", "ALTER",
+                              "ALTER TABLE"),
+    "drop_primary_key": (["ALTER TABLE t DROP CONSTRAINT t_pkey"], "1.0.1", "PATCH", "ALTER", "ALTER TABLE"),
+    "set_not_null": (["ALTER TABLE t ALTER COLUMN b SET NOT NULL"], "1.0.1", "PATCH", "ALTER", "ALTER TABLE"),
+    "add_and_drop_column_in_one_statement": (["ALTER TABLE t ADD COLUMN d int, DROP COLUMN c"], "2.0.0", "MAJOR",
+                                             "ALTER", "ALTER TABLE"),
+    "add_two_columns_in_one_statement": (["ALTER TABLE t ADD COLUMN d int, ADD COLUMN e int"], "1.1.0", "MINOR",
+                                         "ALTER", "ALTER TABLE"),
+    "add_column_with_unique_index": (["ALTER TABLE t ADD COLUMN d int UNIQUE"], "1.1.0", "MINOR", "ALTER",
+                                     "ALTER TABLE"),
+    "alter_column_collation": (['ALTER TABLE t ALTER COLUMN c TYPE text COLLATE "C"'], "2.0.0", "MAJOR", "ALTER",
+                               "ALTER TABLE"),
+}
+
+# Changes that need something to exist first: (setup, statements, ...) as above.
+RULES_WITH_SETUP = {
+    "drop_index": (["CREATE INDEX t_b_idx ON t (b)"], ["DROP INDEX t_b_idx"], "1.0.2", "PATCH", None, "DROP INDEX"),
+    "drop_check_constraint": (["ALTER TABLE t ADD CONSTRAINT t_b_check CHECK (b > 0)"],
+                              ["ALTER TABLE t DROP CONSTRAINT t_b_check"], "1.0.2", "PATCH", "ALTER", "ALTER TABLE"),
+}
+
+
+def only_new_history_row(conn: psycopg.Connection, object_id: int, before: int) -> dict:
+    """The one history row the last statement wrote: ``before`` rows existed in the whole table."""
+    added = rows(conn, "SELECT * FROM pggit.history ORDER BY id OFFSET %s", (before,))
+    assert len(added) == 1, f"expected one new history row, got {added}"
+    assert added[0]["object_id"] == object_id
+    return added[0]
+
+
+def objects_named(conn: psycopg.Connection, schema: str, name: str) -> int:
+    return scalar(
+        conn, "SELECT count(*) FROM pggit.objects WHERE schema_name = %s AND object_name = %s", (schema, name)
+    )
+
+
+def assert_hash_refreshed(conn: psycopg.Connection, table: str = "t", schema: str = "public") -> None:
+    obj = tracked_object(conn, schema, table)
+    live = schema_hash(conn, f"{schema}.{table}")
+    assert obj["content_hash"] == live
+
+
+# --------------------------------------------------------------------------
+# CREATE
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [BASE, "CREATE TABLE t AS SELECT 1 AS id, 2 AS b", "SELECT 1 AS id INTO t", "CREATE TABLE t (LIKE pggit.migrations)"],
+    ids=["create_table", "create_table_as", "select_into", "create_table_like"],
+)
+def test_create_table_starts_at_1_0_0_with_one_history_row(conn, statement):
+    conn.execute(statement)
+    obj = tracked_object(conn, "public", "t")
+    assert (obj["version_major"], obj["version_minor"], obj["version_patch"]) == (1, 0, 0)
+    assert obj["is_active"] is True
+    assert version(conn, "t") == "1.0.0"
+    history = history_of(conn, obj["id"])
+    assert history_count(conn) == 1 and len(history) == 1
+    assert objects_named(conn, "public", "t") == 1
+    assert history[0]["change_type"] == "CREATE"
+    assert history[0]["new_version"] == "1.0.0"
+    assert history[0]["command_tag"].startswith("CREATE TABLE") or history[0]["command_tag"] == "SELECT INTO"
+    assert history[0]["created_at"] is not None and history[0]["created_by"]
+    assert_hash_refreshed(conn)
+
+
+def test_create_table_records_raw_schema_and_table_names(conn):
+    conn.execute('CREATE SCHEMA "Sales Dept"')
+    conn.execute('CREATE TABLE "Sales Dept"."Order Lines" (id int)')
+    obj = tracked_object(conn, "Sales Dept", "Order Lines")
+    assert obj is not None and obj["is_active"]
+    assert obj["content_hash"] == schema_hash(conn, '"Sales Dept"."Order Lines"')
+
+
+# --------------------------------------------------------------------------
+# ALTER: the bump rules
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_table_change_bumps_the_version_by_its_rule(conn, rule):
+    statements, new_version, severity, change_type, command_tag = RULES[rule]
+    conn.execute(BASE)
+    obj = tracked_object(conn, "public", "t")
+    for statement in statements:
+        conn.execute(statement)
+    row = only_new_history_row(conn, obj["id"], 1)
+    assert objects_named(conn, "public", "t") == 1
+    assert version(conn, "t") == new_version
+    assert (row["old_version"], row["new_version"], row["severity"]) == ("1.0.0", new_version, severity)
+    assert row["command_tag"] == command_tag
+    if change_type:
+        assert row["change_type"] == change_type
+    assert_hash_refreshed(conn)
+
+
+@pytest.mark.parametrize("rule", RULES_WITH_SETUP)
+def test_table_change_after_setup_bumps_the_version_by_its_rule(conn, rule):
+    setup, statements, new_version, severity, change_type, command_tag = RULES_WITH_SETUP[rule]
+    conn.execute(BASE)
+    for statement in setup:
+        conn.execute(statement)
+    obj = tracked_object(conn, "public", "t")
+    for statement in statements:
+        conn.execute(statement)
+    row = only_new_history_row(conn, obj["id"], 2)
+    assert version(conn, "t") == new_version
+    assert (row["new_version"], row["severity"], row["command_tag"]) == (new_version, severity, command_tag)
+    if change_type:
+        assert row["change_type"] == change_type
+    assert_hash_refreshed(conn)
+
+
+def test_rename_table_bumps_major_and_follows_the_new_name(conn):
+    conn.execute(BASE)
+    object_id = tracked_object(conn, "public", "t")["id"]
+    conn.execute("ALTER TABLE t RENAME TO t_renamed")
+    row = only_new_history_row(conn, object_id, 1)
+    assert (row["old_version"], row["new_version"], row["severity"]) == ("1.0.0", "2.0.0", "MAJOR")
+    assert version(conn, "t_renamed") == "2.0.0"
+    assert version(conn, "t") is None
+    assert_hash_refreshed(conn, "t_renamed")
+
+
+def test_versions_accumulate_over_a_sequence_of_changes(conn):
+    conn.execute(BASE)
+    object_id = tracked_object(conn, "public", "t")["id"]
+    steps = [
+        ("ALTER TABLE t ADD COLUMN d int", "1.1.0"),
+        ("ALTER TABLE t ALTER COLUMN d SET DEFAULT 1", "1.1.1"),
+        ("CREATE INDEX t_d_idx ON t (d)", "1.1.2"),
+        ("ALTER TABLE t ADD COLUMN e int", "1.2.0"),
+        ("ALTER TABLE t DROP COLUMN e", "2.0.0"),
+        ("COMMENT ON TABLE t IS 'x'", "2.0.1"),
+        ("ALTER TABLE t ADD COLUMN f int", "2.1.0"),
+    ]
+    for statement, expected in steps:
+        conn.execute(statement)
+        assert version(conn, "t") == expected, statement
+        assert_hash_refreshed(conn)
+    history = history_of(conn, object_id)
+    assert [h["new_version"] for h in history] == ["1.0.0"] + [v for _, v in steps]
+    assert [h["old_version"] for h in history[1:]] == [h["new_version"] for h in history[:-1]]
+
+
+def test_objects_row_agrees_with_get_version(conn):
+    conn.execute(BASE)
+    conn.execute("ALTER TABLE t ADD COLUMN d int")
+    conn.execute("ALTER TABLE t ALTER COLUMN d SET DEFAULT 0")
+    obj = tracked_object(conn, "public", "t")
+    assert rows(conn, "SELECT major, minor, patch FROM pggit.get_version('t')") == [
+        {"major": obj["version_major"], "minor": obj["version_minor"], "patch": obj["version_patch"]}
+    ]
+
+
+# --------------------------------------------------------------------------
+# DROP
+# --------------------------------------------------------------------------
+
+
+def test_drop_table_bumps_major_and_marks_the_object_inactive(conn):
+    conn.execute(BASE)
+    conn.execute("ALTER TABLE t ADD COLUMN d int")
+    object_id = tracked_object(conn, "public", "t")["id"]
+    conn.execute("DROP TABLE t")
+    row = only_new_history_row(conn, object_id, 2)
+    assert (row["change_type"], row["severity"], row["command_tag"]) == ("DROP", "MAJOR", "DROP TABLE")
+    assert (row["old_version"], row["new_version"]) == ("1.1.0", "2.0.0")
+    obj = rows(conn, "SELECT * FROM pggit.objects WHERE id = %s", (object_id,))[0]
+    assert obj["is_active"] is False
+    assert (obj["version_major"], obj["version_minor"], obj["version_patch"]) == (2, 0, 0)
+    assert version(conn, "t") is None
+
+
+def test_dropping_two_tables_in_one_statement_records_each(conn):
+    conn.execute("CREATE TABLE a (id int)")
+    conn.execute("CREATE TABLE b (id int)")
+    ids = [tracked_object(conn, "public", name)["id"] for name in ("a", "b")]
+    conn.execute("DROP TABLE a, b")
+    for object_id in ids:
+        assert [h["change_type"] for h in history_of(conn, object_id)] == ["CREATE", "DROP"]
+        assert rows(conn, "SELECT is_active FROM pggit.objects WHERE id = %s", (object_id,)) == [{"is_active": False}]
+
+
+def test_drop_schema_cascade_marks_its_tables_inactive(conn):
+    conn.execute("CREATE SCHEMA doomed")
+    conn.execute("CREATE TABLE doomed.t (id int)")
+    object_id = tracked_object(conn, "doomed", "t")["id"]
+    conn.execute("DROP SCHEMA doomed CASCADE")
+    assert rows(conn, "SELECT is_active FROM pggit.objects WHERE id = %s", (object_id,)) == [{"is_active": False}]
+    assert history_of(conn, object_id)[-1]["change_type"] == "DROP"
+
+
+def test_a_table_made_again_after_drop_starts_at_1_0_0(conn):
+    conn.execute(BASE)
+    conn.execute("ALTER TABLE t ADD COLUMN d int")
+    conn.execute("DROP TABLE t")
+    conn.execute(BASE)
+    assert version(conn, "t") == "1.0.0"
+    assert_hash_refreshed(conn)
+
+
+# --------------------------------------------------------------------------
+# Changes a table gets from DDL on another object
+# --------------------------------------------------------------------------
+
+# setup, statement, {table: (new version, severity)}; a dropped table has no version
+SIDE_EFFECTS = {
+    "drop_type_cascade_drops_a_column": (
+        ["CREATE TYPE mood AS ENUM ('ok')", "CREATE TABLE et (id int, m mood)"],
+        "DROP TYPE mood CASCADE", {"et": ("2.0.0", "MAJOR")}),
+    "drop_sequence_cascade_drops_a_default": (
+        ["CREATE SEQUENCE sq", "CREATE TABLE et (id int DEFAULT nextval('sq'))"],
+        "DROP SEQUENCE sq CASCADE", {"et": ("1.0.1", "PATCH")}),
+    "drop_function_cascade_drops_a_check": (
+        ["CREATE FUNCTION positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0'",
+         "CREATE TABLE et (id int CHECK (positive(id)))"],
+        "DROP FUNCTION positive(int) CASCADE", {"et": ("1.0.1", "PATCH")}),
+    "drop_table_cascade_drops_a_foreign_key": (
+        ["CREATE TABLE parent (id int PRIMARY KEY)", "CREATE TABLE et (id int, p int REFERENCES parent)"],
+        "DROP TABLE parent CASCADE", {"et": ("1.0.1", "PATCH"), "parent": (None, "MAJOR")}),
+    "drop_primary_key_cascade_drops_a_foreign_key": (
+        ["CREATE TABLE parent (id int PRIMARY KEY)", "CREATE TABLE et (id int, p int REFERENCES parent)"],
+        "ALTER TABLE parent DROP CONSTRAINT parent_pkey CASCADE",
+        {"et": ("1.0.1", "PATCH"), "parent": ("1.0.1", "PATCH")}),
+    "alter_partitioned_parent_drops_partition_columns": (
+        ["CREATE TABLE et (id int, k int, gone int) PARTITION BY RANGE (k)",
+         "CREATE TABLE et_1 PARTITION OF et FOR VALUES FROM (0) TO (10)"],
+        "ALTER TABLE et DROP COLUMN gone", {"et": ("2.0.0", "MAJOR"), "et_1": ("2.0.0", "MAJOR")}),
+    "rename_schema_moves_its_tables": (
+        ["CREATE SCHEMA old_name", "CREATE TABLE old_name.et (id int)"],
+        "ALTER SCHEMA old_name RENAME TO new_name", {"new_name.et": ("2.0.0", "MAJOR")}),
+}
+
+
+@pytest.mark.parametrize("case", SIDE_EFFECTS)
+def test_a_table_changed_by_ddl_on_another_object_is_recorded_once(conn, case):
+    setup, statement, expected = SIDE_EFFECTS[case]
+    for step in setup:
+        conn.execute(step)
+    before = history_count(conn)
+    conn.execute(statement)
+    added = rows(conn, "SELECT * FROM pggit.history ORDER BY id OFFSET %s", (before,))
+    assert len(added) == len(expected), f"expected one history row per changed table, got {added}"
+    for table, (new_version, severity) in expected.items():
+        assert version(conn, table) == new_version, table
+        schema, _, name = table.rpartition(".")
+        obj = tracked_object(conn, schema or "public", name)
+        assert [h["severity"] for h in added if h["object_id"] == obj["id"]] == [severity], table
+        assert obj["content_hash"] == schema_hash(conn, table)
+    assert rows(conn, "SELECT * FROM pggit.detect_drift()") == []
+
+
+# --------------------------------------------------------------------------
+# What leaves no trace
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["CREATE TABLE t2 (id int)", "ALTER TABLE t ADD COLUMN d int", "ALTER TABLE t DROP COLUMN b", "DROP TABLE t",
+     "CREATE INDEX t_c_idx ON t (c)"],
+    ids=["create", "add_column", "drop_column", "drop_table", "create_index"],
+)
+def test_rolled_back_ddl_leaves_no_history(conn, connect, statement):
+    conn.execute(BASE)
+    before = snapshot(conn)
+    session = connect(autocommit=False)
+    session.execute(statement)
+    session.rollback()
+    assert_nothing_written(conn, before)
+
+
+def test_ddl_rolled_back_to_a_savepoint_leaves_no_history(conn, connect):
+    conn.execute(BASE)
+    before = snapshot(conn)
+    session = connect(autocommit=False)
+    session.execute("SAVEPOINT s")
+    session.execute("ALTER TABLE t ADD COLUMN d int")
+    session.execute("ROLLBACK TO SAVEPOINT s")
+    session.commit()
+    assert_nothing_written(conn, before)
+    assert version(conn, "t") == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["ALTER TABLE t ADD COLUMN b int", "CREATE TABLE t (id int)", "ALTER TABLE t ALTER COLUMN c TYPE int",
+     "ALTER TABLE t ADD CONSTRAINT bad CHECK (no_such_column > 0)", "ALTER TABLE t ADD COLUMN ok int, ADD COLUMN b int"],
+    ids=["duplicate_column", "duplicate_table", "impossible_type_change", "bad_constraint", "second_subcommand_fails"],
+)
+def test_a_failing_ddl_statement_leaves_no_history(conn, statement):
+    conn.execute(BASE)
+    conn.execute("INSERT INTO t VALUES (1, 1, 'not a number')")
+    before = snapshot(conn)
+    with pytest.raises(psycopg.Error):
+        conn.execute(statement)
+    assert_nothing_written(conn, before)
+
+
+def test_ddl_in_a_transaction_that_fails_later_leaves_no_history(conn, connect):
+    conn.execute(BASE)
+    before = snapshot(conn)
+    session = connect(autocommit=False)
+    session.execute("ALTER TABLE t ADD COLUMN d int")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        session.execute("SELECT 1 / 0")
+    session.rollback()
+    assert_nothing_written(conn, before)
+
+
+UNTRACKED_PLACES = {
+    "pggit": ["CREATE TABLE pggit.scratch (id int)", "ALTER TABLE pggit.scratch ADD COLUMN b int",
+              "DROP TABLE pggit.scratch"],
+    "information_schema": ["CREATE TABLE information_schema.scratch (id int)",
+                           "ALTER TABLE information_schema.scratch ADD COLUMN b int",
+                           "DROP TABLE information_schema.scratch"],
+    "pg_catalog": ["SET allow_system_table_mods = on", "CREATE TABLE pg_catalog.scratch (id int)",
+                   "ALTER TABLE pg_catalog.scratch ADD COLUMN b int", "DROP TABLE pg_catalog.scratch",
+                   "RESET allow_system_table_mods"],
+    "temporary": ["CREATE TEMP TABLE scratch (id int)", "ALTER TABLE scratch ADD COLUMN b int",
+                  "CREATE INDEX ON scratch (b)", "DROP TABLE scratch"],
+    "temporary_on_commit_drop": ["BEGIN", "CREATE TEMP TABLE scratch (id int) ON COMMIT DROP", "COMMIT"],
+}
+
+
+@pytest.mark.parametrize("place", UNTRACKED_PLACES)
+def test_tables_in_system_and_temporary_schemas_are_not_tracked(conn, place):
+    before = snapshot(conn)
+    for statement in UNTRACKED_PLACES[place]:
+        conn.execute(statement)
+    assert_nothing_written(conn, before)

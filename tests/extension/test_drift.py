@@ -1,0 +1,112 @@
+"""detect_drift: tracked tables whose live structure no longer matches what pggit recorded."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.extension.helpers import (
+    assert_nothing_written,
+    rows,
+    schema_hash,
+    set_event_triggers,
+    snapshot,
+    tracked_object,
+)
+
+CHANGES_BEHIND_PGGITS_BACK = {
+    "add_column": "ALTER TABLE {t} ADD COLUMN sneaky int",
+    "drop_column": "ALTER TABLE {t} DROP COLUMN note",
+    "column_type": "ALTER TABLE {t} ALTER COLUMN note TYPE varchar(5)",
+    "add_index": "CREATE INDEX ON {t} (note)",
+    "set_default": "ALTER TABLE {t} ALTER COLUMN note SET DEFAULT 'x'",
+}
+
+
+def drift(conn: psycopg.Connection) -> list[dict]:
+    return rows(conn, "SELECT * FROM pggit.detect_drift() ORDER BY schema_name, object_name")
+
+
+def behind_pggits_back(conn: psycopg.Connection, statement: str) -> None:
+    set_event_triggers(conn, enabled=False)
+    try:
+        conn.execute(statement)
+    finally:
+        set_event_triggers(conn, enabled=True)
+
+
+@pytest.fixture
+def tracked(conn: psycopg.Connection) -> psycopg.Connection:
+    conn.execute("CREATE TABLE watched (id int PRIMARY KEY, note text)")
+    conn.execute("CREATE TABLE bystander (id int PRIMARY KEY)")
+    return conn
+
+
+def test_no_drift_in_a_fresh_database(conn):
+    assert drift(conn) == []
+
+
+def test_no_drift_after_tracked_creates_and_alters(tracked):
+    tracked.execute("ALTER TABLE watched ADD COLUMN extra int")
+    tracked.execute("CREATE INDEX ON watched (extra)")
+    tracked.execute("ALTER TABLE bystander RENAME TO bystander2")
+    tracked.execute("ALTER TABLE watched DROP COLUMN extra")
+    tracked.execute("CREATE TABLE dropped_later (id int)")
+    tracked.execute("DROP TABLE dropped_later")
+    assert drift(tracked) == []
+
+
+@pytest.mark.parametrize("change", CHANGES_BEHIND_PGGITS_BACK)
+def test_change_with_event_triggers_disabled_is_reported_with_both_hashes(tracked, change):
+    recorded = tracked_object(tracked, "public", "watched")["content_hash"]
+    behind_pggits_back(tracked, CHANGES_BEHIND_PGGITS_BACK[change].format(t="watched"))
+    live = schema_hash(tracked, "public.watched")
+    assert live != recorded
+    assert drift(tracked) == [
+        {"schema_name": "public", "object_name": "watched", "recorded_hash": recorded, "live_hash": live}
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement", ["DROP TABLE watched", "ALTER TABLE watched RENAME TO watched_elsewhere"], ids=["dropped", "renamed"]
+)
+def test_table_gone_while_tracking_was_paused_is_reported_without_live_hash(tracked, statement):
+    recorded = tracked_object(tracked, "public", "watched")["content_hash"]
+    behind_pggits_back(tracked, statement)
+    assert drift(tracked) == [
+        {"schema_name": "public", "object_name": "watched", "recorded_hash": recorded, "live_hash": None}
+    ]
+
+
+def test_drift_is_gone_after_a_tracked_change_to_the_table(tracked):
+    behind_pggits_back(tracked, "ALTER TABLE watched ADD COLUMN sneaky int")
+    assert len(drift(tracked)) == 1
+    tracked.execute("ALTER TABLE watched ADD COLUMN tracked_again int")
+    assert drift(tracked) == []
+
+
+def test_drift_reports_names_that_need_quoting(conn):
+    conn.execute('CREATE SCHEMA "Odd Schema"')
+    conn.execute('CREATE TABLE "Odd Schema"."Mixed Case" (id int)')
+    recorded = tracked_object(conn, "Odd Schema", "Mixed Case")["content_hash"]
+    behind_pggits_back(conn, 'ALTER TABLE "Odd Schema"."Mixed Case" ADD COLUMN sneaky int')
+    assert drift(conn) == [
+        {"schema_name": "Odd Schema", "object_name": "Mixed Case", "recorded_hash": recorded,
+         "live_hash": schema_hash(conn, '"Odd Schema"."Mixed Case"')}
+    ]
+
+
+def test_detect_drift_writes_nothing(tracked):
+    behind_pggits_back(tracked, "ALTER TABLE watched ADD COLUMN sneaky int")
+    before = snapshot(tracked)
+    drift(tracked)
+    assert_nothing_written(tracked, before)
+
+
+def test_drift_is_unaffected_by_search_path(tracked):
+    behind_pggits_back(tracked, "ALTER TABLE watched ADD COLUMN sneaky int")
+    expected = drift(tracked)
+    tracked.execute("CREATE SCHEMA elsewhere")
+    tracked.execute("CREATE TABLE elsewhere.watched (other int)")
+    tracked.execute("SET search_path = elsewhere")
+    assert drift(tracked) == expected

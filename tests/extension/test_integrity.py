@@ -1,0 +1,222 @@
+"""verify_integrity: one row per check, all ok on healthy metadata, the
+matching check fails with a detail naming the offending row on damaged
+metadata, and the function never raises."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.extension.helpers import assert_nothing_written, commit, create_branch, rows, scalar, snapshot
+
+# Check names documented in extension/README.md, by the contract clause they cover.
+HEADS_EXIST = "branch_heads_exist"
+BRANCH_PARENTS_EXIST = "branch_parents_exist"
+COMMIT_PARENTS_EXIST = "commit_parents_exist"
+PARENTS_PRECEDE = "commit_parents_precede_children"
+NO_CYCLES = "no_commit_cycles"
+UNIQUE_IDS = "unique_commit_ids"
+SEQUENCE_AHEAD = "sequence_ahead_of_ids"
+VERSIONS_MATCH = "versions_match_history"
+CONTRACT_CHECKS = {HEADS_EXIST, BRANCH_PARENTS_EXIST, COMMIT_PARENTS_EXIST, PARENTS_PRECEDE, NO_CYCLES,
+                   UNIQUE_IDS, SEQUENCE_AHEAD, VERSIONS_MATCH}
+
+
+def report(conn: psycopg.Connection) -> dict[str, dict]:
+    found = rows(conn, "SELECT check_name, ok, detail FROM pggit.verify_integrity()")
+    names = [r["check_name"] for r in found]
+    assert len(names) == len(set(names)), f"a check is reported twice: {names}"
+    return {r["check_name"]: r for r in found}
+
+
+def assert_all_ok(conn: psycopg.Connection) -> None:
+    checks = report(conn)
+    assert CONTRACT_CHECKS <= set(checks), f"missing checks: {CONTRACT_CHECKS - set(checks)}"
+    failing = {name: r["detail"] for name, r in checks.items() if r["ok"] is not True}
+    assert not failing, failing
+
+
+def as_superuser_behind_pggits_back(conn: psycopg.Connection, *statements: str) -> None:
+    """Damage metadata directly: replica mode skips any trigger or foreign key that would stop it."""
+    conn.execute("SET session_replication_role = replica")
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.execute("RESET session_replication_role")
+
+
+def make_busy(conn: psycopg.Connection) -> None:
+    """A database that has seen most of what pggit does."""
+    conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text)")
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customers)")
+    conn.execute("ALTER TABLE orders ADD COLUMN total numeric")
+    conn.execute("ALTER TABLE orders ALTER COLUMN total SET DEFAULT 0")
+    conn.execute("CREATE INDEX ON orders (customer)")
+    conn.execute("ALTER TABLE customers RENAME COLUMN name TO full_name")
+    conn.execute("CREATE TABLE scratch (id int)")
+    conn.execute("DROP TABLE scratch")
+    conn.execute("CREATE TABLE scratch (id int, again boolean)")
+    conn.execute("ALTER TABLE scratch RENAME TO scratch2")
+    conn.execute("INSERT INTO customers VALUES (1, 'ada')")
+    for i in range(5):
+        commit(conn, "main", f"main {i}")
+    create_branch(conn, "feature")
+    commit(conn, "feature", "feature 1")
+    conn.execute("SELECT pggit.commit_changes('feature', 'custom', 'release-2024-01-01')")
+    commit(conn, "feature", "after custom")
+    commit(conn, "auto-created", "made on the fly")
+    create_branch(conn, "doomed", "feature")
+    commit(conn, "doomed", "soon deleted")
+    conn.execute("SELECT pggit.delete_branch_simple('doomed')")
+    conn.execute("SELECT pggit.create_data_branch('customers', 'main', 'feature')")
+    conn.execute("SELECT pggit.apply_migration('001', 'CREATE TABLE m1 (id int)', 'DROP TABLE m1', 'one')")
+    conn.execute("SELECT pggit.apply_migration('002', 'ALTER TABLE m1 ADD COLUMN b int', 'ALTER TABLE m1 DROP COLUMN b')")
+    conn.execute("SELECT pggit.rollback_migration('002')")
+    conn.execute("SELECT pggit.generate_trinity_id() FROM generate_series(1, 20)")
+
+
+@pytest.fixture
+def chain(conn: psycopg.Connection) -> dict[str, str]:
+    """Three commits on main (c1 <- c2 <- c3) and a branch 'feature' with one commit of its own."""
+    ids = {f"c{i}": commit(conn, "main", f"commit {i}") for i in (1, 2, 3)}
+    create_branch(conn, "feature")
+    ids["f1"] = commit(conn, "feature", "feature commit")
+    conn.execute("CREATE TABLE t (id int)")
+    assert_all_ok(conn)
+    return ids
+
+
+def test_every_contract_check_is_reported_once_and_ok_on_a_fresh_database(conn):
+    assert_all_ok(conn)
+
+
+def test_every_check_is_ok_on_a_busy_database(conn):
+    make_busy(conn)
+    assert_all_ok(conn)
+
+
+def test_verify_integrity_writes_nothing(conn):
+    make_busy(conn)
+    before = snapshot(conn)
+    report(conn)
+    assert_nothing_written(conn, before)
+
+
+# --------------------------------------------------------------------------
+# Damage: the matching check fails and names the offending row
+# --------------------------------------------------------------------------
+
+
+def assert_fails(conn: psycopg.Connection, check: str, *any_of: str) -> None:
+    result = report(conn)[check]
+    assert result["ok"] is False, f"{check} did not notice the damage: {result['detail']}"
+    assert any(token in (result["detail"] or "") for token in any_of), (
+        f"{check} detail names none of {any_of}: {result['detail']!r}"
+    )
+
+
+def test_head_pointing_to_a_missing_commit_is_reported(conn, chain):
+    as_superuser_behind_pggits_back(
+        conn, "UPDATE pggit.branches SET head_commit_hash = 'TRN-no-such-commit' WHERE name = 'feature'"
+    )
+    assert_fails(conn, HEADS_EXIST, "feature", "TRN-no-such-commit")
+
+
+def test_missing_parent_commit_is_reported(conn, chain):
+    as_superuser_behind_pggits_back(
+        conn, f"UPDATE pggit.commits SET parent_commit_hash = 'ghost-parent-0001' WHERE hash = '{chain['c2']}'"
+    )
+    assert_fails(conn, COMMIT_PARENTS_EXIST, chain["c2"])
+
+
+def test_missing_parent_branch_is_reported(conn, chain):
+    as_superuser_behind_pggits_back(conn, "UPDATE pggit.branches SET parent_branch_id = 999999 WHERE name = 'feature'")
+    assert_fails(conn, BRANCH_PARENTS_EXIST, "feature")
+
+
+def test_parent_committed_after_its_child_is_reported(conn):
+    # 'early' gets its commit before main gets one; no chain connects them.
+    create_branch(conn, "early")
+    early = commit(conn, "early", "first of all")
+    later = commit(conn, "main", "afterwards")
+    assert_all_ok(conn)
+    as_superuser_behind_pggits_back(
+        conn, f"UPDATE pggit.commits SET parent_commit_hash = '{later}' WHERE hash = '{early}'"
+    )
+    assert_fails(conn, PARENTS_PRECEDE, early)
+
+
+def test_parent_cycle_is_reported(conn, chain):
+    as_superuser_behind_pggits_back(
+        conn, f"UPDATE pggit.commits SET parent_commit_hash = '{chain['c3']}' WHERE hash = '{chain['c1']}'"
+    )
+    conn.execute("SET statement_timeout = '20s'")
+    assert_fails(conn, NO_CYCLES, chain["c1"], chain["c2"], chain["c3"])
+
+
+def test_duplicate_trinity_id_is_reported(conn, chain):
+    constraints = [
+        r[0] for r in conn.execute(
+            """
+            SELECT con.conname FROM pg_constraint con
+             WHERE con.conrelid = 'pggit.commits'::regclass AND con.contype IN ('u', 'p')
+               AND con.conkey = ARRAY[(SELECT attnum FROM pg_attribute
+                                        WHERE attrelid = 'pggit.commits'::regclass AND attname = 'hash')]
+            """
+        )
+    ]
+    assert constraints, "pggit.commits.hash has no unique constraint to drop"
+    create_branch(conn, "dup")
+    extra = commit(conn, "dup", "will take an existing ID")
+    as_superuser_behind_pggits_back(
+        conn,
+        *[f'ALTER TABLE pggit.commits DROP CONSTRAINT "{name}" CASCADE' for name in constraints],
+        f"UPDATE pggit.commits SET hash = '{chain['c2']}' WHERE hash = '{extra}'",
+        f"UPDATE pggit.branches SET head_commit_hash = '{chain['c2']}' WHERE name = 'dup'",
+    )
+    assert_fails(conn, UNIQUE_IDS, chain["c2"])
+
+
+def test_sequence_set_behind_issued_ids_is_reported(conn, chain):
+    as_superuser_behind_pggits_back(conn, "SELECT setval('pggit.trinity_id_seq', 1)")
+    assert_fails(conn, SEQUENCE_AHEAD, chain["f1"])
+
+
+def test_version_disagreeing_with_history_is_reported(conn, chain):
+    as_superuser_behind_pggits_back(
+        conn, "UPDATE pggit.objects SET version_major = 7 WHERE object_name = 't' AND schema_name = 'public'"
+    )
+    assert_fails(conn, VERSIONS_MATCH, "t")
+
+
+def test_version_without_any_history_is_reported(conn, chain):
+    object_id = scalar(conn, "SELECT id FROM pggit.objects WHERE object_name = 't'")
+    as_superuser_behind_pggits_back(conn, f"DELETE FROM pggit.history WHERE object_id = {object_id}")
+    assert_fails(conn, VERSIONS_MATCH, "t")
+
+
+# --------------------------------------------------------------------------
+# Never raises
+# --------------------------------------------------------------------------
+
+WRECKAGE = {
+    "all_commits_gone": ["DELETE FROM pggit.commits"],
+    "all_branches_gone": ["DELETE FROM pggit.branches"],
+    "garbage_ids": ["UPDATE pggit.commits SET hash = 'TRN-' || id || '-garbage', parent_commit_hash = 'TRN-xx'"],
+    "id_with_huge_sequence_number": ["UPDATE pggit.commits SET hash = 'TRN-20250101000000-999999999999-ffffffff' "
+                                     "WHERE id = (SELECT min(id) FROM pggit.commits)"],
+    "self_parent": ["UPDATE pggit.commits SET parent_commit_hash = hash"],
+    "branch_is_its_own_parent": ["UPDATE pggit.branches SET parent_branch_id = id"],
+    "history_of_missing_object": ["UPDATE pggit.history SET object_id = object_id + 100000"],
+    "version_text_garbage": ["UPDATE pggit.history SET new_version = 'not.a.version'"],
+}
+
+
+@pytest.mark.parametrize("damage", WRECKAGE)
+def test_verify_integrity_never_raises_on_wrecked_metadata(conn, chain, damage):
+    as_superuser_behind_pggits_back(conn, *WRECKAGE[damage])
+    conn.execute("SET statement_timeout = '20s'")
+    checks = report(conn)
+    assert CONTRACT_CHECKS <= set(checks)
+    assert not all(r["ok"] for r in checks.values()), f"{damage} went unnoticed"

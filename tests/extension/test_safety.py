@@ -1,0 +1,276 @@
+"""Safety: pinned search_path on SECURITY DEFINER functions, read-only tables
+for ordinary roles, USAGE + EXECUTE as the way in, no hijacking through the
+caller's search_path."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.extension.helpers import (
+    INSUFFICIENT_PRIVILEGE,
+    PGGIT_TABLES,
+    assert_nothing_written,
+    commit_row,
+    expect_error,
+    history_of,
+    rows,
+    scalar,
+    snapshot,
+    tracked_object,
+    version,
+)
+
+WRITES = {
+    "insert": "INSERT INTO pggit.{} DEFAULT VALUES",
+    "update": "UPDATE pggit.{} SET {} = {}",
+    "delete": "DELETE FROM pggit.{}",
+    "truncate": "TRUNCATE pggit.{}",
+}
+# A column of each table to name in the UPDATE.
+KEY_COLUMN = {"branches": "id", "commits": "id", "objects": "id", "history": "id", "migrations": "version"}
+
+TRUSTED_PATH_ENTRIES = {"pg_catalog", "pggit", "pg_temp"}
+
+
+def grant_the_way_in(conn: psycopg.Connection, role: str) -> None:
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA pggit TO {}").format(sql.Identifier(role)))
+    conn.execute(sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pggit TO {}").format(sql.Identifier(role)))
+
+
+def own_schema(conn: psycopg.Connection, schema: str, role: str) -> None:
+    conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(schema), sql.Identifier(role)))
+
+
+# --------------------------------------------------------------------------
+# SECURITY DEFINER functions
+# --------------------------------------------------------------------------
+
+
+def test_every_security_definer_function_pins_a_trusted_search_path(conn):
+    definers = rows(
+        conn,
+        "SELECT p.oid::regprocedure::text AS function, p.proconfig AS config FROM pg_proc p "
+        "WHERE p.pronamespace = 'pggit'::regnamespace AND p.prosecdef ORDER BY 1",
+    )
+    assert definers, "commit_changes and DDL tracking for ordinary roles need SECURITY DEFINER functions"
+    offenders = {}
+    for row in definers:
+        paths = [c.split("=", 1)[1] for c in row["config"] or [] if c.startswith("search_path=")]
+        if not paths:
+            offenders[row["function"]] = "no pinned search_path"
+            continue
+        entries = [entry.strip().strip('"') for entry in paths[0].split(",")]
+        untrusted = [entry for entry in entries if entry not in TRUSTED_PATH_ENTRIES]
+        if untrusted:
+            offenders[row["function"]] = f"untrusted schemas on search_path: {untrusted}"
+        elif "pg_temp" in entries and entries[-1] != "pg_temp":
+            offenders[row["function"]] = "pg_temp is not last"
+    assert not offenders, offenders
+
+
+# --------------------------------------------------------------------------
+# Ordinary roles: read yes, write only through the functions
+# --------------------------------------------------------------------------
+
+
+def test_ordinary_role_can_read_every_pggit_table(conn, connect, make_role):
+    role = make_role()
+    conn.execute("SELECT pggit.commit_changes('main', 'something to read')")
+    conn.execute("CREATE TABLE t (id int)")
+    conn.execute("SELECT pggit.apply_migration('001', 'SELECT 1')")
+    as_role = connect(user=role)
+    for table in PGGIT_TABLES:
+        query = sql.SQL("SELECT count(*) FROM pggit.{}").format(sql.Identifier(table))
+        assert as_role.execute(query).fetchone()[0] == conn.execute(query).fetchone()[0] > 0, table
+
+
+@pytest.mark.parametrize("table", PGGIT_TABLES)
+def test_ordinary_role_cannot_write_pggit_tables(conn, connect, make_role, table):
+    role = make_role()
+    conn.execute("SELECT pggit.commit_changes('main', 'something to damage')")
+    conn.execute("CREATE TABLE t (id int)")
+    conn.execute("SELECT pggit.apply_migration('001', 'SELECT 1')")
+    before = snapshot(conn)
+    as_role = connect(user=role)
+    for statement in WRITES.values():
+        expect_error(as_role, statement.format(table, KEY_COLUMN[table], KEY_COLUMN[table]), sqlstate=INSUFFICIENT_PRIVILEGE)
+    assert_nothing_written(conn, before)
+
+
+@pytest.mark.parametrize("granted", [False, True], ids=["without_grants", "with_usage_and_execute"])
+def test_ordinary_role_cannot_write_pggit_tables_even_with_the_grants(conn, connect, make_role, granted):
+    role = make_role()
+    if granted:
+        grant_the_way_in(conn, role)
+    conn.execute("SELECT pggit.commit_changes('main', 'first')")
+    before = snapshot(conn)
+    as_role = connect(user=role)
+    expect_error(as_role, "UPDATE pggit.branches SET head_commit_hash = NULL", sqlstate=INSUFFICIENT_PRIVILEGE)
+    expect_error(as_role, "SELECT setval('pggit.trinity_id_seq', 1)", sqlstate=INSUFFICIENT_PRIVILEGE)
+    assert_nothing_written(conn, before)
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["SELECT pggit.commit_changes('main', 'sneaky')", "SELECT pggit.create_branch('sneaky')",
+     "SELECT pggit.delete_branch_simple('main')", "SELECT pggit.apply_migration('999', 'SELECT 1')"],
+    ids=["commit_changes", "create_branch", "delete_branch_simple", "apply_migration"],
+)
+def test_ordinary_role_without_execute_cannot_write_through_the_functions(conn, connect, make_role, call):
+    role = make_role()
+    before = snapshot(conn)
+    expect_error(connect(user=role), call, sqlstate=INSUFFICIENT_PRIVILEGE)
+    assert_nothing_written(conn, before)
+
+
+def test_role_with_usage_and_execute_commits_through_the_functions(conn, connect, make_role):
+    role = make_role()
+    grant_the_way_in(conn, role)
+    as_role = connect(user=role)
+    branch_id = scalar(as_role, "SELECT pggit.create_branch('role-branch')")
+    trinity_id = scalar(as_role, "SELECT pggit.commit_changes('role-branch', 'by an ordinary role')")
+    row = commit_row(conn, trinity_id)
+    assert row["branch_id"] == branch_id
+    assert row["author"] == role
+    assert scalar(conn, "SELECT created_by FROM pggit.branches WHERE id = %s", (branch_id,)) == role
+    assert scalar(conn, "SELECT head_commit_hash FROM pggit.branches WHERE id = %s", (branch_id,)) == trinity_id
+
+
+@pytest.mark.parametrize("granted", [True, False], ids=["with_usage_and_execute", "without_grants"])
+def test_ddl_by_an_ordinary_role_is_tracked(conn, connect, make_role, granted):
+    role = make_role()
+    if granted:
+        grant_the_way_in(conn, role)
+    own_schema(conn, "role_space", role)
+    as_role = connect(user=role)
+    as_role.execute("CREATE TABLE role_space.t (id int)")
+    as_role.execute("ALTER TABLE role_space.t ADD COLUMN b int")
+    as_role.execute("CREATE INDEX ON role_space.t (b)")
+    assert version(conn, "role_space.t") == "1.1.1"
+    history = history_of(conn, tracked_object(conn, "role_space", "t")["id"])
+    assert [h["change_type"] for h in history] == ["CREATE", "ALTER", "ALTER"]
+    assert {h["created_by"] for h in history} == {role}
+    as_role.execute("DROP TABLE role_space.t")
+    assert tracked_object(conn, "role_space", "t")["is_active"] is False
+
+
+# --------------------------------------------------------------------------
+# A hostile search_path
+# --------------------------------------------------------------------------
+
+# Functions pggit might call unqualified, each shadowed by a twin that logs who ran it.
+SHADOWED_FUNCTIONS = [
+    ("now", "", "timestamptz"),
+    ("clock_timestamp", "", "timestamptz"),
+    ("gen_random_uuid", "", "uuid"),
+    ("random", "", "double precision"),
+    ("sha256", "bytea", "bytea"),
+    ("md5", "text", "text"),
+    ("encode", "bytea, text", "text"),
+    ("convert_to", "text, name", "bytea"),
+    ("lower", "text", "text"),
+    ("upper", "text", "text"),
+    ("length", "text", "integer"),
+    ("btrim", "text", "text"),
+    ("strpos", "text, text", "integer"),
+    ("substr", "text, integer, integer", "text"),
+    ("replace", "text, text, text", "text"),
+    ("lpad", "text, integer, text", "text"),
+    ("to_char", "timestamp, text", "text"),
+    ("to_char", "timestamptz, text", "text"),
+    ("nextval", "regclass", "bigint"),
+    ("setval", "regclass, bigint", "bigint"),
+    ("to_regclass", "text", "regclass"),
+    ("quote_ident", "text", "text"),
+    ("quote_literal", "text", "text"),
+    ("format_type", "oid, integer", "text"),
+    ("pg_get_expr", "pg_node_tree, oid", "text"),
+    ("pg_get_constraintdef", "oid", "text"),
+    ("pg_get_indexdef", "oid", "text"),
+    ("set_config", "text, text, boolean", "text"),
+    ("current_setting", "text", "text"),
+    ("hashtext", "text", "integer"),
+    ("pg_advisory_xact_lock", "bigint", "void"),
+    ("pg_advisory_xact_lock", "integer, integer", "void"),
+    ("has_function_privilege", "text, text, text", "boolean"),
+    ("array_to_string", "anyarray, text", "text"),
+]
+
+
+def build_trap(conn: psycopg.Connection, as_role: psycopg.Connection, role: str) -> None:
+    """Schema 'evil', owned by the role, first on its search_path, full of look-alikes."""
+    own_schema(conn, "evil", role)
+    as_role.execute("CREATE TABLE evil.calls (what text, by_user text)")
+    as_role.execute("GRANT INSERT ON evil.calls TO PUBLIC")
+    as_role.execute(
+        "CREATE FUNCTION evil.log(what text) RETURNS boolean LANGUAGE sql VOLATILE AS "
+        "$$ INSERT INTO evil.calls VALUES (what, current_user::text) RETURNING true $$"
+    )
+    as_role.execute("GRANT EXECUTE ON FUNCTION evil.log(text) TO PUBLIC")
+    for name, args, returns in SHADOWED_FUNCTIONS:
+        types = [t.strip() for t in args.split(",")] if args else []
+        arg_list = ", ".join(f"a{i} {t}" for i, t in enumerate(types))
+        call_args = ", ".join(f"a{i}" for i in range(len(types)))
+        body = f"SELECT evil.log('{name}'); SELECT pg_catalog.{name}({call_args})"
+        as_role.execute(f"CREATE FUNCTION evil.{name}({arg_list}) RETURNS {returns} LANGUAGE sql VOLATILE AS $${body}$$")
+    as_role.execute(
+        "CREATE FUNCTION evil.cat(a text, b text) RETURNS text LANGUAGE sql VOLATILE AS "
+        "$$ SELECT evil.log('||'); SELECT pg_catalog.textcat(a, b) $$"
+    )
+    as_role.execute("CREATE OPERATOR evil.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.cat)")
+    as_role.execute("GRANT USAGE ON SCHEMA evil TO PUBLIC")
+    # Look-alikes of pggit's tables, in the schema and as temporary views.
+    for table in PGGIT_TABLES:
+        view = f"SELECT * FROM pggit.{table} WHERE evil.log('{table}')"
+        as_role.execute(f"CREATE VIEW evil.{table} AS {view}")
+        as_role.execute(f"CREATE TEMP VIEW {table} AS {view}")
+    as_role.execute("CREATE SEQUENCE evil.trinity_id_seq")
+    as_role.execute("CREATE TEMP SEQUENCE trinity_id_seq")
+    as_role.execute("SET search_path = evil, pg_catalog, pggit, public")
+
+
+def test_a_hostile_search_path_does_not_hijack_security_definer_calls(conn, connect, make_role):
+    role = make_role()
+    grant_the_way_in(conn, role)
+    own_schema(conn, "role_space", role)
+    as_role = connect(user=role)
+    build_trap(conn, as_role, role)
+
+    # The trap works: in the role's own session, unqualified names hit the look-alikes.
+    as_role.execute("SELECT lower('X'), now(), 'a'::text || 'b'::text")
+    assert {r[0] for r in as_role.execute("SELECT what FROM evil.calls")} >= {"lower", "now", "||"}
+    as_role.execute("DELETE FROM evil.calls")
+
+    calls = [
+        "CREATE TABLE role_space.t (id int, note text)",
+        "ALTER TABLE role_space.t ADD COLUMN extra int",
+        "CREATE INDEX t_note_idx ON role_space.t (note)",
+        "COMMENT ON TABLE role_space.t IS 'hostile'",
+        "DROP INDEX role_space.t_note_idx",
+        "SELECT pggit.generate_trinity_id()",
+        "SELECT pggit.commit_changes('main', 'under attack')",
+        "SELECT pggit.commit_changes('hostile-auto', 'auto-created under attack')",
+        "SELECT pggit.create_branch('hostile-branch')",
+        "SELECT pggit.delete_branch_simple('hostile-branch')",
+        "SELECT * FROM pggit.get_version('role_space.t')",
+        "SELECT pggit.calculate_schema_hash('role_space.t')",
+        "SELECT * FROM pggit.increment_version(1, 2, 3, 'minor')",
+        "SELECT pggit.create_data_branch('role_space.t', 'main', 'hostile-auto')",
+        "SELECT * FROM pggit.detect_drift()",
+        "SELECT * FROM pggit.verify_integrity()",
+        "SELECT pggit.apply_migration('h1', 'CREATE TABLE role_space.m (id int)', 'DROP TABLE role_space.m')",
+        "SELECT pggit.rollback_migration('h1')",
+        "DROP TABLE role_space.t",
+    ]
+    for statement in calls:
+        as_role.execute(statement)
+
+    escalated = rows(conn, "SELECT what, by_user FROM evil.calls WHERE by_user <> %s", (role,))
+    assert not escalated, f"look-alikes ran with another role's rights: {escalated}"
+    # And the calls did their real work on pggit's own tables.
+    assert scalar(conn, "SELECT count(*) FROM pggit.commits WHERE message LIKE '%%under attack'") == 2
+    assert scalar(conn, "SELECT status FROM pggit.branches WHERE name = 'hostile-branch'") == "DELETED"
+    assert scalar(conn, "SELECT status FROM pggit.migrations WHERE version = 'h1'") == "ROLLED_BACK"
+    assert tracked_object(conn, "role_space", "t")["is_active"] is False

@@ -1,0 +1,133 @@
+"""calculate_schema_hash: hex sha256 of the table's normalized structure,
+deterministic across databases and sessions, changed by every structural change."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import pytest
+
+from tests.extension.helpers import assert_nothing_written, schema_hash, snapshot
+
+BASE_DDL = [
+    "CREATE SCHEMA s",
+    "CREATE TYPE s.mood AS ENUM ('ok', 'sad')",
+    "CREATE TABLE s.ref (id int PRIMARY KEY)",
+    """CREATE TABLE s.t (
+           id serial PRIMARY KEY,
+           a int NOT NULL DEFAULT 0,
+           b text,
+           c varchar(10),
+           m s.mood DEFAULT 'ok',
+           r int REFERENCES s.ref (id),
+           CONSTRAINT t_a_check CHECK (a >= 0)
+       )""",
+    "CREATE INDEX t_b_idx ON s.t (b)",
+]
+
+STRUCTURAL_CHANGES = {
+    "add_column": ["ALTER TABLE s.t ADD COLUMN d int"],
+    "drop_column": ["ALTER TABLE s.t DROP COLUMN b"],
+    "column_type": ["ALTER TABLE s.t ALTER COLUMN a TYPE bigint"],
+    "type_modifier": ["ALTER TABLE s.t ALTER COLUMN c TYPE varchar(20)"],
+    "rename_column": ["ALTER TABLE s.t RENAME COLUMN b TO b2"],
+    "column_order": ["ALTER TABLE s.t DROP COLUMN b, ADD COLUMN b text"],
+    "set_not_null": ["ALTER TABLE s.t ALTER COLUMN b SET NOT NULL"],
+    "drop_not_null": ["ALTER TABLE s.t ALTER COLUMN a DROP NOT NULL"],
+    "set_default": ["ALTER TABLE s.t ALTER COLUMN b SET DEFAULT 'x'"],
+    "change_default": ["ALTER TABLE s.t ALTER COLUMN a SET DEFAULT 1"],
+    "drop_default": ["ALTER TABLE s.t ALTER COLUMN a DROP DEFAULT"],
+    "add_check": ["ALTER TABLE s.t ADD CONSTRAINT t_b_check CHECK (b <> '')"],
+    "drop_check": ["ALTER TABLE s.t DROP CONSTRAINT t_a_check"],
+    "change_check": ["ALTER TABLE s.t DROP CONSTRAINT t_a_check, ADD CONSTRAINT t_a_check CHECK (a > 0)"],
+    "add_unique": ["ALTER TABLE s.t ADD CONSTRAINT t_c_key UNIQUE (c)"],
+    "add_foreign_key": ["ALTER TABLE s.t ADD CONSTRAINT t_a_fkey FOREIGN KEY (a) REFERENCES s.ref (id)"],
+    "drop_foreign_key": ["ALTER TABLE s.t DROP CONSTRAINT t_r_fkey"],
+    "drop_primary_key": ["ALTER TABLE s.t DROP CONSTRAINT t_pkey"],
+    "add_index": ["CREATE INDEX t_c_idx ON s.t (c)"],
+    "drop_index": ["DROP INDEX s.t_b_idx"],
+    "change_index_columns": ["DROP INDEX s.t_b_idx", "CREATE INDEX t_b_idx ON s.t (b, c)"],
+    "make_index_unique": ["DROP INDEX s.t_b_idx", "CREATE UNIQUE INDEX t_b_idx ON s.t (b)"],
+    "make_index_partial": ["DROP INDEX s.t_b_idx", "CREATE INDEX t_b_idx ON s.t (b) WHERE b IS NOT NULL"],
+}
+
+
+def build(conn: psycopg.Connection) -> None:
+    for statement in BASE_DDL:
+        conn.execute(statement)
+
+
+def test_hash_is_hex_sha256(conn):
+    build(conn)
+    assert re.fullmatch(r"[0-9a-f]{64}", schema_hash(conn, "s.t"))
+
+
+@pytest.mark.parametrize("change", STRUCTURAL_CHANGES)
+def test_hash_changes_with_every_structural_change(conn, change):
+    build(conn)
+    before = schema_hash(conn, "s.t")
+    for statement in STRUCTURAL_CHANGES[change]:
+        conn.execute(statement)
+    assert schema_hash(conn, "s.t") != before
+
+
+def test_hash_is_the_same_for_the_same_ddl_in_two_databases(conn, make_database):
+    other = psycopg.connect(make_database(), autocommit=True)
+    try:
+        # Different OIDs in the second database: the hash must not depend on them.
+        for _ in range(3):
+            other.execute("CREATE TABLE filler (id serial PRIMARY KEY, x text)")
+            other.execute("DROP TABLE filler")
+        build(conn)
+        build(other)
+        for table in ("s.t", "s.ref"):
+            assert schema_hash(conn, table) == schema_hash(other, table), table
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("search_path", "name"),
+    [("public", "s.t"), ("s, public", "t"), ("s, public", "s.t"), ("pg_catalog", "s.t"), ('"$user"', "s.t")],
+)
+def test_hash_does_not_depend_on_search_path(conn, search_path, name):
+    build(conn)
+    reference = schema_hash(conn, "s.t")
+    conn.execute(f"SET search_path = {search_path}")
+    assert schema_hash(conn, name) == reference
+
+
+def test_hash_is_the_same_in_another_session(conn, connect):
+    build(conn)
+    assert schema_hash(connect(), "s.t") == schema_hash(conn, "s.t")
+
+
+def test_hash_ignores_rows(conn):
+    build(conn)
+    before = schema_hash(conn, "s.t")
+    conn.execute("INSERT INTO s.ref VALUES (1)")
+    conn.execute("INSERT INTO s.t (a, b, c, r) VALUES (1, 'x', 'y', 1)")
+    assert schema_hash(conn, "s.t") == before
+
+
+@pytest.mark.parametrize("name", ["missing_table", "no_such_schema.t", "public.missing_table", '"S"."T"'])
+def test_hash_is_null_for_a_missing_table(conn, name):
+    assert schema_hash(conn, name) is None
+
+
+def test_hash_resolves_quoted_mixed_case_names(conn):
+    conn.execute('CREATE SCHEMA "My Schema"')
+    conn.execute('CREATE TABLE "My Schema"."Odd Table" (id int)')
+    conn.execute('SET search_path = "My Schema"')
+    quoted = schema_hash(conn, '"My Schema"."Odd Table"')
+    assert quoted is not None
+    assert schema_hash(conn, '"Odd Table"') == quoted
+
+
+def test_hash_writes_nothing(conn):
+    build(conn)
+    before = snapshot(conn)
+    schema_hash(conn, "s.t")
+    schema_hash(conn, "missing_table")
+    assert_nothing_written(conn, before)
