@@ -911,11 +911,11 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    v_definition := pggit._table_definition(p_rel);
-    v_hash := encode(sha256(convert_to(v_definition, 'UTF8')), 'hex');
-    SELECT coalesce(jsonb_agg(jsonb_build_object('name', tc.column_name, 'type', tc.column_type) ORDER BY tc.attnum), '[]')
-      INTO v_columns
-      FROM pggit._table_columns(p_rel) tc;
+    -- Lock order: the table, then its objects row. The DDL being recorded
+    -- holds a lock on the table already, except COMMENT ON INDEX, which locks
+    -- only the index; without this, it could take the objects row first and
+    -- deadlock with an ALTER TABLE that holds the table and wants the row.
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', p_rel::regclass);
 
     IF p_created THEN
         -- A new table replaces rows still claiming its name or OID (left
@@ -942,6 +942,15 @@ BEGIN
                FOR UPDATE;
         END IF;
     END IF;
+
+    -- Described only now that the row is locked: two CREATE INDEX on one
+    -- table do not block each other, so a change that committed while we
+    -- waited must be part of the structure we record.
+    v_definition := pggit._table_definition(p_rel);
+    v_hash := encode(sha256(convert_to(v_definition, 'UTF8')), 'hex');
+    SELECT coalesce(jsonb_agg(jsonb_build_object('name', tc.column_name, 'type', tc.column_type) ORDER BY tc.attnum), '[]')
+      INTO v_columns
+      FROM pggit._table_columns(p_rel) tc;
 
     IF v_obj.id IS NULL THEN
         INSERT INTO pggit.objects (object_type, schema_name, object_name,
