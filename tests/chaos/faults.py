@@ -74,6 +74,21 @@ def temp_disk_capped(pg_cluster, temp_file_limit: str = "1MB") -> Iterator[None]
         yield
 
 
+def await_setting(conn: psycopg.Connection, name: str, value: str, timeout: float = 10.0) -> None:
+    """Wait until session ``conn`` runs with ``name = value``.
+
+    A reload (``memory_capped``, ``temp_disk_capped``) reaches the postmaster
+    and then each session asynchronously, between two of its statements: a
+    session that asks too soon still has the old value, and a fault it was
+    meant to feel does not happen.
+    """
+    deadline = time.monotonic() + timeout
+    while (current := conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]) != value:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"session {conn.info.backend_pid} still has {name} = {current}, not {value}")
+        time.sleep(0.01)
+
+
 # ---------------------------------------------------------------------------
 # Network faults
 # ---------------------------------------------------------------------------

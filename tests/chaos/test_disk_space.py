@@ -44,6 +44,7 @@ def test_temp_file_limit_mid_transaction_discards_the_pggit_work_before_it(pg_cl
         before = DatabaseStateSnapshot.capture(conn)
 
         with faults.temp_disk_capped(pg_cluster, "1MB"):
+            faults.await_setting(conn, "temp_file_limit", "1MB")
             conn.autocommit = False
             _commit(conn, "main", "lost with its transaction")
             conn.execute("ALTER TABLE ledger ADD COLUMN amount numeric")
@@ -77,6 +78,7 @@ def test_migration_that_passes_temp_file_limit_leaves_no_trace(pg_cluster, db_co
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         before = DatabaseStateSnapshot.capture(conn)
         with faults.temp_disk_capped(pg_cluster, "1MB"):
+            faults.await_setting(conn, "temp_file_limit", "1MB")
             with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match=r'migration "disk-2" \(up\) failed'):
                 conn.execute("SELECT pggit.apply_migration('disk-2', %s, 'DROP TABLE sorted_copy')", (up,))
         before.assert_unchanged(DatabaseStateSnapshot.capture(conn))

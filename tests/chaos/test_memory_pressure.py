@@ -133,7 +133,7 @@ def test_smallest_work_mem_leaves_integrity_and_drift_reports_exact(pg_cluster, 
     """With work_mem at its 64kB minimum, 1,500 commits on three branches verify as whole and detect_drift over 120 tables reports exactly the five changed behind pggit's back."""
     with faults.memory_capped(pg_cluster, SMALLEST_WORK_MEM), \
             psycopg.connect(db_connection_string, autocommit=True) as conn:
-        assert conn.execute("SHOW work_mem").fetchone() == (SMALLEST_WORK_MEM,)
+        faults.await_setting(conn, "work_mem", SMALLEST_WORK_MEM)
         # Workload, under the cap: commits in bulk (one statement each batch) and many tracked tables.
         for branch in ("main", "feature/a", "feature/b"):
             conn.execute("SELECT count(pggit.commit_changes(%s, 'bulk ' || g || ' ' || repeat('m', g %% 200))) "
@@ -177,6 +177,7 @@ def test_commit_messages_at_the_limit_are_stored_exactly_under_the_smallest_work
     ]
     with faults.memory_capped(pg_cluster, SMALLEST_WORK_MEM), \
             psycopg.connect(db_connection_string, autocommit=True) as conn:
+        faults.await_setting(conn, "work_mem", SMALLEST_WORK_MEM)
         ids = [conn.execute("SELECT pggit.commit_changes('main', %s)", (m,)).fetchone()[0] for m in messages]
         stored = dict(conn.execute("SELECT hash, message FROM pggit.commits").fetchall())
         assert [stored[i] for i in ids] == messages
