@@ -1,0 +1,203 @@
+"""Concurrent versioning: DDL from many sessions, one version history per table.
+
+pggit's event triggers give every tracked table a semantic version: each
+change writes one history row and bumps the version by one step (minor for a
+new column, patch for a comment or an index). PostgreSQL's own table locks
+queue most DDL on one table, but not all of it: two ``CREATE INDEX`` take
+SHARE locks that do not conflict, and a ``COMMENT ON INDEX`` locks the index,
+not its table. Then only pggit's own locking stands between two changes and a
+version bumped twice from the same number.
+
+Workload: sessions running DDL, released together or in a fixed interleaving.
+Fault: the concurrency itself. History: which statements were acknowledged.
+Invariants: ``versions_strictly_increasing``, ``version_steps_match_changes``,
+``recorded_hash_is_live``, ``drift_is``, ``integrity_ok``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.chaos import checkers
+from tests.chaos.history import History, run_workers
+from tests.chaos.utils import TransactionMonitor
+
+pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
+
+# The version step each kind of DDL in the workloads must cause.
+SEVERITY = {"add_column": "MINOR", "comment": "PATCH", "create_index": "PATCH", "comment_index": "PATCH"}
+
+
+def _ddl(kind: str, table: str, worker: int, step: int) -> sql.Composed:
+    tag = f"w{worker}_{step}"
+    if kind == "add_column":
+        return sql.SQL("ALTER TABLE {} ADD COLUMN {} int").format(sql.Identifier(table), sql.Identifier(f"c_{tag}"))
+    if kind == "comment":
+        return sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(table), sql.Literal(f"comment {tag}"))
+    if kind == "create_index":
+        return sql.SQL("CREATE INDEX {} ON {} (a, b)").format(sql.Identifier(f"{table}_{tag}_idx"),
+                                                              sql.Identifier(table))
+    if kind == "comment_index":
+        return sql.SQL("COMMENT ON INDEX {} IS {}").format(sql.Identifier(f"{table}_pkey"),
+                                                           sql.Literal(f"comment {tag}"))
+    raise ValueError(kind)
+
+
+def _expected_steps(history: History) -> dict[str, int]:
+    steps: dict[str, int] = {}
+    for op in history.acknowledged("ddl"):
+        steps[SEVERITY[op.args[0]]] = steps.get(SEVERITY[op.args[0]], 0) + 1
+    return steps
+
+
+def _version(conn: psycopg.Connection, table: str) -> tuple[int, int, int]:
+    return conn.execute("SELECT major, minor, patch FROM pggit.get_version(%s)", (table,)).fetchone()
+
+
+@pytest.mark.parametrize("workers", [4, pytest.param(12, marks=pytest.mark.slow)])
+def test_concurrent_ddl_on_one_table_writes_one_history_row_per_change(db_connection_string, sync_conn, workers):
+    """Sessions adding columns, comments and indexes to one table at once each leave one history row and one step."""
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE shared (id int PRIMARY KEY, a int, b int)")
+    kinds = list(SEVERITY)
+    steps_per_worker = 3
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            for step in range(steps_per_worker):
+                kind = kinds[(worker + step) % len(kinds)]
+                with history.record(worker, "ddl", kind, f"w{worker}_{step}"):
+                    conns[worker].execute(_ddl(kind, "shared", worker, step))
+
+        history = run_workers(workers, work)
+
+    assert len(history.acknowledged("ddl")) == workers * steps_per_worker, history.dump()
+    assert history.overlapping()
+    expected = _expected_steps(history)
+    checkers.versions_strictly_increasing(sync_conn, "shared")
+    checkers.version_steps_match_changes(sync_conn, "shared", expected)
+    major, minor, _ = _version(sync_conn, "shared")
+    assert (major, minor) == (1, expected.get("MINOR", 0))
+    checkers.recorded_hash_is_live(sync_conn, "shared")
+    checkers.drift_is(sync_conn)
+    checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("create_index", "create_index"), ("comment", "comment_index"), ("comment_index", "create_index")],
+)
+def test_ddl_that_waits_for_another_sessions_change_bumps_from_its_version(db_connection_string, sync_conn,
+                                                                          first, second):
+    """Two changes to one table that PostgreSQL lets run side by side still give two successive versions."""
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE pair (id int PRIMARY KEY, a int, b int)")
+    history = History()
+
+    with psycopg.connect(db_connection_string) as a, \
+            psycopg.connect(db_connection_string, autocommit=True) as b, \
+            TransactionMonitor(db_connection_string) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            with history.record(0, "ddl", first, "A"):
+                a.execute(_ddl(first, "pair", 0, 0))  # A's transaction stays open
+
+            def session_b() -> None:
+                with history.record(1, "ddl", second, "B"):
+                    b.execute(_ddl(second, "pair", 1, 0))
+
+            b_done = pool.submit(session_b)
+            wait = monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
+            assert a.info.backend_pid in wait.blocking_pids
+            a.commit()
+            b_done.result(timeout=30)
+        finally:
+            a.rollback()
+
+    assert checkers.versions_strictly_increasing(sync_conn, "pair") == ["1.0.0", "1.0.1", "1.0.2"]
+    checkers.version_steps_match_changes(sync_conn, "pair", {"PATCH": 2})
+    checkers.recorded_hash_is_live(sync_conn, "pair")
+    checkers.drift_is(sync_conn)
+    checkers.integrity_ok(sync_conn)
+
+
+# (major, minor, patch, increment type) -> the result, or the SQLSTATE it must raise.
+INCREMENT_CASES = [
+    ((0, 0, 0, "major"), (1, 0, 0, "1.0.0")),
+    ((1, 2, 3, "major"), (2, 0, 0, "2.0.0")),
+    ((1, 2, 3, "MINOR"), (1, 3, 0, "1.3.0")),
+    ((1, 2, 3, "Patch"), (1, 2, 4, "1.2.4")),
+    ((9, 99, 999, "patch"), (9, 99, 1000, "9.99.1000")),
+    ((2147483646, 0, 0, "major"), (2147483647, 0, 0, "2147483647.0.0")),
+    ((1, 0, 0, "minor"), (1, 1, 0, "1.1.0")),
+    ((1, 0, 0, "bogus"), "22023"),
+    ((1, -1, 0, "patch"), "22023"),
+    ((1, 0, 0, ""), "22023"),
+]
+
+
+def test_concurrent_increment_version_calls_are_pure(db_connection_string):
+    """increment_version gives the same answer for the same input, whatever runs beside it and in whatever order."""
+    workers = 8
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            order = list(range(len(INCREMENT_CASES))) * 3
+            random.Random(worker).shuffle(order)  # every worker its own order, reproducibly
+            for case in order:
+                args = INCREMENT_CASES[case][0]
+                with contextlib.suppress(psycopg.Error), history.record(worker, "increment", *args) as op:
+                    op.result = tuple(conns[worker].execute(
+                        "SELECT major, minor, patch, full_version FROM pggit.increment_version(%s, %s, %s, %s)",
+                        args).fetchone())
+
+        history = run_workers(workers, work)
+
+    expected = dict(INCREMENT_CASES)
+    assert len(history.of("increment")) == workers * len(INCREMENT_CASES) * 3
+    wrong = [(op.worker, op.args, op.result, op.sqlstate) for op in history.of("increment")
+             if (op.result if op.ok else op.sqlstate) != expected[op.args]]
+    assert not wrong, f"increment_version answers that differ from the semantic-version step: {wrong}"
+
+
+def test_concurrent_ddl_on_different_tables_does_not_interfere(db_connection_string, sync_conn):
+    """Sessions each creating and changing their own table at once leave every table exactly its own history."""
+    sync_conn.autocommit = True
+    workers = 6
+    script = [
+        ("CREATE TABLE {t} (id int PRIMARY KEY, a int, b int)", "1.0.0"),
+        ("ALTER TABLE {t} ADD COLUMN x int", "1.1.0"),
+        ("COMMENT ON TABLE {t} IS 'mine'", "1.1.1"),
+        ("CREATE INDEX ON {t} (a)", "1.1.2"),
+        ("ALTER TABLE {t} ALTER COLUMN x TYPE bigint", "2.0.0"),
+        ("ALTER TABLE {t} ADD COLUMN y text", "2.1.0"),
+    ]
+
+    with contextlib.ExitStack() as stack:
+        conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
+
+        def work(worker: int, history: History) -> None:
+            table = f"own_{worker}"
+            for statement, _ in script:
+                with history.record(worker, "ddl", table, statement):
+                    conns[worker].execute(sql.SQL(statement).format(t=sql.Identifier(table)))
+
+        history = run_workers(workers, work)
+
+    assert len(history.acknowledged("ddl")) == workers * len(script), history.dump()
+    for worker in range(workers):
+        table = f"own_{worker}"
+        assert checkers.versions_strictly_increasing(sync_conn, table) == [v for _, v in script]
+        checkers.version_steps_match_changes(sync_conn, table, {"MINOR": 2, "PATCH": 2, "MAJOR": 1})
+        checkers.recorded_hash_is_live(sync_conn, table)
+    checkers.drift_is(sync_conn)
+    checkers.integrity_ok(sync_conn)
