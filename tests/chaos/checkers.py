@@ -7,6 +7,7 @@ one, the workload's history). It returns what it verified, or raises
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -281,3 +282,30 @@ def version_steps_match_changes(conn: psycopg.Connection, table: str, expected: 
     if problems:
         raise InvariantViolation("version steps", f"history of {table!r} (history id, severity, problem)", problems)
     return tuple(current)
+
+
+def trinity_sequence_increasing(ids_by_session: dict, pattern: str = r"^TRN-\d{14}-(\d{12})-[0-9a-f]{8}$") -> int:
+    """Each session's Trinity IDs, in the order it got them, have strictly increasing sequence parts,
+    and no sequence part was handed to two sessions.
+
+    ``ids_by_session`` maps a session (any key) to its IDs in issue order. Returns how many IDs were checked.
+    """
+    parts: dict[int, list] = {}
+    problems = []
+    for session, ids in ids_by_session.items():
+        previous = None
+        for trinity_id in ids:
+            match = re.match(pattern, trinity_id)
+            if match is None:
+                problems.append((session, trinity_id, "not in the generated format"))
+                continue
+            number = int(match.group(1))
+            if previous is not None and number <= previous:
+                problems.append((session, trinity_id, f"sequence part {number} after {previous}"))
+            previous = number
+            parts.setdefault(number, []).append((session, trinity_id))
+    problems += [(owners, number, "sequence part issued more than once") for number, owners in parts.items()
+                 if len(owners) > 1]
+    if problems:
+        raise InvariantViolation("Trinity sequence increasing", "(session, id, problem)", problems)
+    return sum(len(ids) for ids in ids_by_session.values())
