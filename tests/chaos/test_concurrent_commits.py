@@ -177,26 +177,30 @@ def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_c
     """Committers racing to auto-create the same new branch leave one branch row and one chain of all their commits."""
     sync_conn.autocommit = True
     base = _commit(sync_conn, "main", "base")
-    workers, commits = 10, 2
+    workers, rounds = 8, 6
+    round_start = threading.Barrier(workers)
 
     with contextlib.ExitStack() as stack:
         conns = [stack.enter_context(psycopg.connect(db_connection_string, autocommit=True)) for _ in range(workers)]
 
         def work(worker: int, history: History) -> None:
-            for i in range(commits):
-                message = f"worker {worker} commit {i}"
-                with history.record(worker, "commit", "auto/new", message) as op:
-                    op.result = _commit(conns[worker], "auto/new", message)
+            # Every round, all workers race to create one more branch with their first commit.
+            for r in range(rounds):
+                round_start.wait(timeout=30)
+                message = f"worker {worker} round {r}"
+                with contextlib.suppress(psycopg.Error), history.record(worker, "commit", f"auto/{r}", message) as op:
+                    op.result = _commit(conns[worker], f"auto/{r}", message)
 
         history = run_workers(workers, work)
 
-    assert len(history.acknowledged("commit")) == workers * commits, history.dump()
-    branch = checkers.single_branch(sync_conn, "auto/new")
+    assert len(history.acknowledged("commit")) == workers * rounds, history.dump()
     main_id = sync_conn.execute("SELECT id FROM pggit.branches WHERE name = 'main'").fetchone()[0]
-    assert branch["parent_branch_id"] == main_id
-    chain = checkers.linear_chain_invariant(sync_conn, "auto/new")
-    assert len(chain) == workers * commits
-    assert _parent_of(sync_conn, chain[0]) == base  # the branch started at main's head
+    for r in range(rounds):
+        branch = checkers.single_branch(sync_conn, f"auto/{r}")
+        assert branch["parent_branch_id"] == main_id
+        chain = checkers.linear_chain_invariant(sync_conn, f"auto/{r}")
+        assert len(chain) == workers
+        assert _parent_of(sync_conn, chain[0]) == base  # the branch started at main's head
     checkers.acknowledged_commits_present(sync_conn, history)
     checkers.integrity_ok(sync_conn)
 
