@@ -99,16 +99,17 @@ def test_create_extension_creates_schema_pggit_and_branch_main(bare):
     assert scalar(bare, "SELECT count(*) FROM pggit.commits") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pggit.control has no 'schema' setting, so CREATE EXTENSION needs a schema on the creator's "
-    "search_path to record the extension in (SQLSTATE 3F000 without one); 'schema = pg_catalog' in the "
-    "control file, as plpgsql has, would fix it",
-)
 def test_create_extension_works_in_a_database_without_a_public_schema(bare):
     bare.execute("DROP SCHEMA public")
     bare.execute("CREATE EXTENSION pggit")
     assert scalar(bare, "SELECT name FROM pggit.branches") == "main"
+
+
+def test_dropping_schema_public_does_not_take_pggit_with_it(bare):
+    bare.execute("CREATE EXTENSION pggit")
+    bare.execute("SELECT pggit.commit_changes('main', 'kept')")
+    bare.execute("DROP SCHEMA public CASCADE")
+    assert scalar(bare, "SELECT count(*) FROM pggit.commits") == 1
 
 
 def test_extension_is_not_relocatable(bare):
