@@ -1,0 +1,182 @@
+"""Partial failures: a transaction of several pggit steps that dies half-way leaves nothing.
+
+The faults are real: the client's socket goes dead (``faults.cut_connection``),
+the server ends the session (``faults.terminate_backend``), or the network
+resets the link while the server is running a pggit call (``FaultyProxy``).
+The server then rolls the open transaction back; pggit must not have
+written anything outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.chaos import checkers, faults
+from tests.chaos.history import History
+from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
+
+pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
+
+
+def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
+    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
+
+
+def _wait_until_gone(monitor: TransactionMonitor, pid: int, timeout: float = 10.0) -> None:
+    """The server has ended session ``pid`` (and so rolled back its transaction)."""
+    deadline = time.monotonic() + timeout
+    while monitor.activity(pid) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"session {pid} still exists {timeout} s after the fault")
+        time.sleep(0.01)
+
+
+STEPS = {
+    "commit": lambda c: _commit(c, "main", "partial: commit on main"),
+    "commit on a new branch": lambda c: _commit(c, "feature/partial", "partial: new branch"),
+    "create branch": lambda c: c.execute("SELECT pggit.create_branch('release/partial')"),
+    "DDL": lambda c: (c.execute("CREATE TABLE partial_t (id int)"), c.execute("ALTER TABLE kept ADD COLUMN c int")),
+    "migration": lambda c: c.execute(
+        "SELECT pggit.apply_migration('partial-1', 'CREATE TABLE partial_m (a int)', 'DROP TABLE partial_m')"),
+    "data branch": lambda c: c.execute("SELECT pggit.create_data_branch('kept', 'main', 'release/partial')"),
+}
+
+
+@pytest.fixture
+def setup(db_connection_string):
+    """A committed starting point (a commit on main, a tracked table), and a monitor of the sessions."""
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        _commit(conn, "main", "committed before the fault")
+        conn.execute("CREATE TABLE kept (id int)")
+    with TransactionMonitor(db_connection_string) as monitor:
+        yield monitor
+
+
+def _fault(kind: str, pg_cluster, conn: psycopg.Connection) -> None:
+    if kind == "cut connection":
+        faults.cut_connection(conn)
+    else:
+        faults.terminate_backend(pg_cluster, conn)
+
+
+@pytest.mark.parametrize("fault", ["cut connection", "terminate backend"])
+def test_a_multi_step_transaction_cut_half_way_leaves_nothing(db_connection_string, pg_cluster, setup, fault):
+    """Commits, a branch, DDL, a migration and a data branch done in one open transaction: after the
+    connection dies the database is exactly as before, and the branch head is free to move."""
+    monitor = setup
+    before = DatabaseStateSnapshot.capture(db_connection_string)
+    victim = psycopg.connect(db_connection_string)
+    history = History()
+    for name, step in STEPS.items():
+        with history.record(0, name) as op:
+            op.result = step(victim)
+    pid = victim.info.backend_pid
+    _fault(fault, pg_cluster, victim)
+    with pytest.raises(psycopg.OperationalError), history.record(0, "commit transaction"):
+        victim.commit()
+    victim.close()
+    _wait_until_gone(monitor, pid)
+
+    assert history.unknown("commit transaction") and len(history.acknowledged("commit")) == 1
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
+        head = conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = 'main'").fetchone()[0]
+        after = _commit(conn, "main", "after the fault")  # the dead transaction's row lock is gone
+        assert conn.execute("SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (after,)).fetchone()[0] \
+            == head
+        checkers.linear_chain_invariant(conn, "main")
+        checkers.integrity_ok(conn)
+        checkers.drift_is(conn)
+
+
+@pytest.mark.parametrize("failure", ["statement error", "cut connection", "terminate backend"])
+def test_a_failure_between_two_pggit_calls_leaves_neither(db_connection_string, pg_cluster, setup, failure):
+    """commit_changes, then a failure, then another pggit call in the same transaction: neither call's
+    work survives, whatever the failure was."""
+    monitor = setup
+    before = DatabaseStateSnapshot.capture(db_connection_string)
+    conn = psycopg.connect(db_connection_string)
+    try:
+        first = _commit(conn, "main", "first of two")
+        pid = conn.info.backend_pid
+        if failure == "statement error":
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
+            with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+                conn.execute("SELECT pggit.create_branch('second/of-two')")
+            conn.rollback()
+        else:
+            _fault(failure, pg_cluster, conn)
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT pggit.create_branch('second/of-two')")
+            _wait_until_gone(monitor, pid)
+    finally:
+        conn.close()
+
+    after = DatabaseStateSnapshot.capture(db_connection_string)
+    after.assert_unchanged(before)
+    assert first not in {row[1] for row in after["commits"].rows}
+
+
+def test_a_link_reset_during_a_migration_call_leaves_nothing_of_the_transaction(db_connection_string, setup):
+    """The network drops while the server runs apply_migration, after a commit and DDL in the same
+    transaction: the client never hears back, and none of the three steps remains."""
+    monitor = setup
+    before = DatabaseStateSnapshot.capture(db_connection_string)
+    with faults.FaultyProxy.for_dsn(db_connection_string) as proxy:
+        conn = psycopg.connect(proxy.dsn(db_connection_string))
+        pid = conn.info.backend_pid
+        _commit(conn, "main", "before the reset")
+        conn.execute("ALTER TABLE kept ADD COLUMN before_reset int")
+        proxy.reset_on(b"apply_migration")
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT pggit.apply_migration('reset-1', 'CREATE TABLE reset_m (a int)')")
+        conn.close()
+        _wait_until_gone(monitor, pid)
+    assert proxy.resets >= 1
+    DatabaseStateSnapshot.capture(db_connection_string).assert_unchanged(before)
+    with psycopg.connect(db_connection_string, autocommit=True) as check:
+        assert checkers.migration_all_or_nothing(check, "reset-1", "SELECT to_regclass('reset_m') IS NOT NULL") is False
+
+
+@pytest.mark.parametrize("fault", ["cut connection", "terminate backend"])
+def test_a_committer_waiting_on_a_dead_transaction_builds_on_the_old_head(db_connection_string, pg_cluster, setup,
+                                                                         fault):
+    """Session A commits to main in an open transaction; B's commit to main waits for A's row lock.
+    A dies: B goes ahead, its parent is the head from before A, and the chain stays linear."""
+    monitor = setup
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        old_head = conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = 'main'").fetchone()[0]
+    holder = psycopg.connect(db_connection_string)
+    doomed = _commit(holder, "main", "doomed")
+    waiter = psycopg.connect(db_connection_string, autocommit=True)
+    history = History()
+
+    def wait_and_commit() -> None:
+        with history.record(1, "commit", "main", "waited") as op:
+            op.result = _commit(waiter, "main", "waited")
+
+    thread = threading.Thread(target=wait_and_commit)
+    try:
+        thread.start()
+        lock = monitor.wait_until_blocked(waiter.info.backend_pid)
+        assert holder.info.backend_pid in lock.blocking_pids
+        _fault(fault, pg_cluster, holder)
+        thread.join(15)
+        assert not thread.is_alive(), "the waiting committer never got the lock"
+    finally:
+        holder.close()
+        waiter.close()
+
+    (waited,) = {o.result for o in history.acknowledged("commit")}
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        parent = conn.execute("SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (waited,)).fetchone()[0]
+        assert parent == old_head, f"the waiting commit's parent is {parent}, not the head before the dead one"
+        assert checkers.linear_chain_invariant(conn, "main")[-2:] == [old_head, waited]
+        assert conn.execute("SELECT count(*) FROM pggit.commits WHERE hash = %s", (doomed,)).fetchone()[0] == 0
+        checkers.acknowledged_commits_present(conn, history)
+        checkers.integrity_ok(conn)
