@@ -125,19 +125,69 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class BrowserThread:
+    """Chromium driven by Playwright on a thread of its own.
+
+    Playwright's sync API keeps an event loop running on the thread that
+    uses it; on the test thread that loop would collide with pytest-asyncio's.
+    """
+
+    def __init__(self, executable: str):
+        import queue
+
+        self._jobs: queue.Queue = queue.Queue()
+        self._ready: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, args=(executable,), daemon=True)
+        self._thread.start()
+        error = self._ready.get(timeout=120)
+        if error:
+            raise error
+
+    def _serve(self, executable: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        try:
+            with sync_playwright() as p:
+                chromium = p.chromium.launch(
+                    executable_path=executable,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run"],
+                )
+                self._ready.put(None)
+                while (job := self._jobs.get()) is not None:
+                    func, reply = job
+                    try:
+                        reply.put((func(chromium), None))
+                    except BaseException as exc:  # noqa: BLE001 - handed back to the test thread
+                        reply.put((None, exc))
+                chromium.close()
+        except BaseException as exc:  # noqa: BLE001
+            self._ready.put(exc)
+
+    def run(self, func):
+        """Run ``func(browser)`` on the browser's thread; return its result or raise its error."""
+        import queue
+
+        reply: queue.Queue = queue.Queue()
+        self._jobs.put((func, reply))
+        result, error = reply.get(timeout=300)
+        if error:
+            raise error
+        return result
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if CHROMIUM is None:
         pytest.skip("no Chromium on this machine: install Debian's package (apt-get install chromium) to run browser tests")
-    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is part of the dev extra")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield chromium
-        chromium.close()
+    pytest.importorskip("playwright.sync_api", reason="Playwright is part of the dev extra")
+    session = BrowserThread(CHROMIUM)
+    yield session
+    session.close()
 
 
 def _open(browser, url: str):
@@ -158,29 +208,44 @@ def test_every_page_loads_without_console_errors(browser, built_site, site_url):
     problems = {}
     pages = [p.relative_to(built_site).as_posix() for p in _pages(built_site)]
     for relative in pages:
-        page, errors = _open(browser, f"{site_url}/{relative}")
-        page.close()
+        errors = browser.run(lambda b, url=f"{site_url}/{relative}": _errors_loading(b, url))
         if errors:
             problems[relative] = errors
     assert not problems, f"console errors: {problems}"
     assert len(pages) >= 2
 
 
-def test_search_page_finds_trinity(browser, site_url):
-    page, errors = _open(browser, f"{site_url}/search.html?q=Trinity")
+def _errors_loading(chromium, url: str) -> list[str]:
+    page, errors = _open(chromium, url)
+    page.close()
+    return errors
+
+
+def _search_hits(chromium, url: str) -> tuple[int, list[str]]:
+    page, errors = _open(chromium, url)
     page.wait_for_selector("ul.search li", timeout=15000)
     hits = page.locator("ul.search li").count()
     page.close()
+    return hits, errors
+
+
+def test_search_page_finds_trinity(browser, site_url):
+    hits, errors = browser.run(lambda b: _search_hits(b, f"{site_url}/search.html?q=Trinity"))
     assert hits > 0
     assert not errors
 
 
 def test_patterns_page_screenshot_is_kept(browser, built_site, site_url):
     target = "docs/testing/PATTERNS.html" if (built_site / "docs/testing/PATTERNS.html").exists() else "docs/index.html"
-    page, errors = _open(browser, f"{site_url}/{target}")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / ("PATTERNS.png" if "PATTERNS" in target else "index.png")
-    page.screenshot(path=str(shot), full_page=True)
-    page.close()
+
+    def screenshot(chromium):
+        page, errors = _open(chromium, f"{site_url}/{target}")
+        page.screenshot(path=str(shot), full_page=True)
+        page.close()
+        return errors
+
+    errors = browser.run(screenshot)
     assert shot.stat().st_size > 10_000
     assert not errors
