@@ -503,10 +503,20 @@ $$;
 -- "C" collation. Not-null constraints (listed in pg_constraint since
 -- PostgreSQL 18) are left out: nullability is already on the column line.
 -- NULL for anything but an ordinary or partitioned table.
+-- Defaults are constants printed by their type's output function, so every
+-- setting that changes how a value prints is pinned here: otherwise a
+-- timestamptz, date or bytea default would hash differently per session.
 CREATE FUNCTION pggit._table_definition(p_rel oid)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET bytea_output = 'hex'
+SET extra_float_digits = 1
+SET lc_monetary = 'C'
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_schema name;

@@ -246,8 +246,6 @@ def two_databases(make_database):
             conn.close()
 
 
-@pytest.mark.xfail(strict=True, reason="pggit bug: the schema hash prints defaults with the session's "
-                   "TimeZone, DateStyle and bytea_output, so it differs between sessions")
 @given(table=table_definition(), settings_a=SESSION_SETTINGS, settings_b=SESSION_SETTINGS)
 def test_schema_hash_is_the_same_for_the_same_table_in_any_database_schema_and_session(
         two_databases, table, settings_a, settings_b):
