@@ -1559,7 +1559,10 @@ DECLARE
     v_hint text;
 BEGIN
     EXECUTE p_sql;
-EXCEPTION WHEN OTHERS THEN
+-- OTHERS does not cover query_canceled (statement_timeout, a cancel
+-- request): name it, so that a timed-out migration is reported with its
+-- version too. It is re-raised at once, so the cancel still takes effect.
+EXCEPTION WHEN OTHERS OR query_canceled THEN
     GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
                             v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
     v_message := format('migration %s (%s) failed: %s', pggit._quote_for_message(p_version), p_direction, v_message);
