@@ -100,7 +100,6 @@ def test_table_of_150_columns_is_tracked_hashed_and_versioned(sync_conn):
     checkers.integrity_ok(sync_conn)
 
 
-@pytest.mark.slow
 def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_trace(sync_conn):
     """A table grown to PostgreSQL's 1,600-column limit is versioned at every step, and the ALTER that would pass the limit fails with 54011 and leaves pggit unchanged."""
     sync_conn.autocommit = True
