@@ -309,3 +309,41 @@ def trinity_sequence_increasing(ids_by_session: dict, pattern: str = r"^TRN-\d{1
     if problems:
         raise InvariantViolation("Trinity sequence increasing", "(session, id, problem)", problems)
     return sum(len(ids) for ids in ids_by_session.values())
+
+
+def commit_rows_complete(conn: psycopg.Connection) -> int:
+    """Every commit row is whole: hash, branch, message, author and time are all there, and every
+    branch head is one of the commits. Returns how many commits were checked."""
+    partial = _rows(conn, "SELECT id, hash, branch_id, message IS NULL, author, committed_at FROM pggit.commits "
+                          "WHERE hash IS NULL OR branch_id IS NULL OR message IS NULL OR author IS NULL "
+                          "OR committed_at IS NULL ORDER BY id")
+    if partial:
+        raise InvariantViolation("commit rows complete", "commits with missing fields "
+                                 "(id, hash, branch_id, message missing, author, committed_at)", partial)
+    dangling = _rows(conn, "SELECT b.name, b.head_commit_hash FROM pggit.branches b "
+                           "WHERE b.head_commit_hash IS NOT NULL AND NOT EXISTS "
+                           "(SELECT 1 FROM pggit.commits c WHERE c.hash = b.head_commit_hash) ORDER BY b.name")
+    if dangling:
+        raise InvariantViolation("commit rows complete", "branch heads that are no commit (branch, head)", dangling)
+    return conn.execute("SELECT count(*) FROM pggit.commits").fetchone()[0]
+
+
+def tracked_tables_match_catalog(conn: psycopg.Connection) -> set[str]:
+    """pggit's active table objects are exactly the user tables that exist (``schema.table``).
+
+    A table pggit does not know, or a live object whose table is gone, means
+    the DDL history and the catalog disagree. Returns the tables.
+    """
+    live = {f"{s}.{t}" for s, t in _rows(conn, """
+        SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pggit')
+           AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'""")}
+    tracked = {f"{s}.{t}" for s, t in _rows(conn, "SELECT schema_name, object_name FROM pggit.objects "
+                                                  "WHERE object_type = 'TABLE' AND is_active")}
+    if live != tracked:
+        raise InvariantViolation(
+            "tracked tables match the catalog", "(table, exists, tracked)",
+            sorted((name, name in live, name in tracked) for name in live ^ tracked))
+    return live
