@@ -1,0 +1,234 @@
+"""Corruption chaos: the schema changes behind pggit's back.
+
+pggit sees DDL through two event triggers. Anything that silences them
+(``ALTER EVENT TRIGGER ... DISABLE``, ``session_replication_role = replica``,
+a restore that recreates tables) lets the schema drift from what pggit
+recorded. ``detect_drift()`` must then name exactly the drifted tables, with
+the live hash equal to ``calculate_schema_hash``, and the drift must clear
+once the change is recorded through pggit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from psycopg import sql
+
+from tests.chaos import checkers
+
+pytestmark = [pytest.mark.chaos, pytest.mark.corruption]
+
+TRIGGERS = ("pggit_ddl_command_end", "pggit_sql_drop")
+
+
+@contextlib.contextmanager
+def tracking_paused(conn: psycopg.Connection, how: str = "disable") -> Iterator[None]:
+    """pggit sees nothing inside the block: its event triggers disabled, or the session in replica role."""
+    if how == "disable":
+        for trigger in TRIGGERS:
+            conn.execute(sql.SQL("ALTER EVENT TRIGGER {} DISABLE").format(sql.Identifier(trigger)))
+    else:
+        conn.execute("SET session_replication_role = replica")
+    try:
+        yield
+    finally:
+        if how == "disable":
+            for trigger in TRIGGERS:
+                conn.execute(sql.SQL("ALTER EVENT TRIGGER {} ENABLE").format(sql.Identifier(trigger)))
+        else:
+            conn.execute("RESET session_replication_role")
+
+
+def _drift(conn: psycopg.Connection) -> list[tuple]:
+    """detect_drift() rows, each with calculate_schema_hash of the live table alongside."""
+    return conn.execute(
+        "SELECT schema_name, object_name, recorded_hash, live_hash, "
+        "pggit.calculate_schema_hash(format('%I.%I', schema_name, object_name)) FROM pggit.detect_drift()"
+    ).fetchall()
+
+
+def _recorded(conn: psycopg.Connection, name: str) -> tuple[str, str]:
+    """(content_hash, version) of the live tracked table of that name."""
+    return conn.execute(
+        "SELECT content_hash, version_major || '.' || version_minor || '.' || version_patch "
+        "FROM pggit.objects WHERE is_active AND schema_name = 'public' AND object_name = %s", (name,)
+    ).fetchone()
+
+
+def _history_count(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM pggit.history").fetchone()[0]
+
+
+# change made behind pggit's back -> (severity when later recorded, how pggit then records it)
+BEHIND_THE_BACK = {
+    "add column": ("ALTER TABLE victim ADD COLUMN sneaky text", "MINOR"),
+    "drop column": ("ALTER TABLE victim DROP COLUMN qty", "MAJOR"),
+    "alter column type": ("ALTER TABLE victim ALTER COLUMN qty TYPE bigint", "MAJOR"),
+    "rename column": ("ALTER TABLE victim RENAME COLUMN name TO label", "MAJOR"),
+    "set default": ("ALTER TABLE victim ALTER COLUMN qty SET DEFAULT 7", "PATCH"),
+    "set not null": ("ALTER TABLE victim ALTER COLUMN name SET NOT NULL", "PATCH"),
+    "add index": ("CREATE INDEX victim_name_idx ON victim (name)", "PATCH"),
+    "drop index": ("DROP INDEX victim_qty_idx", "PATCH"),
+    "add check constraint": ("ALTER TABLE victim ADD CONSTRAINT qty_positive CHECK (qty > 0)", "PATCH"),
+    "add unique constraint": ("ALTER TABLE victim ADD CONSTRAINT victim_name_key UNIQUE (name)", "PATCH"),
+}
+
+
+@pytest.fixture
+def conn(sync_conn: psycopg.Connection) -> psycopg.Connection:
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE victim (id int PRIMARY KEY, name text, qty int)")
+    sync_conn.execute("CREATE INDEX victim_qty_idx ON victim (qty)")
+    sync_conn.execute("CREATE TABLE bystander (id int PRIMARY KEY)")
+    checkers.drift_is(sync_conn)
+    return sync_conn
+
+
+@pytest.mark.parametrize("kind", sorted(BEHIND_THE_BACK))
+def test_change_with_triggers_disabled_is_found_by_detect_drift_and_clears_once_recorded(conn, kind):
+    """A structural change made while pggit's event triggers are disabled is reported by detect_drift for exactly that table, with the old recorded hash and the live calculate_schema_hash; a tracked no-op DDL then records it as one change of the right severity and the drift is gone."""
+    ddl, severity = BEHIND_THE_BACK[kind]
+    recorded_hash, version = _recorded(conn, "victim")
+    history = _history_count(conn)
+    with tracking_paused(conn):
+        conn.execute(ddl)
+
+    drift = _drift(conn)
+    assert [(s, t, r) for s, t, r, _, _ in drift] == [("public", "victim", recorded_hash)]
+    _, _, _, live, calculated = drift[0]
+    assert live == calculated and live is not None and live != recorded_hash
+    assert _recorded(conn, "victim") == (recorded_hash, version) and _history_count(conn) == history
+
+    conn.execute("COMMENT ON TABLE victim IS 'drift recorded'")  # tracked, changes no structure
+    checkers.drift_is(conn)
+    assert checkers.recorded_hash_is_live(conn, "victim") == live
+    assert conn.execute("SELECT severity FROM pggit.history ORDER BY id DESC LIMIT 1").fetchone() == (severity,)
+    assert _history_count(conn) == history + 1
+    checkers.versions_strictly_increasing(conn, "victim")
+    checkers.integrity_ok(conn)
+
+
+def test_table_dropped_behind_pggits_back_is_reported_with_no_live_hash(conn):
+    """A tracked table dropped while tracking is off is reported by detect_drift with live_hash NULL; recreating it through pggit clears the drift."""
+    recorded_hash, _ = _recorded(conn, "victim")
+    with tracking_paused(conn):
+        conn.execute("DROP TABLE victim")
+    assert _drift(conn) == [("public", "victim", recorded_hash, None, None)]
+    conn.execute("CREATE TABLE victim (id int)")
+    checkers.drift_is(conn)
+    checkers.recorded_hash_is_live(conn, "victim")
+    checkers.integrity_ok(conn)
+
+
+def test_table_renamed_behind_pggits_back_is_found_and_recorded_as_a_rename(conn):
+    """A table renamed while tracking is off shows up under its old name with no live hash; a tracked DDL on the new name records the rename as a major change and clears the drift."""
+    recorded_hash, _ = _recorded(conn, "victim")
+    with tracking_paused(conn):
+        conn.execute("ALTER TABLE victim RENAME TO victim_renamed")
+    assert _drift(conn) == [("public", "victim", recorded_hash, None, None)]
+    conn.execute("COMMENT ON TABLE victim_renamed IS 'found again'")
+    checkers.drift_is(conn)
+    assert checkers.versions_strictly_increasing(conn, "victim_renamed") == ["1.0.0", "1.0.1", "2.0.0"]
+    checkers.integrity_ok(conn)
+
+
+def test_session_replication_role_replica_silences_pggits_event_triggers(conn):
+    """session_replication_role = replica silences pggit's event triggers (they are enabled in ORIGIN mode, PostgreSQL's default): a change made so is recorded nowhere and detect_drift finds it; a table created so is not tracked at all, so detect_drift cannot see it."""
+    assert conn.execute("SELECT array_agg(evtenabled::text ORDER BY evtname) FROM pg_event_trigger "
+                        "WHERE evtname = ANY(%s)", (list(TRIGGERS),)).fetchone() == (["O", "O"],)
+    recorded_hash, version = _recorded(conn, "victim")
+    history = _history_count(conn)
+    with tracking_paused(conn, how="replica"):
+        conn.execute("ALTER TABLE victim ADD COLUMN replicated text")
+        conn.execute("CREATE TABLE unseen (id int)")
+    assert _history_count(conn) == history
+    assert _recorded(conn, "victim") == (recorded_hash, version)
+    drift = _drift(conn)
+    assert [(t, r) for _, t, r, _, _ in drift] == [("victim", recorded_hash)]
+    assert drift[0][3] == drift[0][4]
+    # Never tracked, so invisible to detect_drift: only the next tracked DDL adopts it.
+    assert conn.execute("SELECT count(*) FROM pggit.objects WHERE object_name = 'unseen'").fetchone() == (0,)
+    conn.execute("COMMENT ON TABLE unseen IS 'adopted'")
+    assert checkers.versions_strictly_increasing(conn, "unseen") == ["1.0.0"]
+    conn.execute("COMMENT ON TABLE victim IS 'recorded'")
+    checkers.drift_is(conn)
+    checkers.integrity_ok(conn)
+
+
+@pytest.mark.parametrize("same_structure", [False, True], ids=["other-structure", "same-structure"])
+def test_restore_like_recreation_is_reported_only_when_the_structure_differs(conn, same_structure):
+    """A table dropped and recreated while tracking is off (as a restore does) is reported by detect_drift when its structure differs, with the live calculate_schema_hash, and not at all when it is the same; a tracked DDL then clears the drift."""
+    recorded_hash, version = _recorded(conn, "victim")
+    recreate = ("CREATE TABLE victim (id int PRIMARY KEY, name text, qty int); "
+                "CREATE INDEX victim_qty_idx ON victim (qty)") if same_structure else \
+               "CREATE TABLE victim (id bigint PRIMARY KEY, name varchar(80) NOT NULL, restored_at timestamptz)"
+    with tracking_paused(conn):
+        conn.execute("DROP TABLE victim")
+        conn.execute(recreate)
+    if same_structure:
+        checkers.drift_is(conn)  # the hash does not depend on OIDs
+    else:
+        drift = _drift(conn)
+        assert [(t, r) for _, t, r, _, _ in drift] == [("victim", recorded_hash)]
+        assert drift[0][3] == drift[0][4] is not None
+    assert _recorded(conn, "victim") == (recorded_hash, version)
+    conn.execute("COMMENT ON TABLE victim IS 'restored'")
+    checkers.drift_is(conn)
+    checkers.recorded_hash_is_live(conn, "victim")
+    checkers.integrity_ok(conn)
+
+
+# Changes for the property test: structural ones always change the description
+# (fresh names and values each time, nothing undone); the others never do.
+STRUCTURAL = ("add column", "add index", "set default", "add check")
+NOT_STRUCTURAL = ("comment on table", "comment on column", "storage option")
+_fresh = itertools.count()
+
+
+def _change_sql(kind: str, table: sql.Identifier) -> sql.Composed:
+    n = next(_fresh)
+    statements = {
+        "add column": "ALTER TABLE {t} ADD COLUMN {c} int",
+        "add index": "CREATE INDEX {i} ON {t} (v)",
+        "set default": "ALTER TABLE {t} ALTER COLUMN v SET DEFAULT {n}",
+        "add check": "ALTER TABLE {t} ADD CONSTRAINT {i} CHECK (v <> {n})",
+        "comment on table": "COMMENT ON TABLE {t} IS 'c{n}'",
+        "comment on column": "COMMENT ON COLUMN {t}.v IS 'c{n}'",
+        "storage option": "ALTER TABLE {t} SET (fillfactor = {ff})",
+    }
+    return sql.SQL(statements[kind]).format(t=table, c=sql.Identifier(f"col{n}"), i=sql.Identifier(f"obj{n}"),
+                                            n=sql.Literal(n), ff=sql.Literal(50 + n % 50))
+
+
+@pytest.mark.slow
+@given(
+    how=st.sampled_from(["disable", "replica"]),
+    changes=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(STRUCTURAL + NOT_STRUCTURAL)), max_size=8),
+)
+def test_detect_drift_names_exactly_the_tables_whose_structure_changed(sync_conn, how, changes):
+    """For any mix of changes made while tracking is off, detect_drift names exactly the tables that got a structural change (comments and storage options are not structure), and recording each one through pggit clears it."""
+    conn = sync_conn
+    conn.autocommit = True
+    schema = f"drift_{next(_fresh)}"
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    tables = [sql.Identifier(schema, f"t{i}") for i in range(4)]
+    for table in tables:
+        conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int)").format(table))
+
+    with tracking_paused(conn, how):
+        for index, kind in changes:
+            conn.execute(_change_sql(kind, tables[index]))
+
+    expected = {f"{schema}.t{i}" for i, kind in changes if kind in STRUCTURAL}
+    assert checkers.drift_is(conn, expected) == expected
+    for _, _, _, live, calculated in _drift(conn):
+        assert live == calculated
+    for name in sorted(expected):
+        conn.execute(sql.SQL("COMMENT ON TABLE {} IS 'recorded'").format(sql.Identifier(*name.split("."))))
+    checkers.drift_is(conn)
