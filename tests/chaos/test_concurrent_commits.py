@@ -44,7 +44,7 @@ def _parent_of(conn: psycopg.Connection, trinity_id: str) -> str | None:
 
 @pytest.mark.parametrize(
     "workers",
-    [2, 10, pytest.param(30, marks=pytest.mark.slow), pytest.param(100, marks=[pytest.mark.slow, pytest.mark.soak])],
+    [2, 10, 30, pytest.param(100, marks=[pytest.mark.slow, pytest.mark.soak])],
 )
 def test_concurrent_commits_on_one_branch_form_one_linear_chain(db_connection_string, sync_conn, workers):
     """N workers committing to one branch at once leave one chain of exactly their N acknowledged commits."""

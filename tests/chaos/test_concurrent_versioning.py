@@ -60,7 +60,7 @@ def _version(conn: psycopg.Connection, table: str) -> tuple[int, int, int]:
     return conn.execute("SELECT major, minor, patch FROM pggit.get_version(%s)", (table,)).fetchone()
 
 
-@pytest.mark.parametrize("workers", [4, pytest.param(12, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("workers", [4, 12])
 def test_concurrent_ddl_on_one_table_writes_one_history_row_per_change(db_connection_string, sync_conn, workers):
     """Sessions adding columns, comments and indexes to one table at once each leave one history row and one step."""
     sync_conn.autocommit = True

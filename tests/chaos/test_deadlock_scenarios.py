@@ -125,7 +125,7 @@ def test_opposite_lock_order_deadlock_has_exactly_one_victim_and_pggit_stays_int
 
 
 def test_with_retry_turns_a_detected_deadlock_into_success(db_connection_string, sync_conn):
-    """Retrying the deadlock victim's whole transaction with ChaosInjector.with_retry ends with both transactions done."""
+    """Retrying the deadlock victim's whole transaction with ChaosInjector.with_retry ends with both done."""
     sync_conn.autocommit = True
     _setup_accounts(sync_conn)
     history = History()
@@ -168,7 +168,7 @@ def test_with_retry_turns_a_detected_deadlock_into_success(db_connection_string,
     checkers.integrity_ok(sync_conn)
 
 
-@pytest.mark.parametrize("workers", [6, pytest.param(16, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("workers", [6, 16])
 def test_pggit_functions_never_deadlock_among_themselves(db_connection_string, sync_conn, workers):
     """Workers mixing commits on two branches in different orders, branch creation and DDL never hit a deadlock."""
     sync_conn.autocommit = True
