@@ -105,10 +105,13 @@ def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_t
     sync_conn.autocommit = True
     sync_conn.execute(_wide_table_sql("widest", MAX_COLUMNS - 10))
     assert _version(sync_conn, "widest") == "1.0.0"
+    created_hash = _hash(sync_conn, "widest")
     adds = sql.SQL(", ").join(sql.SQL("ADD COLUMN {} int").format(sql.Identifier(f"extra{i}")) for i in range(10))
     sync_conn.execute(sql.SQL("ALTER TABLE widest {}").format(adds))
     assert _version(sync_conn, "widest") == "1.1.0"
-    assert _recorded(sync_conn, "widest") == (_hash(sync_conn, "widest"), MAX_COLUMNS)
+    full_hash = _hash(sync_conn, "widest")
+    assert full_hash != created_hash, "columns added past the 1,590th left the hash unchanged"
+    assert _recorded(sync_conn, "widest") == (full_hash, MAX_COLUMNS)
 
     history_before = sync_conn.execute("SELECT count(*) FROM pggit.history").fetchone()[0]
     with pytest.raises(psycopg.errors.TooManyColumns, match="at most 1600 columns"):
@@ -119,6 +122,7 @@ def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_t
     with pytest.raises(psycopg.errors.TooManyColumns):
         sync_conn.execute("ALTER TABLE widest ADD COLUMN still_too_many int")
     assert sync_conn.execute("SELECT count(*) FROM pggit.history").fetchone()[0] == history_before + 1
+    assert _hash(sync_conn, "widest") not in (created_hash, full_hash)
     assert _recorded(sync_conn, "widest") == (_hash(sync_conn, "widest"), MAX_COLUMNS - 1)
     assert checkers.versions_strictly_increasing(sync_conn, "widest") == ["1.0.0", "1.1.0", "2.0.0"]
     checkers.drift_is(sync_conn)
