@@ -142,35 +142,43 @@ def test_blocked_committer_builds_on_the_commit_it_waited_for(db_connection_stri
 
 
 @pytest.mark.property
-@given(
-    messages=st.lists(commit_message(max_length=300), min_size=20, max_size=30),
-    branch_count=st.integers(1, 3),
-)
-def test_pooled_concurrent_commits_keep_every_message_on_one_chain_per_branch(chaos_pool, messages, branch_count):
+def test_pooled_concurrent_commits_keep_every_message_on_one_chain_per_branch(chaos_pool):
     """20+ commits with arbitrary messages, sent at once through a connection pool, all land exactly once, in chains."""
-    run = uuid.uuid4().hex[:8]
-    branches = [f"pool/{run}/{i}" for i in range(branch_count)]  # auto-created by their first commits
-    history = History()
-    barrier = threading.Barrier(len(messages))
+    # Open every pooled connection up front: the pool draws from the global random module when it opens one,
+    # which Hypothesis reports when it happens while the next example is being generated.
+    chaos_pool.resize(min_size=chaos_pool.max_size, max_size=chaos_pool.max_size)
+    chaos_pool.wait(timeout=30)
 
-    def send(index: int) -> None:
-        branch, message = branches[index % branch_count], messages[index]
-        barrier.wait(timeout=30)
-        with chaos_pool.connection() as conn, history.record(index, "commit", branch, message) as op:
-            op.result = _commit(conn, branch, message)
+    @given(
+        messages=st.lists(commit_message(max_length=300), min_size=20, max_size=30),
+        branch_count=st.integers(1, 3),
+    )
+    def pooled_commits(messages: list[str], branch_count: int) -> None:
+        run = uuid.uuid4().hex[:8]
+        branches = [f"pool/{run}/{i}" for i in range(branch_count)]  # auto-created by their first commits
+        history = History()
+        barrier = threading.Barrier(len(messages))
 
-    with ThreadPoolExecutor(len(messages)) as pool:
-        for future in [pool.submit(send, i) for i in range(len(messages))]:
-            future.result(timeout=60)
+        def send(index: int) -> None:
+            branch, message = branches[index % branch_count], messages[index]
+            barrier.wait(timeout=30)
+            with chaos_pool.connection() as conn, history.record(index, "commit", branch, message) as op:
+                op.result = _commit(conn, branch, message)
 
-    assert len(history.acknowledged("commit")) == len(messages)
-    with chaos_pool.connection() as conn:
-        for branch in branches:
-            checkers.single_branch(conn, branch)
-            chain = checkers.linear_chain_invariant(conn, branch)
-            assert set(chain) == {op.result for op in history.acknowledged("commit") if op.args[0] == branch}
-        checkers.acknowledged_commits_present(conn, history)
-        checkers.unique_trinity_ids(conn)
+        with ThreadPoolExecutor(len(messages)) as pool:
+            for future in [pool.submit(send, i) for i in range(len(messages))]:
+                future.result(timeout=60)
+
+        assert len(history.acknowledged("commit")) == len(messages)
+        with chaos_pool.connection() as conn:
+            for branch in branches:
+                checkers.single_branch(conn, branch)
+                chain = checkers.linear_chain_invariant(conn, branch)
+                assert set(chain) == {op.result for op in history.acknowledged("commit") if op.args[0] == branch}
+            checkers.acknowledged_commits_present(conn, history)
+            checkers.unique_trinity_ids(conn)
+
+    pooled_commits()
 
 
 def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_connection_string, sync_conn):
