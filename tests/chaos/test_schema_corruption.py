@@ -221,14 +221,18 @@ def test_detect_drift_names_exactly_the_tables_whose_structure_changed(sync_conn
     for table in tables:
         conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int)").format(table))
 
-    with tracking_paused(conn, how):
-        for index, kind in changes:
-            conn.execute(_change_sql(kind, tables[index]))
+    try:
+        with tracking_paused(conn, how):
+            for index, kind in changes:
+                conn.execute(_change_sql(kind, tables[index]))
 
-    expected = {f"{schema}.t{i}" for i, kind in changes if kind in STRUCTURAL}
-    assert checkers.drift_is(conn, expected) == expected
-    for _, _, _, live, calculated in _drift(conn):
-        assert live == calculated
-    for name in sorted(expected):
-        conn.execute(sql.SQL("COMMENT ON TABLE {} IS 'recorded'").format(sql.Identifier(*name.split("."))))
-    checkers.drift_is(conn)
+        expected = {f"{schema}.t{i}" for i, kind in changes if kind in STRUCTURAL}
+        assert checkers.drift_is(conn, expected) == expected
+        for _, _, _, live, calculated in _drift(conn):
+            assert live == calculated
+        for name in sorted(expected):
+            conn.execute(sql.SQL("COMMENT ON TABLE {} IS 'recorded'").format(sql.Identifier(*name.split("."))))
+        checkers.drift_is(conn)
+    finally:
+        # Tracked, so the tables leave pggit's live set: the next example starts without drift.
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
