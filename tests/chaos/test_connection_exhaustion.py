@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 
 import psycopg
 import pytest
@@ -59,14 +60,13 @@ def _refusal_fields(dsn: str) -> dict[str, str]:
 
 
 def _wait_for_sessions(conn: psycopg.Connection, count: int, timeout: float = 10.0) -> None:
-    """Until the server has exactly ``count`` client sessions (closed ones take a moment to exit)."""
-    def settled() -> None:
-        n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
-        if n != count:
-            raise TimeoutError(f"{n} client sessions, waiting for {count}")
-
-    ChaosInjector.with_retry(settled, max_attempts=int(timeout / 0.05), backoff=0.05, jitter=0,
-                             retry_on=(TimeoutError,), sleep=lambda _: threading.Event().wait(0.05))
+    """Until the server has exactly ``count`` client sessions (a closed session takes a moment to exit)."""
+    deadline = time.monotonic() + timeout
+    query = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    while (sessions := conn.execute(query).fetchone()[0]) != count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sessions} client sessions, waiting for {count}")
+        time.sleep(0.01)
 
 
 @pytest.mark.destructive
