@@ -94,13 +94,16 @@ def test_a_multi_step_transaction_cut_half_way_leaves_nothing(db_connection_stri
 
 
 @pytest.mark.parametrize("failure", ["statement error", "cut connection", "terminate backend"])
-def test_a_failure_between_two_pggit_calls_leaves_neither(db_connection_string, pg_cluster, setup, failure):
-    """commit_changes, then a failure, then another pggit call in the same transaction: neither call's
-    work survives, whatever the failure was."""
+def test_a_failure_between_two_pggit_calls_leaves_neither_and_holds_no_lock(db_connection_string, pg_cluster, setup,
+                                                                            failure):
+    """A migration and a commit, then a failure, then another pggit call in the same transaction:
+    neither call's work survives, and nothing stays locked: another session (waiting at most 5 s)
+    applies the same migration and commits to the same branch, even while the failed session lives on."""
     monitor = setup
     before = DatabaseStateSnapshot.capture(db_connection_string)
     conn = psycopg.connect(db_connection_string)
     try:
+        conn.execute("SELECT pggit.apply_migration('between-1', 'CREATE TABLE between_m (a int)')")
         first = _commit(conn, "main", "first of two")
         pid = conn.info.backend_pid
         if failure == "statement error":
@@ -108,18 +111,24 @@ def test_a_failure_between_two_pggit_calls_leaves_neither(db_connection_string, 
                 conn.execute("SELECT 1 / 0")
             with pytest.raises(psycopg.errors.InFailedSqlTransaction):
                 conn.execute("SELECT pggit.create_branch('second/of-two')")
-            conn.rollback()
+            conn.rollback()  # the session stays open, idle
         else:
             _fault(failure, pg_cluster, conn)
             with pytest.raises(psycopg.OperationalError):
                 conn.execute("SELECT pggit.create_branch('second/of-two')")
             _wait_until_gone(monitor, pid)
+
+        after = DatabaseStateSnapshot.capture(db_connection_string)
+        after.assert_unchanged(before)
+        assert first not in {row[1] for row in after["commits"].rows}
+        with psycopg.connect(db_connection_string, autocommit=True) as other:
+            other.execute("SET lock_timeout = '5s'")
+            assert other.execute(
+                "SELECT pggit.apply_migration('between-1', 'CREATE TABLE between_m (a int)')").fetchone()[0] is True
+            _commit(other, "main", "after the failure")
+            checkers.linear_chain_invariant(other, "main")
     finally:
         conn.close()
-
-    after = DatabaseStateSnapshot.capture(db_connection_string)
-    after.assert_unchanged(before)
-    assert first not in {row[1] for row in after["commits"].rows}
 
 
 def test_a_link_reset_during_a_migration_call_leaves_nothing_of_the_transaction(db_connection_string, setup):

@@ -330,6 +330,7 @@ def pggit_model_databases(pg_server, make_database):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a failure shrinks for up to Hypothesis's five minutes, one database per attempt
 @pytest.mark.usefixtures("pggit_model_databases")
 class TestPggitModel(PggitModel.TestCase):
     """Random sequences of branch, commit and DDL steps: after each one the database equals the model."""
