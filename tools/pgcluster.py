@@ -630,7 +630,35 @@ class Cluster:
         if needs_restart:
             self.restart()
             return "restart"
+        self._wait_for_reload(settings)
         return "reload"
+
+    def _wait_for_reload(self, settings: dict, timeout: float = 10.0) -> None:
+        """Return once a new session runs with the new values.
+
+        A reload reaches each process asynchronously. Sessions opened after
+        this returns see the new values; a session that was already open
+        picks them up between two of its statements (tests/chaos/faults.py
+        has await_setting for that).
+        """
+        with self.connect() as conn:
+            expected = {}
+            for name, value in settings.items():
+                # set_config() normalises the value the way SHOW prints it ("1024kB" -> "1MB");
+                # settings a session may not change (fsync, ...) are compared as given.
+                try:
+                    with conn.transaction(force_rollback=True):
+                        expected[name] = conn.execute(
+                            "SELECT set_config(%s, %s, true)", (name, str(value))).fetchone()[0]
+                except psycopg.Error:
+                    expected[name] = str(value)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.connect() as conn:
+                current = {n: conn.execute("SELECT current_setting(%s)", (n,)).fetchone()[0] for n in expected}
+            if current == expected or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
     def reset_config(self) -> None:
         """Undo every set_config(): back to the settings the cluster started with."""
