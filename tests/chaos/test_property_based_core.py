@@ -10,7 +10,7 @@ import re
 
 import psycopg
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
 
@@ -290,7 +290,8 @@ def test_schema_hash_changes_with_every_structural_change(sync_conn, table, data
         default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(target, name)
     else:
         value = data.draw(column.type.values.filter(lambda v: v is not None), label="new default")
-        default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(target, name, sql.Literal(value))
+        default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+            target, name, sql.Literal(value))
     changes = {
         "add column": sql.SQL("ALTER TABLE {} ADD COLUMN {} int").format(target, sql.Identifier("Added Column")),
         "drop column": sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, name),

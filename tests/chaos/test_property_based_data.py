@@ -175,7 +175,8 @@ class PggitModel(RuleBasedStateMachine):
         try:
             self.conn.execute(query, params)
         except psycopg.Error as exc:
-            assert exc.sqlstate == sqlstate, f"{query} {params!r}: expected SQLSTATE {sqlstate}, got {exc.sqlstate}: {exc}"
+            assert exc.sqlstate == sqlstate, (
+                f"{query} {params!r}: expected SQLSTATE {sqlstate}, got {exc.sqlstate}: {exc}")
         else:
             raise AssertionError(f"{query} {params!r}: the model predicts SQLSTATE {sqlstate}, pggit accepted it")
         DatabaseStateSnapshot.capture(self.conn).assert_unchanged(before)
@@ -255,7 +256,8 @@ class PggitModel(RuleBasedStateMachine):
         name = self._live_table(data)
         table = self.tables[name]
         assume(column not in table.columns and column not in {"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
-        self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} text").format(sql.Identifier(name), sql.Identifier(column)))
+        self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} text").format(
+            sql.Identifier(name), sql.Identifier(column)))
         table.columns.append(column)
         table.version = _step(table.version, "minor")
 

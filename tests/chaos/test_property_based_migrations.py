@@ -38,7 +38,8 @@ SCHEMA_QUERIES = {
     "constraints": """
         SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
          WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2""",
-    "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1, 2",
+    "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes "
+               "WHERE schemaname = current_schema() ORDER BY 1, 2",
 }
 SCHEMA_ONLY = {"user_tables": USER_TABLES_QUERY, **SCHEMA_QUERIES}
 

@@ -42,7 +42,8 @@ def _all_pggit_work(conn: psycopg.Connection) -> list[str]:
     conn.execute("CREATE TABLE rollback_t (id int PRIMARY KEY)")
     conn.execute("ALTER TABLE rollback_t ADD COLUMN note text")
     conn.execute("ALTER TABLE kept ADD COLUMN added_in_rollback int")
-    conn.execute("SELECT pggit.apply_migration('rollback-1', 'CREATE TABLE rollback_m (a int)', 'DROP TABLE rollback_m')")
+    conn.execute("SELECT pggit.apply_migration('rollback-1', 'CREATE TABLE rollback_m (a int)', "
+                 "'DROP TABLE rollback_m')")
     conn.execute("SELECT pggit.create_data_branch('kept', 'main', 'release/rollback')")
     return ids
 
