@@ -25,7 +25,7 @@ from tests.chaos.utils import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.property]
 
-# The documented format (extension/README.md, "Trinity IDs").
+# The documented format (docs/reference/pggit.md, "Trinity IDs").
 TRINITY_ID = re.compile(r"^TRN-(?P<time>\d{14})-(?P<seq>\d{12})-(?P<random>[0-9a-f]{8})$")
 UTC_STAMP = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS')"
 INT_MAX = 2**31 - 1

@@ -110,6 +110,17 @@ def test_connection_failure_at_probability_zero_leaves_the_connection_working(pl
         assert not conn.broken and not conn.closed
 
 
+def test_breaking_an_already_broken_connection_is_not_an_error(plain_dsn):
+    conn = psycopg.connect(plain_dsn, autocommit=True)
+    try:
+        ChaosInjector.break_connection(conn)
+        ChaosInjector.break_connection(conn)  # cut twice, not used in between
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
+    finally:
+        conn.close()
+
+
 def test_connection_failure_decisions_follow_the_seeded_rng(plain_dsn):
     expected_rng, rng = random.Random(2024), random.Random(2024)
     expected = [expected_rng.random() < 0.5 for _ in range(8)]

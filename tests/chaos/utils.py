@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import random
 import socket
 import time
@@ -152,7 +153,12 @@ class ChaosInjector:
         # would first send a polite FATAL AdminShutdown message that no real network failure sends.
         # shutdown() ignores the family given here: Unix-socket connections break the same way.
         with socket.fromfd(conn.pgconn.socket, socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.shutdown(socket.SHUT_RDWR)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:
+                # Already cut (and not used since): the link is as broken as asked.
+                if exc.errno != errno.ENOTCONN:
+                    raise
 
     @classmethod
     def simulate_connection_failure(

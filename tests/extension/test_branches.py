@@ -18,7 +18,7 @@ from tests.extension.helpers import (
     snapshot,
 )
 
-# The SQLSTATEs the contract leaves to the extension (extension/README.md).
+# The SQLSTATEs the contract leaves to the extension (docs/reference/pggit.md).
 UNKNOWN_PARENT = "42704"  # undefined_object
 PROTECTED_BRANCH = INVALID_PARAMETER_VALUE
 PARENT_DELETED = "55000"  # object_not_in_prerequisite_state

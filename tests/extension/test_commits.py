@@ -23,7 +23,7 @@ from tests.extension.helpers import (
     snapshot,
 )
 
-# The SQLSTATEs the contract leaves to the extension (extension/README.md).
+# The SQLSTATEs the contract leaves to the extension (docs/reference/pggit.md).
 DELETED_BRANCH = "55000"  # object_not_in_prerequisite_state
 REUSED_ID = UNIQUE_VIOLATION
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.extension.helpers import assert_nothing_written, commit, create_branch, rows, scalar, snapshot
 
-# Check names documented in extension/README.md, by the contract clause they cover.
+# Check names documented in docs/reference/pggit.md, by the contract clause they cover.
 HEADS_EXIST = "branch_heads_exist"
 BRANCH_PARENTS_EXIST = "branch_parents_exist"
 COMMIT_PARENTS_EXIST = "commit_parents_exist"

@@ -19,7 +19,7 @@ from tests.extension.helpers import (
     tracked_object,
 )
 
-# The SQLSTATEs the contract leaves to the extension (extension/README.md).
+# The SQLSTATEs the contract leaves to the extension (docs/reference/pggit.md).
 CHECKSUM_MISMATCH = "55000"  # object_not_in_prerequisite_state
 UNKNOWN_MIGRATION = "42704"  # undefined_object
 NO_DOWN_SQL = "55000"  # object_not_in_prerequisite_state

@@ -11,7 +11,7 @@ import pytest
 
 from tests.extension.helpers import commit, scalar
 
-# extension/README.md: TRN-<UTC time YYYYMMDDHH24MISS>-<sequence number, 12 digits>-<8 random hex digits>
+# docs/reference/pggit.md: TRN-<UTC time YYYYMMDDHH24MISS>-<sequence number, 12 digits>-<8 random hex digits>
 TRINITY_ID = re.compile(r"TRN-(?P<time>\d{14})-(?P<seq>\d{12})-(?P<random>[0-9a-f]{8})")
 
 
