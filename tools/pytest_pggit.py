@@ -47,6 +47,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_control: needs a server this run started (skipped with --dsn)")
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_control") and _option(item.config, "--dsn", "PGGIT_TEST_DSN"):
+        pytest.skip("needs a server this test run started (to restart, crash or reconfigure it); "
+                    "--dsn/PGGIT_TEST_DSN points at an existing one")
+
+
 def _option(config: pytest.Config, name: str, env: str) -> str | None:
     value = config.getoption(name)
     return value if value is not None else os.environ.get(env) or None
