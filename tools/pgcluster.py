@@ -185,6 +185,10 @@ def find_install(
 
 def _mirror_dir(src: Path, dest: Path, keep: set[str] = frozenset()) -> None:
     """Make ``dest`` a real directory whose entries link to ``src``'s, except ``keep``."""
+    # A link made while mirroring the level above must become a directory here, or
+    # files put into it would land in the original installation, shared by every run.
+    if dest.is_symlink():
+        dest.unlink()
     dest.mkdir(parents=True, exist_ok=True)
     dest.chmod(0o755)
     for entry in src.iterdir():
