@@ -137,6 +137,20 @@ def test_cluster_lives_in_a_private_directory_on_a_free_loopback_port(pg_server)
     assert int(pg_server.setting("port")) == pg_server.port
 
 
+def test_pggit_is_installed_into_the_clusters_own_share_directory(pg_server):
+    """The real installation is shared by every run: pggit's files must never land there."""
+    if not pg_server.can_control:
+        pytest.skip("an existing server (--dsn) belongs to someone else")
+    installed = list((pg_server.root / "install").rglob("pggit.control"))
+    assert len(installed) == 1
+    control = installed[0]
+    assert not control.is_symlink()
+    assert control.resolve().is_relative_to(pg_server.root.resolve())
+    for directory in control.resolve().relative_to(pg_server.root.resolve()).parents:
+        assert not (pg_server.root / directory).is_symlink(), f"{directory} links out of the cluster"
+    assert not (pg_server.install.sharedir / "extension" / "pggit.control").exists()
+
+
 # ---------------------------------------------------------------------------
 # Finding binaries
 # ---------------------------------------------------------------------------
