@@ -12,7 +12,7 @@ WORKERS ?= auto
 # loadgroup keeps tests that share an expensive set-up (the built site) on one worker.
 XDIST := -n $(WORKERS) --dist loadgroup
 
-.PHONY: test site smoke full weekly install clean
+.PHONY: test site smoke full weekly metrics install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ full: $(STAMP)
 ## The weekly tier: large worker counts and long soaks.
 weekly: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "soak" $(PYTEST_ARGS)
+
+## Measure the suite and rewrite docs/metrics.md: the mutant catalog against the
+## smoke and the full tier, the smoke tier 20 times with random seeds, the plots.
+metrics: $(STAMP)
+	$(BIN)/python -m tools.mutation_runner --tier smoke --no-contract
+	$(BIN)/python -m tools.mutation_runner --tier full
+	$(BIN)/python -m tools.stability --runs 20
+	$(BIN)/python -m tools.metrics_page
 
 ## Build the site into _build/html, after running the guides' examples.
 site: $(STAMP)

@@ -299,10 +299,14 @@ def _hypothesis_examples(run: RunResult) -> dict[str, dict]:
 
 
 def machine() -> dict:
+    from importlib.metadata import version
+
     return {
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "pytest": version("pytest"),
+        "hypothesis": version("hypothesis"),
     }
 
 
