@@ -30,6 +30,23 @@ def _rows(conn: psycopg.Connection, query: str, params=None) -> list[tuple]:
     return conn.execute(query, params).fetchall()
 
 
+def _tracked_table(conn: psycopg.Connection, table: str, invariant: str,
+                   columns: str = "o.id, o.version_major, o.version_minor, o.version_patch") -> tuple:
+    """The active objects row (``columns`` of it) of the table ``table`` names, found by regclass as
+    PostgreSQL resolves the name; raises ``InvariantViolation`` for ``invariant`` if pggit does not track it.
+
+    ``columns`` may use ``%(table)s``, the name as given.
+    """
+    row = conn.execute(
+        f"SELECT {columns} FROM pggit.objects o WHERE o.object_type = 'TABLE' AND o.is_active "
+        "AND format('%%I.%%I', o.schema_name, o.object_name)::regclass = %(table)s::regclass",
+        {"table": table},
+    ).fetchone()
+    if row is None:
+        raise InvariantViolation(invariant, f"table {table!r} is not tracked")
+    return row
+
+
 def linear_chain_invariant(conn: psycopg.Connection, branch: str) -> list[str]:
     """The branch's commits form one chain: no forks, no lost head, nothing unreachable.
 
@@ -119,14 +136,7 @@ def versions_strictly_increasing(conn: psycopg.Connection, table: str) -> list[s
 
     Returns the versions in order.
     """
-    obj = conn.execute(
-        "SELECT id, version_major, version_minor, version_patch FROM pggit.objects "
-        "WHERE object_type = 'TABLE' AND is_active AND format('%%I.%%I', schema_name, object_name)::regclass = %s::regclass",
-        (table,),
-    ).fetchone()
-    if obj is None:
-        raise InvariantViolation("versions increase", f"table {table!r} is not tracked")
-    object_id, *current = obj
+    object_id, *current = _tracked_table(conn, table, "versions increase")
     steps = _rows(conn, "SELECT id, change_type, old_version, new_version FROM pggit.history "
                         "WHERE object_id = %s ORDER BY id", (object_id,))
     problems, previous = [], None
@@ -235,15 +245,8 @@ def refused_after_acknowledged(history: History, cutoff_op: str, op: str, sqlsta
 
 def recorded_hash_is_live(conn: psycopg.Connection, table: str) -> str:
     """The table's recorded ``objects.content_hash`` equals ``calculate_schema_hash`` of the live table."""
-    row = conn.execute(
-        "SELECT o.id, o.content_hash, pggit.calculate_schema_hash(%s) FROM pggit.objects o "
-        "WHERE o.object_type = 'TABLE' AND o.is_active "
-        "AND format('%%I.%%I', o.schema_name, o.object_name)::regclass = %s::regclass",
-        (table, table),
-    ).fetchone()
-    if row is None:
-        raise InvariantViolation("recorded hash is live", f"table {table!r} is not tracked")
-    object_id, recorded, live = row
+    object_id, recorded, live = _tracked_table(
+        conn, table, "recorded hash is live", "o.id, o.content_hash, pggit.calculate_schema_hash(%(table)s)")
     if live is None or recorded != live:
         raise InvariantViolation("recorded hash is live", f"table {table!r} (object id {object_id}): "
                                  f"recorded content_hash {recorded}, calculate_schema_hash {live}")
@@ -261,14 +264,7 @@ def version_steps_match_changes(conn: psycopg.Connection, table: str, expected: 
     the workload applied (one history row per change, no more, no fewer).
     Returns the current version.
     """
-    obj = conn.execute(
-        "SELECT id, version_major, version_minor, version_patch FROM pggit.objects "
-        "WHERE object_type = 'TABLE' AND is_active AND format('%%I.%%I', schema_name, object_name)::regclass = %s::regclass",
-        (table,),
-    ).fetchone()
-    if obj is None:
-        raise InvariantViolation("version steps", f"table {table!r} is not tracked")
-    object_id, *current = obj
+    object_id, *current = _tracked_table(conn, table, "version steps")
     steps = _rows(conn, "SELECT id, severity, old_version, new_version FROM pggit.history "
                         "WHERE object_id = %s AND change_type = 'ALTER' ORDER BY id", (object_id,))
     problems = [(step_id, severity, f"{old} -> {new} is not one {severity} bump")
