@@ -387,3 +387,14 @@ def test_monitor_wait_until_blocked_times_out_on_a_session_that_never_waits(plai
             monitor.wait_until_blocked(2**31 - 1, timeout=0.2)  # no such backend
         with psycopg.connect(plain_dsn, autocommit=False) as in_transaction, pytest.raises(ValueError):
             TransactionMonitor(in_transaction)
+
+
+def test_monitor_wait_until_blocked_gives_up_at_once_when_the_call_finished_without_waiting(plain_dsn):
+    with psycopg.connect(plain_dsn, autocommit=True) as session, TransactionMonitor(plain_dsn) as monitor, \
+            ThreadPoolExecutor(1) as pool:
+        call = pool.submit(lambda: session.execute("SELECT 1").fetchone()[0])
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=rf"session {session.info.backend_pid} finished its call without"):
+            monitor.wait_until_blocked(session.info.backend_pid, timeout=30, finished=call.done)
+        assert time.monotonic() - started < 10
+        assert call.result() == 1

@@ -691,15 +691,26 @@ class TransactionMonitor:
             graph[pair.blocked_pid] = graph.get(pair.blocked_pid, ()) + (pair.blocking_pid,)
         return graph
 
-    def wait_until_blocked(self, pid: int, timeout: float = 5.0, poll_interval: float = 0.005) -> LockWait:
+    def wait_until_blocked(
+        self,
+        pid: int,
+        timeout: float = 5.0,
+        poll_interval: float = 0.005,
+        finished: Callable[[], bool] | None = None,
+    ) -> LockWait:
         """Poll until session ``pid`` waits on a lock; return what it waits for and who blocks it.
 
         Raises ``TimeoutError`` (saying what the session was doing) if it is
         not waiting within ``timeout`` seconds, ``LookupError`` at once if the
-        session does not exist.
+        session does not exist. ``finished``, when given, says whether the
+        call that was to block is over (``future.done``, say): once it is and
+        the session is not waiting, it never will, and ``TimeoutError`` comes
+        at once instead of at the deadline.
         """
         deadline = time.monotonic() + timeout
         while True:
+            # Asked before the look: a call over by then cannot be waiting later.
+            over = finished is not None and finished()
             row = self.conn.execute(
                 "SELECT wait_event_type, wait_event, state, query, pg_blocking_pids(pid) "
                 "FROM pg_stat_activity WHERE pid = %s",
@@ -710,6 +721,11 @@ class TransactionMonitor:
             wait_event_type, wait_event, state, query, blockers = row
             if wait_event_type == "Lock":
                 return LockWait(pid, wait_event, tuple(blockers), query)
+            if over:
+                raise TimeoutError(
+                    f"session {pid} finished its call without blocking on a lock: "
+                    f"state={state!r}, wait_event={wait_event_type}/{wait_event}, query={query!r}"
+                )
             if time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"session {pid} did not block on a lock within {timeout} s: "
