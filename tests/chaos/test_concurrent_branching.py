@@ -21,14 +21,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
 from tests.chaos import checkers
 from tests.chaos.history import History, run_workers
-from tests.chaos.utils import TransactionMonitor
+from tests.chaos.interleavings import Step, interleave
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 
@@ -42,6 +41,10 @@ def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
 
 def _create_branch(conn: psycopg.Connection, name: str, parent: str = "main") -> int:
     return conn.execute("SELECT pggit.create_branch(%s, %s)", (name, parent)).fetchone()[0]
+
+
+def _delete_branch(conn: psycopg.Connection, name: str) -> None:
+    conn.execute("SELECT pggit.delete_branch_simple(%s)", (name,))
 
 
 def _primary(error: str) -> str:
@@ -100,25 +103,9 @@ def test_second_creator_of_a_branch_waits_for_the_first_then_fails_clearly_or_su
     name = "feature/pair"
     history = History()
 
-    with psycopg.connect(db_connection_string) as a, \
-            psycopg.connect(db_connection_string, autocommit=True) as b, \
-            TransactionMonitor(db_connection_string) as monitor, \
-            ThreadPoolExecutor(1) as pool:
-        try:
-            with history.record(0, "create_branch", name) as op:
-                op.result = _create_branch(a, name)  # A's transaction stays open
-
-            def session_b() -> None:
-                with contextlib.suppress(psycopg.Error), history.record(1, "create_branch", name) as op:
-                    op.result = _create_branch(b, name)
-
-            b_done = pool.submit(session_b)
-            wait = monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
-            assert a.info.backend_pid in wait.blocking_pids
-            a.commit() if first_outcome == "commit" else a.rollback()
-            b_done.result(timeout=30)
-        finally:
-            a.rollback()
+    run = interleave(db_connection_string, history, Step.call("create_branch", _create_branch, name),
+                     Step.call("create_branch", _create_branch, name, may_fail=True), end=first_outcome)
+    assert run.holder_pid in run.wait.blocking_pids
 
     a_op, b_op = history.of("create_branch")
     branch = checkers.single_branch(sync_conn, name)
@@ -216,7 +203,7 @@ def test_commits_racing_a_delete_land_before_it_or_are_refused(db_connection_str
                 while len(history.acknowledged("commit")) < committers and time.monotonic() < deadline:
                     time.sleep(0.001)
                 with history.record(worker, "delete", branch):
-                    conn.execute("SELECT pggit.delete_branch_simple(%s)", (branch,))
+                    _delete_branch(conn, branch)
                 deleted.set()
                 return
             # Commit until one attempt has started after the delete returned (bounded, in case it never does).
@@ -252,24 +239,8 @@ def test_delete_waits_for_an_open_commit_which_then_stays(db_connection_string, 
     _create_branch(sync_conn, branch)
     history = History()
 
-    with psycopg.connect(db_connection_string) as a, \
-            psycopg.connect(db_connection_string, autocommit=True) as b, \
-            TransactionMonitor(db_connection_string) as monitor, \
-            ThreadPoolExecutor(1) as pool:
-        try:
-            with history.record(0, "commit", branch, "A") as op:
-                op.result = _commit(a, branch, "A")  # A's transaction stays open
-
-            def session_b() -> None:
-                with history.record(1, "delete", branch):
-                    b.execute("SELECT pggit.delete_branch_simple(%s)", (branch,))
-
-            b_done = pool.submit(session_b)
-            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
-            a.commit()
-            b_done.result(timeout=30)
-        finally:
-            a.rollback()
+    interleave(db_connection_string, history,
+               Step.call("commit", _commit, branch, "A"), Step.call("delete", _delete_branch, branch))
 
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="doomed/after-commit"):
         _commit(sync_conn, branch, "too late")
@@ -287,24 +258,8 @@ def test_commit_waiting_for_an_open_delete_is_refused_and_writes_nothing(db_conn
     before = _commit(sync_conn, branch, "before")
     history = History()
 
-    with psycopg.connect(db_connection_string) as a, \
-            psycopg.connect(db_connection_string, autocommit=True) as b, \
-            TransactionMonitor(db_connection_string) as monitor, \
-            ThreadPoolExecutor(1) as pool:
-        try:
-            with history.record(0, "delete", branch):
-                a.execute("SELECT pggit.delete_branch_simple(%s)", (branch,))  # A's transaction stays open
-
-            def session_b() -> None:
-                with contextlib.suppress(psycopg.Error), history.record(1, "commit", branch, "B") as op:
-                    op.result = _commit(b, branch, "B")
-
-            b_done = pool.submit(session_b)
-            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
-            a.commit()
-            b_done.result(timeout=30)
-        finally:
-            a.rollback()
+    interleave(db_connection_string, history,
+               Step.call("delete", _delete_branch, branch), Step.call("commit", _commit, branch, "B", may_fail=True))
 
     (b_op,) = history.of("commit")
     assert b_op.ok is False and b_op.sqlstate == OBJECT_NOT_IN_PREREQUISITE_STATE, history.dump()

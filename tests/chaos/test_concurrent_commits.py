@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from tests.chaos import checkers
 from tests.chaos.history import History, run_workers
+from tests.chaos.interleavings import Step, interleave
 from tests.chaos.strategies import commit_message
-from tests.chaos.utils import TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 
@@ -113,27 +113,11 @@ def test_blocked_committer_builds_on_the_commit_it_waited_for(db_connection_stri
     sync_conn.execute("SELECT pggit.create_branch('queue')")
     history = History()
 
-    with psycopg.connect(db_connection_string) as a, \
-            psycopg.connect(db_connection_string, autocommit=True) as b, \
-            TransactionMonitor(db_connection_string) as monitor, \
-            ThreadPoolExecutor(1) as pool:
-        try:
-            # A: commit_changes inside an open transaction (branch row locked until COMMIT).
-            with history.record(0, "commit", "queue", "A") as op:
-                op.result = a_id = _commit(a, "queue", "A")
-
-            def session_b() -> str:
-                with history.record(1, "commit", "queue", "B") as op:
-                    op.result = _commit(b, "queue", "B")
-                return op.result
-
-            b_future = pool.submit(session_b)
-            wait = monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
-            assert a.info.backend_pid in wait.blocking_pids
-            a.commit()
-            b_id = b_future.result(timeout=30)
-        finally:
-            a.rollback()  # no-op after the commit; frees B if an assertion failed first
+    # A: commit_changes inside an open transaction (branch row locked until COMMIT); B waits for it.
+    run = interleave(db_connection_string, history,
+                     Step.call("commit", _commit, "queue", "A"), Step.call("commit", _commit, "queue", "B"))
+    assert run.holder_pid in run.wait.blocking_pids
+    a_id, b_id = run.first.result, run.second.result
 
     assert _parent_of(sync_conn, b_id) == a_id
     assert checkers.linear_chain_invariant(sync_conn, "queue") == [a_id, b_id]
@@ -218,25 +202,9 @@ def test_second_auto_creator_waits_and_commits_on_the_first_ones_branch(db_conne
     sync_conn.autocommit = True
     history = History()
 
-    with psycopg.connect(db_connection_string) as a, \
-            psycopg.connect(db_connection_string, autocommit=True) as b, \
-            TransactionMonitor(db_connection_string) as monitor, \
-            ThreadPoolExecutor(1) as pool:
-        try:
-            with history.record(0, "commit", "auto/pair", "A") as op:
-                op.result = a_id = _commit(a, "auto/pair", "A")
-
-            def session_b() -> str:
-                with history.record(1, "commit", "auto/pair", "B") as op:
-                    op.result = _commit(b, "auto/pair", "B")
-                return op.result
-
-            b_future = pool.submit(session_b)
-            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
-            a.commit()
-            b_id = b_future.result(timeout=30)
-        finally:
-            a.rollback()
+    run = interleave(db_connection_string, history,
+                     Step.call("commit", _commit, "auto/pair", "A"), Step.call("commit", _commit, "auto/pair", "B"))
+    a_id, b_id = run.first.result, run.second.result
 
     checkers.single_branch(sync_conn, "auto/pair")
     assert _parent_of(sync_conn, b_id) == a_id

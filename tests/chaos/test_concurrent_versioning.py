@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -26,7 +25,7 @@ from psycopg import sql
 
 from tests.chaos import checkers
 from tests.chaos.history import History, run_workers
-from tests.chaos.utils import TransactionMonitor
+from tests.chaos.interleavings import Step, interleave
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 
@@ -47,6 +46,10 @@ def _ddl(kind: str, table: str, worker: int, step: int) -> sql.Composed:
         return sql.SQL("COMMENT ON INDEX {} IS {}").format(sql.Identifier(f"{table}_pkey"),
                                                            sql.Literal(f"comment {tag}"))
     raise ValueError(kind)
+
+
+def _run_ddl(conn: psycopg.Connection, kind: str, table: str, worker: int, step: int) -> None:
+    conn.execute(_ddl(kind, table, worker, step))
 
 
 def _expected_steps(history: History) -> dict[str, int]:
@@ -102,25 +105,10 @@ def test_ddl_that_waits_for_another_sessions_change_bumps_from_its_version(db_co
     sync_conn.execute("CREATE TABLE pair (id int PRIMARY KEY, a int, b int)")
     history = History()
 
-    with psycopg.connect(db_connection_string) as a, \
-            psycopg.connect(db_connection_string, autocommit=True) as b, \
-            TransactionMonitor(db_connection_string) as monitor, \
-            ThreadPoolExecutor(1) as pool:
-        try:
-            with history.record(0, "ddl", first, "A"):
-                a.execute(_ddl(first, "pair", 0, 0))  # A's transaction stays open
-
-            def session_b() -> None:
-                with history.record(1, "ddl", second, "B"):
-                    b.execute(_ddl(second, "pair", 1, 0))
-
-            b_done = pool.submit(session_b)
-            wait = monitor.wait_until_blocked(b.info.backend_pid, timeout=10)
-            assert a.info.backend_pid in wait.blocking_pids
-            a.commit()
-            b_done.result(timeout=30)
-        finally:
-            a.rollback()
+    run = interleave(db_connection_string, history,
+                     Step("ddl", (first, "A"), lambda conn: _run_ddl(conn, first, "pair", 0, 0)),
+                     Step("ddl", (second, "B"), lambda conn: _run_ddl(conn, second, "pair", 1, 0)))
+    assert run.holder_pid in run.wait.blocking_pids
 
     assert checkers.versions_strictly_increasing(sync_conn, "pair") == ["1.0.0", "1.0.1", "1.0.2"]
     checkers.version_steps_match_changes(sync_conn, "pair", {"PATCH": 2})

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -30,6 +29,7 @@ from psycopg import IsolationLevel
 
 from tests.chaos import checkers
 from tests.chaos.history import History, run_workers
+from tests.chaos.interleavings import run_blocked
 from tests.chaos.utils import ChaosInjector, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
@@ -109,23 +109,18 @@ def test_committer_that_waited_gets_40001_and_its_retry_builds_on_the_winner(db_
     history = History()
 
     with _connect(db_connection_string, isolation) as a, _connect(db_connection_string, isolation) as b, \
-            TransactionMonitor(db_connection_string) as monitor, ThreadPoolExecutor(1) as pool:
-        try:
-            with history.record(0, "commit", branch, "A") as op:
-                op.result = a_id = a.execute("SELECT pggit.commit_changes(%s, 'A')", (branch,)).fetchone()[0]
+            TransactionMonitor(db_connection_string) as monitor:
+        with history.record(0, "commit", branch, "A") as op:
+            op.result = a_id = a.execute("SELECT pggit.commit_changes(%s, 'A')", (branch,)).fetchone()[0]
 
-            attempts = itertools.count(1)
+        attempts = itertools.count(1)
 
-            def session_b() -> str:
-                return ChaosInjector.with_retry(
-                    lambda: _commit_in_transaction(b, history, 1, branch, f"B attempt {next(attempts)}"), **RETRY)
+        def session_b() -> str:
+            return ChaosInjector.with_retry(
+                lambda: _commit_in_transaction(b, history, 1, branch, f"B attempt {next(attempts)}"), **RETRY)
 
-            b_future = pool.submit(session_b)
-            monitor.wait_until_blocked(b.info.backend_pid, timeout=10)  # B's snapshot is taken: it is waiting
-            a.commit()
-            b_id = b_future.result(timeout=30)
-        finally:
-            a.rollback()
+        # B's first attempt, seen waiting, has taken its snapshot: A's commit makes it stale.
+        b_id = run_blocked(monitor, a, b, session_b).result
 
     first_b, *_ = [op for op in history.of("commit") if op.worker == 1]
     assert first_b.ok is False and first_b.sqlstate == SERIALIZATION_FAILURE, history.dump()
