@@ -8,15 +8,16 @@ was written. ``expect_error`` checks the first two, ``snapshot`` plus
 
 from __future__ import annotations
 
-import concurrent.futures
 import re
-import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+
+from tests.chaos.interleavings import run_blocked
+from tests.chaos.utils import TransactionMonitor
 
 # The tables the contract fixes, in the order they are reported.
 PGGIT_TABLES = ("branches", "commits", "objects", "history", "migrations")
@@ -200,53 +201,32 @@ def set_event_triggers(conn: psycopg.Connection, enabled: bool) -> None:
 # --------------------------------------------------------------------------
 
 
-def wait_until_blocked(
-    observer: psycopg.Connection,
-    waiter_pid: int,
-    blocker_pid: int,
-    timeout: float = 10.0,
-    finished: Callable[[], bool] = lambda: False,
-) -> None:
-    """Return once ``waiter_pid`` waits for a lock that ``blocker_pid`` holds.
-
-    Fails after ``timeout``, or as soon as ``finished()`` says the waiter's
-    call is over without having waited.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        blockers = observer.execute("SELECT pg_blocking_pids(%s)", (waiter_pid,)).fetchone()[0]
-        if blocker_pid in blockers:
-            return
-        if finished():
-            raise AssertionError(f"session {waiter_pid} finished its call without waiting for {blocker_pid}")
-        time.sleep(0.01)
-    state = observer.execute(
-        "SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity WHERE pid = %s", (waiter_pid,)
-    ).fetchone()
-    raise AssertionError(f"session {waiter_pid} never waited for {blocker_pid}; pg_stat_activity: {state}")
-
-
 def run_while_blocked(
     holder: psycopg.Connection,
     waiter: psycopg.Connection,
     observer: psycopg.Connection,
     call: Callable[[psycopg.Connection], Any],
     *,
-    release: Callable[[psycopg.Connection], None] = lambda conn: conn.commit(),
-) -> tuple[Any, BaseException | None]:
-    """Run ``call(waiter)`` in a thread, check that it waits for ``holder``, then ``release(holder)``.
+    end: Literal["commit", "rollback"] = "commit",
+) -> tuple[Any, psycopg.Error | None]:
+    """Run ``call(waiter)`` in a thread, check that it waits for ``holder``, then end ``holder``'s
+    transaction with ``end``; the interleaving is ``tests.chaos.interleavings.run_blocked``.
 
-    ``holder`` must already hold its locks in an open transaction. Returns the
-    call's result and the exception it raised (one of them is None).
+    ``holder`` must already hold its locks in an open transaction; ``observer``
+    is an autocommit connection to watch them with. Returns the call's result
+    and the psycopg error it raised (one of them is None).
     """
     waiter.execute("SET statement_timeout = '20s'")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(call, waiter)
+
+    def outcome() -> tuple[Any, psycopg.Error | None]:
         try:
-            wait_until_blocked(observer, waiter.info.backend_pid, holder.info.backend_pid, finished=future.done)
-        finally:
-            release(holder)
-        try:
-            return future.result(timeout=30), None
+            return call(waiter), None
         except psycopg.Error as exc:
             return None, exc
+
+    with TransactionMonitor(observer) as monitor:
+        blocked = run_blocked(monitor, holder, waiter, outcome, end=end)
+    assert holder.info.backend_pid in blocked.wait.blocking_pids, (
+        f"session {waiter.info.backend_pid} waited for {blocked.wait.blocking_pids}, not for {holder.info.backend_pid}"
+    )
+    return blocked.result

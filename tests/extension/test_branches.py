@@ -178,7 +178,7 @@ def test_two_sessions_creating_one_name_the_second_wins_when_the_first_rolls_bac
     result, error = run_while_blocked(
         session_a, session_b, conn,
         lambda c: c.execute("SELECT pggit.create_branch('contested')").fetchone()[0],
-        release=lambda c: c.rollback(),
+        end="rollback",
     )
     assert error is None
     assert branch(conn, "contested")["id"] == result

@@ -159,7 +159,7 @@ def test_concurrent_applies_the_waiter_runs_it_when_the_first_rolls_back(runs, c
     second = connect()
     apply(first, "005", UP, DOWN)
     result, error = run_while_blocked(
-        first, second, runs, lambda c: apply(c, "005", UP, DOWN), release=lambda c: c.rollback()
+        first, second, runs, lambda c: apply(c, "005", UP, DOWN), end="rollback"
     )
     assert error is None, error
     assert result is True
