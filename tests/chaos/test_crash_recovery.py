@@ -10,7 +10,9 @@ outcome is unknown, so the checks accept them present (whole) or absent.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -46,8 +48,10 @@ def database(make_database):
     return psycopg.conninfo.conninfo_to_dict(make_database(prefix="crash"))["dbname"]
 
 
-def _crash_when(event: threading.Event, pg_cluster, stop: threading.Event, timeout: float = 30.0) -> threading.Thread:
-    """A thread that crashes and restarts the server once ``event`` is set (or after ``timeout``).
+@contextlib.contextmanager
+def _crash_when(event: threading.Event, pg_cluster, stop: threading.Event, timeout: float = 30.0) -> Iterator[None]:
+    """While the block runs, a thread crashes and restarts the server once ``event`` is set (or after
+    ``timeout``); leaving the block waits for that thread and checks that the server did restart.
 
     Workers run until their connection dies with the server; ``stop``, set once the server is
     back, only stops one that connected late, after the restart.
@@ -60,9 +64,13 @@ def _crash_when(event: threading.Event, pg_cluster, stop: threading.Event, timeo
         finally:
             stop.set()
 
-    thread = threading.Thread(target=crash, name="crasher")
-    thread.start()
-    return thread
+    postmaster = pg_cluster.postmaster_pid
+    crasher = threading.Thread(target=crash, name="crasher")
+    crasher.start()
+    yield
+    crasher.join(60)
+    assert not crasher.is_alive()
+    assert pg_cluster.postmaster_pid not in (None, postmaster), "the server was not crashed and restarted"
 
 
 def test_a_crash_during_concurrent_commits_keeps_every_acknowledged_commit_and_nothing_partial(durable, database):
@@ -86,12 +94,8 @@ def test_a_crash_during_concurrent_commits_keeps_every_acknowledged_commit_and_n
                 if len(acknowledged) >= ACKNOWLEDGED_BEFORE_CRASH:
                     enough.set()
 
-    postmaster = pg_cluster.postmaster_pid
-    crasher = _crash_when(enough, pg_cluster, stop)
-    history = run_workers(WORKERS, work, timeout=120)
-    crasher.join(60)
-    assert not crasher.is_alive()
-    assert pg_cluster.postmaster_pid not in (None, postmaster), "the server was not crashed and restarted"
+    with _crash_when(enough, pg_cluster, stop):
+        history = run_workers(WORKERS, work, timeout=120)
     assert len(history.acknowledged("commit")) >= ACKNOWLEDGED_BEFORE_CRASH
     assert history.unknown("commit"), "no commit was in flight at the crash: the test did not test a crash"
 
@@ -159,11 +163,8 @@ def test_a_crash_during_ddl_leaves_history_and_objects_in_agreement(durable, dat
     with TransactionMonitor(dsn) as monitor:
         blocked_thread.start()
         monitor.wait_until_blocked(blocked.info.backend_pid)
-    postmaster = pg_cluster.postmaster_pid
-    crasher = _crash_when(enough, pg_cluster, stop)
-    history = run_workers(2, ddl_loop, timeout=120)
-    crasher.join(60)
-    assert pg_cluster.postmaster_pid not in (None, postmaster), "the server was not crashed and restarted"
+    with _crash_when(enough, pg_cluster, stop):
+        history = run_workers(2, ddl_loop, timeout=120)
     blocked_thread.join(10)
     for conn in (open_tx, holder, blocked):
         conn.close()
@@ -225,11 +226,8 @@ def test_a_crash_during_apply_migration_leaves_it_all_or_nothing(durable, databa
     with TransactionMonitor(dsn) as monitor:
         thread.start()
         monitor.wait_until_blocked(migrating.info.backend_pid)
-    postmaster = pg_cluster.postmaster_pid
-    crasher = _crash_when(enough, pg_cluster, stop)
-    history = run_workers(2, migration_loop, timeout=120)
-    crasher.join(60)
-    assert pg_cluster.postmaster_pid not in (None, postmaster), "the server was not crashed and restarted"
+    with _crash_when(enough, pg_cluster, stop):
+        history = run_workers(2, migration_loop, timeout=120)
     thread.join(10)
     holder.close()
     migrating.close()
