@@ -37,25 +37,25 @@ def test_get_version_is_what_the_history_made_it(conn):
     assert version(conn, "evolving") == "2.0.0"
 
 
-def test_get_version_resolves_an_unqualified_name_through_search_path(conn):
+def _same_name_in_two_schemas(conn):
+    """Two tables named ``same``: first_s.same at 1.0.0, second_s.same at 1.1.0; search_path is first_s, public."""
     conn.execute("CREATE SCHEMA first_s")
     conn.execute("CREATE SCHEMA second_s")
     conn.execute("CREATE TABLE first_s.same (id int)")
     conn.execute("CREATE TABLE second_s.same (id int)")
     conn.execute("ALTER TABLE second_s.same ADD COLUMN b int")
     conn.execute("SET search_path = first_s, public")
+
+
+def test_get_version_resolves_an_unqualified_name_through_search_path(conn):
+    _same_name_in_two_schemas(conn)
     assert version(conn, "same") == "1.0.0"
     conn.execute("SET search_path = second_s, first_s, public")
     assert version(conn, "same") == "1.1.0"
 
 
 def test_get_version_resolves_a_schema_qualified_name_whatever_the_search_path(conn):
-    conn.execute("CREATE SCHEMA first_s")
-    conn.execute("CREATE SCHEMA second_s")
-    conn.execute("CREATE TABLE first_s.same (id int)")
-    conn.execute("CREATE TABLE second_s.same (id int)")
-    conn.execute("ALTER TABLE second_s.same ADD COLUMN b int")
-    conn.execute("SET search_path = first_s, public")
+    _same_name_in_two_schemas(conn)
     assert version(conn, "second_s.same") == "1.1.0"
     assert version(conn, "first_s.same") == "1.0.0"
 
