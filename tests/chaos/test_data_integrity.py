@@ -12,6 +12,7 @@ on the Trinity sequence) is undone by hand.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from psycopg import sql
 
 from tests.chaos import checkers
 
@@ -212,4 +214,30 @@ def test_verify_integrity_reports_damaged_tables_instead_of_raising(sync_conn, r
     failed = {name: detail for name, (ok, detail) in report.items() if not ok}
     assert failed, report
     assert all(detail.startswith("check failed: ") for detail in failed.values()), failed
+    checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE pggit.branches SET head_commit_hash = 'TRN-forged' WHERE name = 'main'",
+    "DELETE FROM pggit.commits",
+    "INSERT INTO pggit.branches (name) VALUES ('forged')",
+    "UPDATE pggit.objects SET version_major = version_major + 1",
+    "DELETE FROM pggit.history",
+    "TRUNCATE pggit.migrations",
+    "SELECT setval('pggit.trinity_id_seq', 1)",
+])
+def test_a_role_without_grants_cannot_damage_the_metadata_directly(sync_conn, repo, statement):
+    """Only a superuser or pggit's owner can damage the metadata by hand: an ordinary role that writes pggit's tables or sequence directly is refused (42501) and nothing changes."""
+    role = f"chaos_intruder_{uuid.uuid4().hex[:12]}"
+    before = _report(sync_conn)
+    try:
+        with sync_conn.transaction(force_rollback=True):
+            # Created in the transaction, so the rollback removes the role too.
+            sync_conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            sync_conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                sync_conn.execute(statement)
+    finally:
+        sync_conn.rollback()
+    assert _report(sync_conn) == before
     checkers.integrity_ok(sync_conn)

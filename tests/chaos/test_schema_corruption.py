@@ -184,6 +184,41 @@ def test_restore_like_recreation_is_reported_only_when_the_structure_differs(con
     checkers.integrity_ok(conn)
 
 
+def test_restore_that_reorders_the_columns_is_reported_as_drift(conn):
+    """A table recreated behind pggit's back with the same columns, types and index but in another column order (a restore from a hand-edited dump) has another structure: detect_drift reports it, and a tracked DDL records it."""
+    recorded_hash, _ = _recorded(conn, "victim")
+    with tracking_paused(conn):
+        conn.execute("DROP TABLE victim")
+        conn.execute("CREATE TABLE victim (qty int, name text, id int PRIMARY KEY)")
+        conn.execute("CREATE INDEX victim_qty_idx ON victim (qty)")
+    drift = _drift(conn)
+    assert [(t, r) for _, t, r, _, _ in drift] == [("victim", recorded_hash)], drift
+    assert drift[0][3] == drift[0][4] != recorded_hash
+    conn.execute("COMMENT ON TABLE victim IS 'restored'")
+    checkers.drift_is(conn)
+    checkers.recorded_hash_is_live(conn, "victim")
+
+
+def test_a_function_that_shadows_a_builtin_in_the_callers_path_changes_nothing_pggit_does(conn):
+    """A caller who puts a schema of their own before pg_catalog in search_path, with a fake length(), cannot get a 10,001-character message past commit_changes: every SECURITY DEFINER function of pggit pins its own search_path."""
+    unpinned = conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'pggit' AND p.prosecdef "
+        "AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%') ORDER BY 1"
+    ).fetchall()
+    assert unpinned == [], f"SECURITY DEFINER functions that run with the caller's search_path: {unpinned}"
+    conn.execute("CREATE SCHEMA shadow")
+    conn.execute("CREATE FUNCTION shadow.length(text) RETURNS integer LANGUAGE sql AS 'SELECT 0'")
+    conn.execute("SET search_path = shadow, pg_catalog, public")
+    try:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="10000"):
+            conn.execute("SELECT pggit.commit_changes('main', repeat('x', 10001))")
+    finally:
+        conn.execute("RESET search_path")
+    assert conn.execute("SELECT count(*) FROM pggit.commits").fetchone() == (0,)
+    checkers.integrity_ok(conn)
+
+
 # Changes for the property test: structural ones always change the description
 # (fresh names and values each time, nothing undone); the others never do.
 STRUCTURAL = ("add column", "add index", "set default", "add check")
