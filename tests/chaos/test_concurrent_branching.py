@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers
+from tests.chaos.calls import commit, create_branch, head
 from tests.chaos.history import History, run_workers
 from tests.chaos.interleavings import Step, interleave
 
@@ -33,14 +34,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 
 UNIQUE_VIOLATION = "23505"
 OBJECT_NOT_IN_PREREQUISITE_STATE = "55000"
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
-
-
-def _create_branch(conn: psycopg.Connection, name: str, parent: str = "main") -> int:
-    return conn.execute("SELECT pggit.create_branch(%s, %s)", (name, parent)).fetchone()[0]
 
 
 def _delete_branch(conn: psycopg.Connection, name: str) -> None:
@@ -52,15 +45,11 @@ def _primary(error: str) -> str:
     return error.splitlines()[0]
 
 
-def _head(conn: psycopg.Connection, branch: str) -> str | None:
-    return conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = %s", (branch,)).fetchone()[0]
-
-
 @pytest.mark.parametrize("workers", [2, 10, 40])
 def test_concurrent_creation_of_one_branch_name_lets_exactly_one_succeed(db_connection_string, sync_conn, workers):
     """Of many sessions creating the same branch at once, one succeeds and every other gets 23505 naming the branch."""
     sync_conn.autocommit = True
-    _commit(sync_conn, "main", "base")
+    commit(sync_conn, "main", "base")
     rounds = 6
     round_start = threading.Barrier(workers)
 
@@ -75,7 +64,7 @@ def test_concurrent_creation_of_one_branch_name_lets_exactly_one_succeed(db_conn
                 name = f"feature/contested-{r}"
                 with contextlib.suppress(psycopg.Error), history.record(worker, "create_branch", name) as op, \
                         conns[worker].transaction():
-                    op.result = _create_branch(conns[worker], name)
+                    op.result = create_branch(conns[worker], name)
 
         history = run_workers(workers, work)
 
@@ -90,7 +79,7 @@ def test_concurrent_creation_of_one_branch_name_lets_exactly_one_succeed(db_conn
         assert len(attempts) == workers
         branch = checkers.single_branch(sync_conn, name)
         assert branch["id"] == winners[0].result
-        assert branch["head_commit_hash"] == _head(sync_conn, "main")
+        assert branch["head_commit_hash"] == head(sync_conn, "main")
     checkers.integrity_ok(sync_conn)
 
 
@@ -99,12 +88,12 @@ def test_second_creator_of_a_branch_waits_for_the_first_then_fails_clearly_or_su
         db_connection_string, sync_conn, first_outcome):
     """B creating a name that A's open transaction is creating waits: A commits, B gets 23505; A rolls back, B wins."""
     sync_conn.autocommit = True
-    _commit(sync_conn, "main", "base")
+    commit(sync_conn, "main", "base")
     name = "feature/pair"
     history = History()
 
-    run = interleave(db_connection_string, history, Step.call("create_branch", _create_branch, name),
-                     Step.call("create_branch", _create_branch, name, may_fail=True), end=first_outcome)
+    run = interleave(db_connection_string, history, Step.call("create_branch", create_branch, name),
+                     Step.call("create_branch", create_branch, name, may_fail=True), end=first_outcome)
     assert run.holder_pid in run.wait.blocking_pids
 
     a_op, b_op = history.of("create_branch")
@@ -116,7 +105,7 @@ def test_second_creator_of_a_branch_waits_for_the_first_then_fails_clearly_or_su
     else:
         assert b_op.ok is True, history.dump()
         assert branch["id"] == b_op.result
-    assert branch["head_commit_hash"] == _head(sync_conn, "main")
+    assert branch["head_commit_hash"] == head(sync_conn, "main")
     checkers.integrity_ok(sync_conn)
 
 
@@ -124,10 +113,10 @@ def test_many_distinct_branches_created_at_once_start_at_their_parents_head(db_c
     """Branches created concurrently from two parents all exist once, each with its parent's head and parent id."""
     sync_conn.autocommit = True
     for i in range(3):
-        _commit(sync_conn, "main", f"main {i}")
-    _create_branch(sync_conn, "dev")
-    _commit(sync_conn, "dev", "dev only")
-    parents = {"main": _head(sync_conn, "main"), "dev": _head(sync_conn, "dev")}
+        commit(sync_conn, "main", f"main {i}")
+    create_branch(sync_conn, "dev")
+    commit(sync_conn, "dev", "dev only")
+    parents = {"main": head(sync_conn, "main"), "dev": head(sync_conn, "dev")}
     assert parents["main"] != parents["dev"]
     workers = 16
 
@@ -137,7 +126,7 @@ def test_many_distinct_branches_created_at_once_start_at_their_parents_head(db_c
         def work(worker: int, history: History) -> None:
             parent = "main" if worker % 2 == 0 else "dev"
             with history.record(worker, "create_branch", f"topic/{worker}", parent) as op:
-                op.result = _create_branch(conns[worker], f"topic/{worker}", parent)
+                op.result = create_branch(conns[worker], f"topic/{worker}", parent)
 
         history = run_workers(workers, work)
 
@@ -154,7 +143,7 @@ def test_many_distinct_branches_created_at_once_start_at_their_parents_head(db_c
 def test_branches_created_while_their_parent_moves_start_on_the_parents_chain(db_connection_string, sync_conn):
     """Branches created while commits land on the parent each start at a commit of the parent's chain."""
     sync_conn.autocommit = True
-    _commit(sync_conn, "main", "base")
+    commit(sync_conn, "main", "base")
     creators, committers = 8, 4
 
     with contextlib.ExitStack() as stack:
@@ -164,12 +153,12 @@ def test_branches_created_while_their_parent_moves_start_on_the_parents_chain(db
         def work(worker: int, history: History) -> None:
             if worker < creators:
                 with history.record(worker, "create_branch", f"moving/{worker}") as op:
-                    op.result = _create_branch(conns[worker], f"moving/{worker}")
+                    op.result = create_branch(conns[worker], f"moving/{worker}")
             else:
                 for i in range(5):
                     message = f"worker {worker} commit {i}"
                     with history.record(worker, "commit", "main", message) as op:
-                        op.result = _commit(conns[worker], "main", message)
+                        op.result = commit(conns[worker], "main", message)
 
         history = run_workers(creators + committers, work)
 
@@ -187,7 +176,7 @@ def test_commits_racing_a_delete_land_before_it_or_are_refused(db_connection_str
     """Commits racing delete_branch_simple either land before the delete or get 55000; none succeeds after it."""
     sync_conn.autocommit = True
     branch = "doomed/race"
-    _create_branch(sync_conn, branch)
+    create_branch(sync_conn, branch)
     committers = 6
     deleted = threading.Event()
 
@@ -211,7 +200,7 @@ def test_commits_racing_a_delete_land_before_it_or_are_refused(db_connection_str
                 after_delete = deleted.is_set()
                 message = f"worker {worker} commit {i}"
                 with contextlib.suppress(psycopg.Error), history.record(worker, "commit", branch, message) as op:
-                    op.result = _commit(conn, branch, message)
+                    op.result = commit(conn, branch, message)
                 if after_delete:
                     return
 
@@ -236,14 +225,14 @@ def test_delete_waits_for_an_open_commit_which_then_stays(db_connection_string, 
     """A delete that waits for another session's open commit runs after it: the commit stays, later ones are refused."""
     sync_conn.autocommit = True
     branch = "doomed/after-commit"
-    _create_branch(sync_conn, branch)
+    create_branch(sync_conn, branch)
     history = History()
 
     interleave(db_connection_string, history,
-               Step.call("commit", _commit, branch, "A"), Step.call("delete", _delete_branch, branch))
+               Step.call("commit", commit, branch, "A"), Step.call("delete", _delete_branch, branch))
 
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="doomed/after-commit"):
-        _commit(sync_conn, branch, "too late")
+        commit(sync_conn, branch, "too late")
     assert checkers.single_branch(sync_conn, branch)["status"] == "DELETED"
     assert checkers.linear_chain_invariant(sync_conn, branch) == [history.acknowledged("commit")[0].result]
     checkers.acknowledged_commits_present(sync_conn, history)
@@ -254,12 +243,12 @@ def test_commit_waiting_for_an_open_delete_is_refused_and_writes_nothing(db_conn
     """A commit that waits for another session's open delete is refused with 55000 once the delete commits."""
     sync_conn.autocommit = True
     branch = "doomed/after-delete"
-    _create_branch(sync_conn, branch)
-    before = _commit(sync_conn, branch, "before")
+    create_branch(sync_conn, branch)
+    before = commit(sync_conn, branch, "before")
     history = History()
 
     interleave(db_connection_string, history,
-               Step.call("delete", _delete_branch, branch), Step.call("commit", _commit, branch, "B", may_fail=True))
+               Step.call("delete", _delete_branch, branch), Step.call("commit", commit, branch, "B", may_fail=True))
 
     (b_op,) = history.of("commit")
     assert b_op.ok is False and b_op.sqlstate == OBJECT_NOT_IN_PREREQUISITE_STATE, history.dump()

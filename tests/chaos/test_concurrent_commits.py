@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.chaos import checkers
+from tests.chaos.calls import commit, parent_of
 from tests.chaos.history import History, run_workers
 from tests.chaos.interleavings import Step, interleave
 from tests.chaos.strategies import commit_message
@@ -32,14 +33,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 
 # At least this many commits per run, so that even two workers surely overlap.
 MIN_COMMITS = 40
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
-
-
-def _parent_of(conn: psycopg.Connection, trinity_id: str) -> str | None:
-    return conn.execute("SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()[0]
 
 
 @pytest.mark.parametrize(
@@ -60,7 +53,7 @@ def test_concurrent_commits_on_one_branch_form_one_linear_chain(db_connection_st
             for i in range(per_worker):
                 message = f"worker {worker} commit {i}"
                 with history.record(worker, "commit", "race/one", message) as op:
-                    op.result = _commit(conns[worker], "race/one", message)
+                    op.result = commit(conns[worker], "race/one", message)
 
         history = run_workers(workers, work)
 
@@ -78,7 +71,7 @@ def test_concurrent_commits_on_one_branch_form_one_linear_chain(db_connection_st
 def test_concurrent_commits_on_many_branches_keep_one_chain_per_branch(db_connection_string, sync_conn):
     """Workers spreading commits over several branches at once leave each branch one chain of its own commits."""
     sync_conn.autocommit = True
-    base = _commit(sync_conn, "main", "base")
+    base = commit(sync_conn, "main", "base")
     branches = ["main"] + [f"spread/{i}" for i in range(3)]
     for name in branches[1:]:
         sync_conn.execute("SELECT pggit.create_branch(%s)", (name,))
@@ -92,7 +85,7 @@ def test_concurrent_commits_on_many_branches_keep_one_chain_per_branch(db_connec
                 branch = branches[(worker + i) % len(branches)]
                 message = f"worker {worker} round {i} on {branch}"
                 with history.record(worker, "commit", branch, message) as op:
-                    op.result = _commit(conns[worker], branch, message)
+                    op.result = commit(conns[worker], branch, message)
 
         history = run_workers(workers, work)
 
@@ -115,11 +108,11 @@ def test_blocked_committer_builds_on_the_commit_it_waited_for(db_connection_stri
 
     # A: commit_changes inside an open transaction (branch row locked until COMMIT); B waits for it.
     run = interleave(db_connection_string, history,
-                     Step.call("commit", _commit, "queue", "A"), Step.call("commit", _commit, "queue", "B"))
+                     Step.call("commit", commit, "queue", "A"), Step.call("commit", commit, "queue", "B"))
     assert run.holder_pid in run.wait.blocking_pids
     a_id, b_id = run.first.result, run.second.result
 
-    assert _parent_of(sync_conn, b_id) == a_id
+    assert parent_of(sync_conn, b_id) == a_id
     assert checkers.linear_chain_invariant(sync_conn, "queue") == [a_id, b_id]
     checkers.acknowledged_commits_present(sync_conn, history)
     checkers.integrity_ok(sync_conn)
@@ -147,7 +140,7 @@ def test_pooled_concurrent_commits_keep_every_message_on_one_chain_per_branch(ch
             branch, message = branches[index % branch_count], messages[index]
             barrier.wait(timeout=30)
             with chaos_pool.connection() as conn, history.record(index, "commit", branch, message) as op:
-                op.result = _commit(conn, branch, message)
+                op.result = commit(conn, branch, message)
 
         with ThreadPoolExecutor(len(messages)) as pool:
             for future in [pool.submit(send, i) for i in range(len(messages))]:
@@ -168,7 +161,7 @@ def test_pooled_concurrent_commits_keep_every_message_on_one_chain_per_branch(ch
 def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_connection_string, sync_conn):
     """Committers racing to auto-create the same new branch leave one branch row and one chain of all their commits."""
     sync_conn.autocommit = True
-    base = _commit(sync_conn, "main", "base")
+    base = commit(sync_conn, "main", "base")
     workers, rounds = 8, 6
     round_start = threading.Barrier(workers)
 
@@ -181,7 +174,7 @@ def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_c
                 round_start.wait(timeout=30)
                 message = f"worker {worker} round {r}"
                 with contextlib.suppress(psycopg.Error), history.record(worker, "commit", f"auto/{r}", message) as op:
-                    op.result = _commit(conns[worker], f"auto/{r}", message)
+                    op.result = commit(conns[worker], f"auto/{r}", message)
 
         history = run_workers(workers, work)
 
@@ -192,7 +185,7 @@ def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_c
         assert branch["parent_branch_id"] == main_id
         chain = checkers.linear_chain_invariant(sync_conn, f"auto/{r}")
         assert len(chain) == workers
-        assert _parent_of(sync_conn, chain[0]) == base  # the branch started at main's head
+        assert parent_of(sync_conn, chain[0]) == base  # the branch started at main's head
     checkers.acknowledged_commits_present(sync_conn, history)
     checkers.integrity_ok(sync_conn)
 
@@ -203,11 +196,11 @@ def test_second_auto_creator_waits_and_commits_on_the_first_ones_branch(db_conne
     history = History()
 
     run = interleave(db_connection_string, history,
-                     Step.call("commit", _commit, "auto/pair", "A"), Step.call("commit", _commit, "auto/pair", "B"))
+                     Step.call("commit", commit, "auto/pair", "A"), Step.call("commit", commit, "auto/pair", "B"))
     a_id, b_id = run.first.result, run.second.result
 
     checkers.single_branch(sync_conn, "auto/pair")
-    assert _parent_of(sync_conn, b_id) == a_id
+    assert parent_of(sync_conn, b_id) == a_id
     assert checkers.linear_chain_invariant(sync_conn, "auto/pair") == [a_id, b_id]
     checkers.acknowledged_commits_present(sync_conn, history)
     checkers.integrity_ok(sync_conn)

@@ -19,6 +19,7 @@ import pytest
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tests.chaos import checkers, faults
+from tests.chaos.calls import commit
 from tests.chaos.history import History, run_workers
 from tests.chaos.utils import ChaosInjector
 
@@ -26,10 +27,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.resource]
 
 # Small enough to fill in a moment, large enough for the workers below.
 MAX_CONNECTIONS = 12
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 def _refusal_fields(dsn: str) -> dict[str, str]:
@@ -76,13 +73,13 @@ def test_sessions_past_max_connections_are_refused_cleanly_and_commits_resume(pg
     pg_cluster.set_config(max_connections=MAX_CONNECTIONS)
     history = History()
     with psycopg.connect(db_connection_string, autocommit=True) as setup:
-        before = [_commit(setup, "main", f"before exhaustion {i}") for i in range(3)]
+        before = [commit(setup, "main", f"before exhaustion {i}") for i in range(3)]
 
     with faults.connections_exhausted(db_connection_string) as held:
         # Fault: every slot is taken. The sessions that have one still work.
         assert len(held) == MAX_CONNECTIONS
         with history.record(0, "commit", "main", "while exhausted") as op:
-            op.result = _commit(held[0], "main", "while exhausted")
+            op.result = commit(held[0], "main", "while exhausted")
         refusal = _refusal_fields(db_connection_string)
         assert refusal.get("C") == "53300", refusal
         assert refusal.get("M") == "sorry, too many clients already", refusal
@@ -111,7 +108,7 @@ def test_sessions_past_max_connections_are_refused_cleanly_and_commits_resume(pg
                 with conn:
                     message = f"racer {worker}"
                     with history.record(worker, "commit", "main", message) as op:
-                        op.result = _commit(conn, "main", message)
+                        op.result = commit(conn, "main", message)
 
         run_workers(6, work, history)
         connected = history.acknowledged("connect")
@@ -123,7 +120,7 @@ def test_sessions_past_max_connections_are_refused_cleanly_and_commits_resume(pg
     def connect_and_commit() -> str:
         with psycopg.connect(db_connection_string, autocommit=True, connect_timeout=5) as conn:
             with history.record(9, "commit", "main", "after exhaustion") as op:
-                op.result = _commit(conn, "main", "after exhaustion")
+                op.result = commit(conn, "main", "after exhaustion")
             return op.result
 
     ChaosInjector.with_retry(connect_and_commit, max_attempts=20, backoff=0.05, retry_on=(psycopg.OperationalError,))
@@ -148,7 +145,7 @@ def test_pool_smaller_than_demand_times_out_waiters_and_then_serves_everyone(db_
         checked_out = [pool.getconn() for _ in range(3)]
         for i, conn in enumerate(checked_out):
             with history.record(100 + i, "commit", "main", f"holder {i}") as op:
-                op.result = _commit(conn, "main", f"holder {i}")
+                op.result = commit(conn, "main", f"holder {i}")
 
         raised: list[type[BaseException]] = []
 
@@ -156,7 +153,7 @@ def test_pool_smaller_than_demand_times_out_waiters_and_then_serves_everyone(db_
             try:
                 with history.record(worker, "checkout") as op:
                     with pool.connection(timeout=0.3) as conn:
-                        op.result = _commit(conn, "main", f"starved {worker}")
+                        op.result = commit(conn, "main", f"starved {worker}")
             except BaseException as exc:
                 raised.append(type(exc))
                 raise
@@ -174,7 +171,7 @@ def test_pool_smaller_than_demand_times_out_waiters_and_then_serves_everyone(db_
                 message = f"served {worker}-{i}"
                 with history.record(worker, "commit", "main", message) as op:
                     with pool.connection(timeout=30) as conn:
-                        op.result = _commit(conn, "main", message)
+                        op.result = commit(conn, "main", message)
 
         run_workers(6, served, history)
         assert len(history.acknowledged("commit")) == 3 + 24, history.dump()
@@ -204,6 +201,6 @@ def test_pool_timeout_is_a_timeout_error_not_a_crash(chaos_pool):
         for conn in held:
             chaos_pool.putconn(conn)
     with chaos_pool.connection(timeout=5) as conn:
-        first = _commit(conn, "main", "after pool timeout")
+        first = commit(conn, "main", "after pool timeout")
         checkers.integrity_ok(conn)
         assert checkers.linear_chain_invariant(conn, "main") == [first]

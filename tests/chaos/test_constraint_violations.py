@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers
+from tests.chaos.calls import head
 from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
@@ -28,10 +29,6 @@ CUSTOM_ID = "release-2025-custom-id"
 
 def _commit(conn: psycopg.Connection, branch: str, message: str, custom_id: str | None = None) -> str:
     return conn.execute("SELECT pggit.commit_changes(%s, %s, %s)", (branch, message, custom_id)).fetchone()[0]
-
-
-def _head(conn: psycopg.Connection, branch: str) -> str | None:
-    return conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = %s", (branch,)).fetchone()[0]
 
 
 @pytest.fixture
@@ -81,7 +78,7 @@ def test_a_deferred_constraint_failing_at_commit_takes_pggits_work_with_it(conn)
     before = DatabaseStateSnapshot.capture(conn)
     ids = _pggit_work(conn)
     conn.execute("INSERT INTO ledger VALUES (7), (7)")  # accepted for now: the check waits for COMMIT
-    assert _head(conn, "main") == ids[0]
+    assert head(conn, "main") == ids[0]
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.commit()
 

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers, faults
+from tests.chaos.calls import commit
 from tests.chaos.history import History, run_workers
 from tests.chaos.utils import TransactionMonitor
 
@@ -28,10 +29,6 @@ pytestmark = [
 
 WORKERS = 6
 ACKNOWLEDGED_BEFORE_CRASH = 60
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 @pytest.fixture
@@ -89,7 +86,7 @@ def test_a_crash_during_concurrent_commits_keeps_every_acknowledged_commit_and_n
                     return
                 message = f"worker {worker} commit {i}"
                 with history.record(worker, "commit", branch, message) as op:
-                    op.result = _commit(conn, branch, message)
+                    op.result = commit(conn, branch, message)
                 acknowledged.append(op.result)
                 if len(acknowledged) >= ACKNOWLEDGED_BEFORE_CRASH:
                     enough.set()
@@ -114,7 +111,7 @@ def test_a_crash_during_concurrent_commits_keeps_every_acknowledged_commit_and_n
         checkers.unique_trinity_ids(conn, extra_ids=[o.result for o in history.acknowledged("commit")])
         checkers.integrity_ok(conn)
 
-        after_restart = [_commit(conn, "main", f"after restart {i}") for i in range(20)]
+        after_restart = [commit(conn, "main", f"after restart {i}") for i in range(20)]
         after_restart += [conn.execute("SELECT pggit.generate_trinity_id()").fetchone()[0] for _ in range(20)]
         # One ordered stream: every ID issued after the restart is above every ID from before it.
         checkers.trinity_sequence_increasing({"before and after the crash": before_crash + after_restart})

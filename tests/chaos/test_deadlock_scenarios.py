@@ -31,16 +31,13 @@ import pytest
 from psycopg import sql
 
 from tests.chaos import checkers
+from tests.chaos.calls import commit
 from tests.chaos.history import History, run_workers
 from tests.chaos.utils import ChaosInjector, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 
 DEADLOCK_DETECTED = "40P01"
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 def _setup_accounts(conn: psycopg.Connection) -> None:
@@ -55,7 +52,7 @@ def _transfer(conn: psycopg.Connection, history: History, worker: int, branch: s
     """One transaction: touch row ``first``, commit to pggit, ``between()``, touch row ``second``."""
     with history.record(worker, "commit", branch, message) as op, conn.transaction():
         conn.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (first,))
-        op.result = _commit(conn, branch, message)
+        op.result = commit(conn, branch, message)
         between()
         conn.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (second,))
     return op.result
@@ -192,7 +189,7 @@ def test_pggit_functions_never_deadlock_among_themselves(db_connection_string, s
 
     def run(conn: psycopg.Connection, op: str, args: tuple):
         if op == "commit":
-            return _commit(conn, *args)
+            return commit(conn, *args)
         if op == "create_branch":
             return conn.execute("SELECT pggit.create_branch(%s, %s)", args).fetchone()[0]
         kind, tag = args

@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 
 from tests.chaos import checkers, faults
+from tests.chaos.calls import commit
 from tests.chaos.utils import DatabaseStateSnapshot
 from tools import pgcluster
 
@@ -32,21 +33,17 @@ BIG_SORT = "SELECT count(*) FROM (SELECT g, md5(g::text) AS h FROM generate_seri
 TRACKED_TABLES = "SELECT object_name, version_major, version_minor, version_patch FROM pggit.objects ORDER BY id"
 
 
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
-
-
 def test_temp_file_limit_mid_transaction_discards_the_pggit_work_before_it(pg_cluster, db_connection_string):
     """When a statement passes temp_file_limit (53400) after a commit, a tracked ALTER and a migration in the same transaction, none of them remains and pggit stays whole."""
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         conn.execute("CREATE TABLE ledger (id int PRIMARY KEY, note text)")
-        first = _commit(conn, "main", "before the disk fills")
+        first = commit(conn, "main", "before the disk fills")
         before = DatabaseStateSnapshot.capture(conn)
 
         with faults.temp_disk_capped(pg_cluster, "1MB"):
             faults.await_setting(conn, "temp_file_limit", "1MB")
             conn.autocommit = False
-            _commit(conn, "main", "lost with its transaction")
+            commit(conn, "main", "lost with its transaction")
             conn.execute("ALTER TABLE ledger ADD COLUMN amount numeric")
             conn.execute("SELECT pggit.apply_migration('disk-1', 'CREATE TABLE disk_audit (id int)')")
             with pytest.raises(psycopg.errors.ConfigurationLimitExceeded,
@@ -57,7 +54,7 @@ def test_temp_file_limit_mid_transaction_discards_the_pggit_work_before_it(pg_cl
             conn.autocommit = True
 
             # The session that hit the limit goes on working under it.
-            second = _commit(conn, "main", "after the limit")
+            second = commit(conn, "main", "after the limit")
         after = DatabaseStateSnapshot.capture(conn)
         changed = before.diff(after)
         assert set(changed.changes) == {"commits", "branches"}, changed.describe()
@@ -145,12 +142,12 @@ def test_real_full_disk_fails_the_transaction_and_leaves_pggit_whole(pg_cluster,
             _tablespace(pg_cluster, mount_point, db_connection_string) as space, \
             psycopg.connect(db_connection_string, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE TABLE filler (id int, pad text) TABLESPACE {}").format(sql.Identifier(space)))
-        first = _commit(conn, "main", "filler created")
+        first = commit(conn, "main", "filler created")
         before = DatabaseStateSnapshot.capture(conn, extra={"tracked": TRACKED_TABLES})
 
         # Fault: one transaction records pggit work, then writes more than the file system holds.
         conn.autocommit = False
-        _commit(conn, "main", "lost on a full disk")
+        commit(conn, "main", "lost on a full disk")
         conn.execute("ALTER TABLE filler ADD COLUMN extra int")
         with pytest.raises(psycopg.errors.DiskFull, match="could not extend file") as err:
             # Incompressible rows of about 1 kB: 20 MB for an 8 MB file system.
@@ -173,5 +170,5 @@ def test_real_full_disk_fails_the_transaction_and_leaves_pggit_whole(pg_cluster,
         checkers.drift_is(conn)
         checkers.integrity_ok(conn)
         # pggit's own tables live elsewhere: it goes on committing while that disk is full.
-        second = _commit(conn, "main", "disk still full")
+        second = commit(conn, "main", "disk still full")
         assert checkers.linear_chain_invariant(conn, "main") == [first, second]

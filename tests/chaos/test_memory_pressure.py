@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from tests.chaos import checkers, faults
+from tests.chaos.calls import schema_hash, version
 
 pytestmark = [pytest.mark.chaos, pytest.mark.resource]
 
@@ -48,11 +49,6 @@ def _wide_table_sql(table: str, columns: int, schema: str | None = None) -> sql.
     return sql.SQL("CREATE TABLE {} ({})").format(name, sql.SQL(", ").join(parts))
 
 
-def _version(conn: psycopg.Connection, table: str) -> str | None:
-    row = conn.execute("SELECT full_version FROM pggit.get_version(%s)", (table,)).fetchone()
-    return row[0] if row else None
-
-
 def _recorded(conn: psycopg.Connection, table: str) -> tuple[str, int]:
     """The recorded hash and the number of columns pggit recorded for a live tracked table."""
     return conn.execute(
@@ -60,10 +56,6 @@ def _recorded(conn: psycopg.Connection, table: str) -> tuple[str, int]:
         "WHERE is_active AND format('%%I.%%I', schema_name, object_name)::regclass = %s::regclass",
         (table,),
     ).fetchone()
-
-
-def _hash(conn: psycopg.Connection, table: str) -> str:
-    return conn.execute("SELECT pggit.calculate_schema_hash(%s)", (table,)).fetchone()[0]
 
 
 def test_table_of_150_columns_is_tracked_hashed_and_versioned(sync_conn):
@@ -74,8 +66,8 @@ def test_table_of_150_columns_is_tracked_hashed_and_versioned(sync_conn):
     sync_conn.execute(_wide_table_sql("wide_copy", 150, schema="elsewhere"))
 
     recorded_hash, recorded_columns = _recorded(sync_conn, "wide")
-    assert (_version(sync_conn, "wide"), recorded_columns) == ("1.0.0", 150)
-    assert recorded_hash == _hash(sync_conn, "wide") == _hash(sync_conn, "elsewhere.wide_copy")
+    assert (version(sync_conn, "wide"), recorded_columns) == ("1.0.0", 150)
+    assert recorded_hash == schema_hash(sync_conn, "wide") == schema_hash(sync_conn, "elsewhere.wide_copy")
     types = [r[0] for r in sync_conn.execute(
         "SELECT elem->>'type' FROM pggit.objects o, jsonb_array_elements(o.column_list) WITH ORDINALITY AS e(elem, n) "
         "WHERE o.is_active AND o.object_name = 'wide' ORDER BY n")]
@@ -89,12 +81,12 @@ def test_table_of_150_columns_is_tracked_hashed_and_versioned(sync_conn):
         ("ALTER TABLE wide DROP COLUMN c0149", "3.0.0"),
     ]
     seen = {recorded_hash}
-    for ddl, version in steps:
+    for ddl, expected_version in steps:
         sync_conn.execute(ddl)
-        live = _hash(sync_conn, "wide")
+        live = schema_hash(sync_conn, "wide")
         assert live not in seen, f"{ddl} left the hash unchanged"
         seen.add(live)
-        assert (_version(sync_conn, "wide"), _recorded(sync_conn, "wide")[0]) == (version, live), ddl
+        assert (version(sync_conn, "wide"), _recorded(sync_conn, "wide")[0]) == (expected_version, live), ddl
     assert checkers.versions_strictly_increasing(sync_conn, "wide") == ["1.0.0"] + [v for _, v in steps]
     checkers.drift_is(sync_conn)
     checkers.integrity_ok(sync_conn)
@@ -104,12 +96,12 @@ def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_t
     """A table grown to PostgreSQL's 1,600-column limit is versioned at every step, and the ALTER that would pass the limit fails with 54011 and leaves pggit unchanged."""
     sync_conn.autocommit = True
     sync_conn.execute(_wide_table_sql("widest", MAX_COLUMNS - 10))
-    assert _version(sync_conn, "widest") == "1.0.0"
-    created_hash = _hash(sync_conn, "widest")
+    assert version(sync_conn, "widest") == "1.0.0"
+    created_hash = schema_hash(sync_conn, "widest")
     adds = sql.SQL(", ").join(sql.SQL("ADD COLUMN {} int").format(sql.Identifier(f"extra{i}")) for i in range(10))
     sync_conn.execute(sql.SQL("ALTER TABLE widest {}").format(adds))
-    assert _version(sync_conn, "widest") == "1.1.0"
-    full_hash = _hash(sync_conn, "widest")
+    assert version(sync_conn, "widest") == "1.1.0"
+    full_hash = schema_hash(sync_conn, "widest")
     assert full_hash != created_hash, "columns added past the 1,590th left the hash unchanged"
     assert _recorded(sync_conn, "widest") == (full_hash, MAX_COLUMNS)
 
@@ -118,12 +110,12 @@ def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_t
         sync_conn.execute("ALTER TABLE widest ADD COLUMN one_too_many int")
     # A dropped column keeps its slot: adding after a drop still passes the limit.
     sync_conn.execute("ALTER TABLE widest DROP COLUMN extra9")
-    assert _version(sync_conn, "widest") == "2.0.0"
+    assert version(sync_conn, "widest") == "2.0.0"
     with pytest.raises(psycopg.errors.TooManyColumns):
         sync_conn.execute("ALTER TABLE widest ADD COLUMN still_too_many int")
     assert sync_conn.execute("SELECT count(*) FROM pggit.history").fetchone()[0] == history_before + 1
-    assert _hash(sync_conn, "widest") not in (created_hash, full_hash)
-    assert _recorded(sync_conn, "widest") == (_hash(sync_conn, "widest"), MAX_COLUMNS - 1)
+    assert schema_hash(sync_conn, "widest") not in (created_hash, full_hash)
+    assert _recorded(sync_conn, "widest") == (schema_hash(sync_conn, "widest"), MAX_COLUMNS - 1)
     assert checkers.versions_strictly_increasing(sync_conn, "widest") == ["1.0.0", "1.1.0", "2.0.0"]
     checkers.drift_is(sync_conn)
     checkers.integrity_ok(sync_conn)

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers
+from tests.chaos.calls import apply_migration
 from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption, pytest.mark.migration]
@@ -68,10 +69,6 @@ def conn(sync_conn: psycopg.Connection) -> psycopg.Connection:
     return sync_conn
 
 
-def _apply(conn: psycopg.Connection, version: str, up: str, down: str | None = None):
-    return conn.execute("SELECT pggit.apply_migration(%s, %s, %s)", (version, up, down)).fetchone()[0]
-
-
 def _no_trace(conn: psycopg.Connection, before: DatabaseStateSnapshot, version: str) -> None:
     before.assert_unchanged(DatabaseStateSnapshot.capture(conn, extra=EXTRA))
     assert not checkers.migration_all_or_nothing(
@@ -89,13 +86,13 @@ def test_failing_migration_leaves_no_trace(conn, kind):
     if setting:
         conn.execute(setting)
     with pytest.raises(psycopg.Error, match=r'migration "mf-1" \(up\) failed') as err:
-        _apply(conn, "mf-1", up)
+        apply_migration(conn, "mf-1", up)
     assert err.value.sqlstate == sqlstate, err.value
     conn.execute("RESET ALL")
     _no_trace(conn, before, "mf-1")
 
     # Nothing is left behind, not even a lock: the same version applies once the SQL is fixed.
-    assert _apply(conn, "mf-1", "CREATE TABLE mf_new (id int)", "DROP TABLE mf_new") is True
+    assert apply_migration(conn, "mf-1", "CREATE TABLE mf_new (id int)", "DROP TABLE mf_new") is True
     assert checkers.migration_all_or_nothing(conn, "mf-1", "SELECT to_regclass('mf_new') IS NOT NULL")
     checkers.integrity_ok(conn)
 
@@ -107,7 +104,7 @@ def test_failing_migration_inside_a_savepoint_undoes_only_itself(conn):
     conn.execute("ALTER TABLE accounts ADD COLUMN kept text")
     conn.execute("SAVEPOINT before_migration")
     with pytest.raises(psycopg.errors.DivisionByZero):
-        _apply(conn, "mf-sp", "CREATE TABLE mf_new (id int); SELECT 1 / 0")
+        apply_migration(conn, "mf-sp", "CREATE TABLE mf_new (id int); SELECT 1 / 0")
     conn.execute("ROLLBACK TO SAVEPOINT before_migration")
     conn.commit()
     conn.autocommit = True
@@ -130,7 +127,7 @@ def test_migration_that_times_out_on_a_lock_leaves_no_trace(conn, db_connection_
 
     def migrate() -> None:
         try:
-            _apply(migrator, "mf-lock", "CREATE TABLE mf_new (id int); ALTER TABLE accounts ADD COLUMN note text")
+            apply_migration(migrator, "mf-lock", "CREATE TABLE mf_new (id int); ALTER TABLE accounts ADD COLUMN note text")
         except psycopg.Error as exc:
             outcome["error"] = exc
 
@@ -162,7 +159,7 @@ FAILING_DOWN = {
 def test_rollback_failing_half_way_leaves_the_migration_applied(conn, kind):
     """A rollback whose down SQL fails after some statements ran leaves the migration APPLIED and the schema, data, versions and history exactly as before."""
     down, sqlstate = FAILING_DOWN[kind]
-    assert _apply(conn, "mf-rb", "CREATE TABLE rb_a (id int); CREATE TABLE rb_b (id int); "
+    assert apply_migration(conn, "mf-rb", "CREATE TABLE rb_a (id int); CREATE TABLE rb_b (id int); "
                                  "INSERT INTO rb_a VALUES (1), (2)", down) is True
     if kind == "dependent view":
         conn.execute("CREATE VIEW rb_view AS SELECT * FROM rb_a")
@@ -184,14 +181,14 @@ def test_rollback_failing_half_way_leaves_the_migration_applied(conn, kind):
 def test_tampered_checksum_is_refused_on_reapply_and_nothing_runs(conn):
     """After the recorded checksum is altered behind pggit's back, re-applying the migration fails with 55000 naming both checksums, and its SQL does not run again."""
     up = "CREATE TABLE sums (id int); INSERT INTO sums VALUES (1)"
-    assert _apply(conn, "mf-sum", up) is True
-    assert _apply(conn, "mf-sum", up) is False  # the same SQL again is a no-op
+    assert apply_migration(conn, "mf-sum", up) is True
+    assert apply_migration(conn, "mf-sum", up) is False  # the same SQL again is a no-op
     conn.execute("UPDATE pggit.migrations SET checksum = repeat('0', 64) WHERE version = 'mf-sum'")
     before = DatabaseStateSnapshot.capture(conn, extra={"sums": "SELECT * FROM sums ORDER BY id"})
 
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState,
                        match='checksum mismatch for migration "mf-sum"') as err:
-        _apply(conn, "mf-sum", up)
+        apply_migration(conn, "mf-sum", up)
     given = hashlib.sha256(up.encode()).hexdigest()
     assert err.value.diag.message_detail == f"recorded checksum {'0' * 64}, given {given}"
     before.assert_unchanged(DatabaseStateSnapshot.capture(conn, extra={"sums": "SELECT * FROM sums ORDER BY id"}))
@@ -201,11 +198,11 @@ def test_tampered_checksum_is_refused_on_reapply_and_nothing_runs(conn):
 def test_status_tampered_to_rolled_back_makes_reapply_fail_cleanly(conn):
     """When the record says ROLLED_BACK but the schema is still migrated, re-applying runs the SQL again, which fails (42P07) and leaves the record and schema as they were."""
     up = "CREATE TABLE status_t (id int PRIMARY KEY)"
-    assert _apply(conn, "mf-status", up, "DROP TABLE status_t") is True
+    assert apply_migration(conn, "mf-status", up, "DROP TABLE status_t") is True
     conn.execute("UPDATE pggit.migrations SET status = 'ROLLED_BACK' WHERE version = 'mf-status'")
     before = DatabaseStateSnapshot.capture(conn, extra=EXTRA)
     with pytest.raises(psycopg.errors.DuplicateTable, match=r'migration "mf-status" \(up\) failed'):
-        _apply(conn, "mf-status", up, "DROP TABLE status_t")
+        apply_migration(conn, "mf-status", up, "DROP TABLE status_t")
     before.assert_unchanged(DatabaseStateSnapshot.capture(conn, extra=EXTRA))
     assert conn.execute("SELECT status FROM pggit.migrations WHERE version = 'mf-status'").fetchone() == ("ROLLED_BACK",)
     assert checkers.versions_strictly_increasing(conn, "status_t") == ["1.0.0"]

@@ -17,15 +17,12 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers
+from tests.chaos.calls import commit
 from tests.chaos.faults import FaultyProxy
 from tests.chaos.history import History, run_workers
 from tests.chaos.utils import TransactionMonitor
 
 pytestmark = [pytest.mark.chaos]
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 def _wait_until(monitor: TransactionMonitor, pid: int, state: str | None, timeout: float = 10.0) -> None:
@@ -65,7 +62,7 @@ def test_latency_on_every_packet_leaves_concurrent_commits_correct(db_connection
                 branch = "main" if i % 2 == 0 else f"slow/w{worker}"
                 message = f"slow w{worker} c{i}"
                 with history.record(worker, "commit", branch, message) as op:
-                    op.result = _commit(conn, branch, message)
+                    op.result = commit(conn, branch, message)
 
     history = run_workers(4, work)
     assert len(history.acknowledged("commit")) == 24, history.dump()
@@ -85,7 +82,7 @@ def test_reset_in_the_middle_of_a_commit_leaves_it_whole_or_absent(db_connection
     history = History()
     with psycopg.connect(db_connection_string, autocommit=True) as direct:
         for round_ in range(4):
-            direct_id = _commit(direct, "main", f"direct {round_}")
+            direct_id = commit(direct, "main", f"direct {round_}")
             with history.record(0, "commit", "main", f"direct {round_}") as op:
                 op.result = direct_id
             conn = psycopg.connect(proxy.dsn(db_connection_string), autocommit=autocommit)
@@ -94,7 +91,7 @@ def test_reset_in_the_middle_of_a_commit_leaves_it_whole_or_absent(db_connection
             proxy.reset_on(b"commit_changes")
             with pytest.raises(psycopg.OperationalError):
                 with history.record(1, "commit", "main", message):
-                    _commit(conn, "main", message)
+                    commit(conn, "main", message)
             conn.close()
             _wait_until(monitor, pid, None)
 
@@ -149,7 +146,7 @@ def test_blackhole_then_reset_during_a_call_leaves_it_whole_or_absent(
     spec = SCENARIOS[scenario]
     with psycopg.connect(db_connection_string, autocommit=True) as direct:
         direct.execute("CREATE TABLE accounts (id int PRIMARY KEY)")
-        first = _commit(direct, "main", "before the blackhole")
+        first = commit(direct, "main", "before the blackhole")
         holder = psycopg.connect(db_connection_string)
         spec["hold"](holder)
 

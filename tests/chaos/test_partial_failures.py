@@ -16,14 +16,11 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers, faults
+from tests.chaos.calls import commit
 from tests.chaos.history import History
 from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 def _wait_until_gone(monitor: TransactionMonitor, pid: int, timeout: float = 10.0) -> None:
@@ -36,8 +33,8 @@ def _wait_until_gone(monitor: TransactionMonitor, pid: int, timeout: float = 10.
 
 
 STEPS = {
-    "commit": lambda c: _commit(c, "main", "partial: commit on main"),
-    "commit on a new branch": lambda c: _commit(c, "feature/partial", "partial: new branch"),
+    "commit": lambda c: commit(c, "main", "partial: commit on main"),
+    "commit on a new branch": lambda c: commit(c, "feature/partial", "partial: new branch"),
     "create branch": lambda c: c.execute("SELECT pggit.create_branch('release/partial')"),
     "DDL": lambda c: (c.execute("CREATE TABLE partial_t (id int)"), c.execute("ALTER TABLE kept ADD COLUMN c int")),
     "migration": lambda c: c.execute(
@@ -50,7 +47,7 @@ STEPS = {
 def setup(db_connection_string):
     """A committed starting point (a commit on main, a tracked table), and a monitor of the sessions."""
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
-        _commit(conn, "main", "committed before the fault")
+        commit(conn, "main", "committed before the fault")
         conn.execute("CREATE TABLE kept (id int)")
     with TransactionMonitor(db_connection_string) as monitor:
         yield monitor
@@ -85,7 +82,7 @@ def test_a_multi_step_transaction_cut_half_way_leaves_nothing(db_connection_stri
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
         head = conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = 'main'").fetchone()[0]
-        after = _commit(conn, "main", "after the fault")  # the dead transaction's row lock is gone
+        after = commit(conn, "main", "after the fault")  # the dead transaction's row lock is gone
         assert conn.execute("SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (after,)).fetchone()[0] \
             == head
         checkers.linear_chain_invariant(conn, "main")
@@ -104,7 +101,7 @@ def test_a_failure_between_two_pggit_calls_leaves_neither_and_holds_no_lock(db_c
     conn = psycopg.connect(db_connection_string)
     try:
         conn.execute("SELECT pggit.apply_migration('between-1', 'CREATE TABLE between_m (a int)')")
-        first = _commit(conn, "main", "first of two")
+        first = commit(conn, "main", "first of two")
         pid = conn.info.backend_pid
         if failure == "statement error":
             with pytest.raises(psycopg.errors.DivisionByZero):
@@ -125,7 +122,7 @@ def test_a_failure_between_two_pggit_calls_leaves_neither_and_holds_no_lock(db_c
             other.execute("SET lock_timeout = '5s'")
             assert other.execute(
                 "SELECT pggit.apply_migration('between-1', 'CREATE TABLE between_m (a int)')").fetchone()[0] is True
-            _commit(other, "main", "after the failure")
+            commit(other, "main", "after the failure")
             checkers.linear_chain_invariant(other, "main")
     finally:
         conn.close()
@@ -139,7 +136,7 @@ def test_a_link_reset_during_a_migration_call_leaves_nothing_of_the_transaction(
     with faults.FaultyProxy.for_dsn(db_connection_string) as proxy:
         conn = psycopg.connect(proxy.dsn(db_connection_string))
         pid = conn.info.backend_pid
-        _commit(conn, "main", "before the reset")
+        commit(conn, "main", "before the reset")
         conn.execute("ALTER TABLE kept ADD COLUMN before_reset int")
         proxy.reset_on(b"apply_migration")
         with pytest.raises(psycopg.OperationalError):
@@ -161,13 +158,13 @@ def test_a_committer_waiting_on_a_dead_transaction_builds_on_the_old_head(db_con
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         old_head = conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = 'main'").fetchone()[0]
     holder = psycopg.connect(db_connection_string)
-    doomed = _commit(holder, "main", "doomed")
+    doomed = commit(holder, "main", "doomed")
     waiter = psycopg.connect(db_connection_string, autocommit=True)
     history = History()
 
     def wait_and_commit() -> None:
         with history.record(1, "commit", "main", "waited") as op:
-            op.result = _commit(waiter, "main", "waited")
+            op.result = commit(waiter, "main", "waited")
 
     thread = threading.Thread(target=wait_and_commit)
     try:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from tests.chaos import checkers
+from tests.chaos.calls import commit
 from tests.chaos.strategies import (
     MAX_COMMIT_MESSAGE_LENGTH,
     commit_message,
@@ -29,10 +30,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.property]
 TRINITY_ID = re.compile(r"^TRN-(?P<time>\d{14})-(?P<seq>\d{12})-(?P<random>[0-9a-f]{8})$")
 UTC_STAMP = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS')"
 INT_MAX = 2**31 - 1
-
-
-def _commit(conn: psycopg.Connection, branch: str, message: str | None) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 def _sequence_part(trinity_id: str) -> int:
@@ -57,7 +54,7 @@ def test_trinity_ids_are_unique_well_formed_and_increasing_for_any_branch_and_me
     issued = []
     for message in messages:
         before = sync_conn.execute(UTC_STAMP).fetchone()[0]
-        trinity_id = _commit(sync_conn, branch, message)
+        trinity_id = commit(sync_conn, branch, message)
         after = sync_conn.execute(UTC_STAMP).fetchone()[0]
         sequence = _sequence_part(trinity_id)
         assert sequence > previous, f"sequence part of {trinity_id} is not above the previous one ({previous})"
@@ -102,7 +99,7 @@ def test_many_commits_and_ids_are_unique_and_ordered_by_their_sequence_part(sync
 def test_any_valid_commit_message_is_stored_exactly(sync_conn, message):
     """Any text up to 10,000 characters comes back from pggit.commits exactly as it was given."""
     sync_conn.autocommit = True
-    trinity_id = _commit(sync_conn, "messages", message)
+    trinity_id = commit(sync_conn, "messages", message)
     stored = sync_conn.execute("SELECT message FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()[0]
     assert stored == message
 
@@ -112,7 +109,7 @@ def test_a_message_of_exactly_ten_thousand_characters_is_stored_whole(sync_conn,
     """The limit counts characters, not bytes: 10,000 of any character (4-byte emoji included) is accepted."""
     sync_conn.autocommit = True
     message = character * MAX_COMMIT_MESSAGE_LENGTH
-    trinity_id = _commit(sync_conn, "limit", message)
+    trinity_id = commit(sync_conn, "limit", message)
     stored, length = sync_conn.execute(
         "SELECT message, length(message) FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()
     assert (stored == message, length) == (True, MAX_COMMIT_MESSAGE_LENGTH)
@@ -128,7 +125,7 @@ def test_a_message_over_the_limit_is_refused_naming_the_limit_and_writes_nothing
     message = (piece * length)[:length]
     before = DatabaseStateSnapshot.capture(sync_conn)
     with pytest.raises(psycopg.Error) as refused:
-        _commit(sync_conn, "over-the-limit", message)
+        commit(sync_conn, "over-the-limit", message)
     assert refused.value.sqlstate == "22023", refused.value
     text = str(refused.value)
     assert "10000" in text.replace(",", ""), f"the error does not name the limit: {text}"

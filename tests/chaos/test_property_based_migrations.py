@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from tests.chaos import checkers
+from tests.chaos.calls import apply_migration
 from tests.chaos.strategies import SYSTEM_COLUMN_NAMES, column_type, pg_identifier, pg_text, table_definition
 from tests.chaos.utils import USER_TABLES_QUERY, DatabaseStateSnapshot
 
@@ -134,19 +135,15 @@ def shown(value: str) -> str:
     return '"' + "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in value) + '"'
 
 
-def _apply(conn, version, up, down=None):
-    return conn.execute("SELECT pggit.apply_migration(%s, %s, %s)", (version, up, down)).fetchone()[0]
-
-
 @given(migration=generated_migration())
 def test_reapplying_a_migration_with_the_same_sql_returns_false_and_changes_nothing(fresh_example, migration):
     """apply_migration is idempotent: the second apply of the same version and SQL runs nothing."""
     conn, migration = fresh_example(migration)
-    assert _apply(conn, migration.version, migration.up, migration.down) is True
+    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
     assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect)
     before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
-    assert _apply(conn, migration.version, migration.up, migration.down) is False
-    assert _apply(conn, migration.version, migration.up) is False
+    assert apply_migration(conn, migration.version, migration.up, migration.down) is False
+    assert apply_migration(conn, migration.version, migration.up) is False
     DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
 
 
@@ -157,11 +154,11 @@ def test_different_sql_for_an_applied_version_raises_the_checksum_error(fresh_ex
     """Re-applying a version with other up SQL (even one space more) raises 55000 naming both
     checksums, and runs none of it."""
     conn, migration = fresh_example(migration)
-    _apply(conn, migration.version, migration.up, migration.down)
+    apply_migration(conn, migration.version, migration.up, migration.down)
     other = migration.up + other_up if other_up.strip() == "" else other_up
     before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
     with pytest.raises(psycopg.Error) as refused:
-        _apply(conn, migration.version, other, migration.down)
+        apply_migration(conn, migration.version, other, migration.down)
     assert refused.value.sqlstate == "55000", refused.value
     assert "checksum mismatch" in str(refused.value)
     detail = refused.value.diag.message_detail or ""
@@ -193,13 +190,13 @@ def test_a_migration_that_fails_part_way_leaves_no_trace(fresh_example, migratio
     statements.append(failing)
     before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
     with pytest.raises(psycopg.Error) as failed:
-        _apply(conn, migration.version, ";\n".join(statements), migration.down)
+        apply_migration(conn, migration.version, ";\n".join(statements), migration.down)
     assert failed.value.sqlstate == FAILING_STATEMENTS[failing], failed.value
     assert f"migration {shown(migration.version)} (up) failed" in str(failed.value), failed.value
     assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is False
     DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
     # Nothing half-recorded blocks a correct retry of the same version.
-    assert _apply(conn, migration.version, migration.up, migration.down) is True
+    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
 
 
 @given(migration=generated_migration())
@@ -212,7 +209,7 @@ def test_apply_then_rollback_returns_to_the_prior_schema(fresh_example, migratio
         "SELECT object_name, content_hash FROM pggit.objects WHERE is_active AND schema_name = current_schema() "
         "ORDER BY 1").fetchall()
 
-    assert _apply(conn, migration.version, migration.up, migration.down) is True
+    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
     assert conn.execute("SELECT pggit.rollback_migration(%s)", (migration.version,)).fetchone()[0] is True
 
     prior.assert_unchanged(DatabaseStateSnapshot.capture(conn, queries=SCHEMA_ONLY))
@@ -230,5 +227,5 @@ def test_apply_then_rollback_returns_to_the_prior_schema(fresh_example, migratio
     checkers.integrity_ok(conn)
     checkers.drift_is(conn)
     # A rolled-back version can be applied again.
-    assert _apply(conn, migration.version, migration.up, migration.down) is True
+    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
     assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is True

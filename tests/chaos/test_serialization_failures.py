@@ -28,6 +28,7 @@ import pytest
 from psycopg import IsolationLevel
 
 from tests.chaos import checkers
+from tests.chaos.calls import parent_of
 from tests.chaos.history import History, run_workers
 from tests.chaos.interleavings import run_blocked
 from tests.chaos.utils import ChaosInjector, TransactionMonitor
@@ -53,10 +54,6 @@ def _commit_in_transaction(conn: psycopg.Connection, history: History, worker: i
     with history.record(worker, "commit", branch, message) as op, conn.transaction():
         op.result = conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
     return op.result
-
-
-def _parent_of(conn: psycopg.Connection, trinity_id: str) -> str | None:
-    return conn.execute("SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("branch_exists", [True, False], ids=["existing_branch", "new_branch"])
@@ -124,7 +121,7 @@ def test_committer_that_waited_gets_40001_and_its_retry_builds_on_the_winner(db_
 
     first_b, *_ = [op for op in history.of("commit") if op.worker == 1]
     assert first_b.ok is False and first_b.sqlstate == SERIALIZATION_FAILURE, history.dump()
-    assert _parent_of(sync_conn, b_id) == a_id
+    assert parent_of(sync_conn, b_id) == a_id
     checkers.single_branch(sync_conn, branch)
     assert checkers.linear_chain_invariant(sync_conn, branch) == [a_id, b_id]
     checkers.acknowledged_commits_present(sync_conn, history)

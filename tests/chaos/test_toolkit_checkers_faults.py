@@ -9,16 +9,13 @@ import psycopg
 import pytest
 
 from tests.chaos import checkers, faults
+from tests.chaos.calls import commit
 from tests.chaos.history import History, run_workers
-
-
-def _commit(conn, branch, message):
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
 
 
 def test_linear_chain_invariant_returns_the_chain_and_names_a_fork(sync_conn):
     sync_conn.autocommit = True
-    ids = [_commit(sync_conn, "main", f"c{i}") for i in range(3)]
+    ids = [commit(sync_conn, "main", f"c{i}") for i in range(3)]
     assert checkers.linear_chain_invariant(sync_conn, "main") == ids
     # Forge a fork behind pggit's back: a second child of the first commit.
     sync_conn.execute(
@@ -33,7 +30,7 @@ def test_linear_chain_invariant_returns_the_chain_and_names_a_fork(sync_conn):
 
 def test_linear_chain_invariant_names_a_lost_head(sync_conn):
     sync_conn.autocommit = True
-    ids = [_commit(sync_conn, "main", f"c{i}") for i in range(3)]
+    ids = [commit(sync_conn, "main", f"c{i}") for i in range(3)]
     sync_conn.execute("UPDATE pggit.branches SET head_commit_hash = %s WHERE name = 'main'", (ids[1],))
     with pytest.raises(checkers.InvariantViolation, match="not reachable") as err:
         checkers.linear_chain_invariant(sync_conn, "main")
@@ -46,7 +43,7 @@ def test_history_and_acknowledged_commit_checker(db_connection_string, sync_conn
             for i in range(5):
                 message = f"w{worker}-{i}"
                 with history.record(worker, "commit", "main", message) as op:
-                    op.result = _commit(conn, "main", message)
+                    op.result = commit(conn, "main", message)
 
     history = run_workers(4, work)
     assert len(history.acknowledged("commit")) == 20
@@ -133,7 +130,7 @@ def test_proxy_reset_mid_commit_leaves_the_commit_whole_or_absent(db_connection_
         conn = psycopg.connect(proxy.dsn(db_connection_string), autocommit=True)
         proxy.reset_on(b"commit_changes")
         with pytest.raises(psycopg.OperationalError):
-            _commit(conn, "main", "cut mid-commit")
+            commit(conn, "main", "cut mid-commit")
         conn.close()
     assert proxy.resets >= 1
     rows = sync_conn.execute("SELECT hash FROM pggit.commits WHERE message = 'cut mid-commit'").fetchall()
@@ -156,7 +153,7 @@ def test_connections_exhausted_holds_every_slot_then_frees_them(pg_cluster, db_c
 @pytest.mark.needs_control
 def test_crash_postmaster_keeps_acknowledged_commits(pg_cluster, db_connection_string):
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
-        ids = [_commit(conn, "main", f"before crash {i}") for i in range(5)]
+        ids = [commit(conn, "main", f"before crash {i}") for i in range(5)]
     faults.crash_postmaster(pg_cluster)
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         assert checkers.linear_chain_invariant(conn, "main") == ids

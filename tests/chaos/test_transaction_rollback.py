@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.chaos import checkers
+from tests.chaos.calls import commit, version
 from tests.chaos.utils import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
@@ -21,22 +22,13 @@ pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
 SEQUENCE_PART = "substr(hash, 20, 12)::bigint"
 
 
-def _commit(conn: psycopg.Connection, branch: str, message: str) -> str:
-    return conn.execute("SELECT pggit.commit_changes(%s, %s)", (branch, message)).fetchone()[0]
-
-
 def _sequence(trinity_id: str) -> int:
     return int(trinity_id[19:31])
 
 
-def _version(conn: psycopg.Connection, table: str) -> str | None:
-    row = conn.execute("SELECT full_version FROM pggit.get_version(%s)", (table,)).fetchone()
-    return row[0] if row else None
-
-
 def _all_pggit_work(conn: psycopg.Connection) -> list[str]:
     """One of everything pggit writes, in the current transaction; returns the commit IDs."""
-    ids = [_commit(conn, "main", "rolled back 1"), _commit(conn, "feature/rollback", "rolled back 2")]
+    ids = [commit(conn, "main", "rolled back 1"), commit(conn, "feature/rollback", "rolled back 2")]
     conn.execute("SELECT pggit.create_branch('release/rollback')")
     conn.execute("SELECT pggit.delete_branch_simple('feature/rollback')")
     conn.execute("CREATE TABLE rollback_t (id int PRIMARY KEY)")
@@ -51,7 +43,7 @@ def _all_pggit_work(conn: psycopg.Connection) -> list[str]:
 @pytest.fixture
 def conn(sync_conn):
     """The test's connection (autocommit off) with a committed commit and a tracked table to build on."""
-    _commit(sync_conn, "main", "committed before the test")
+    commit(sync_conn, "main", "committed before the test")
     sync_conn.execute("CREATE TABLE kept (id int)")
     sync_conn.execute("INSERT INTO kept VALUES (1), (2)")
     sync_conn.commit()
@@ -68,7 +60,7 @@ def test_a_rolled_back_transaction_leaves_no_trace_of_any_pggit_work(conn):
 
     DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
     assert conn.execute("SELECT count(*) FROM pggit.commits WHERE hash = ANY(%s)", (ids,)).fetchone()[0] == 0
-    assert _version(conn, "kept") == "1.0.0"
+    assert version(conn, "kept") == "1.0.0"
     checkers.integrity_ok(conn)
     checkers.drift_is(conn)
 
@@ -77,21 +69,21 @@ def test_rollback_to_savepoint_undoes_only_the_later_pggit_work(conn):
     """ROLLBACK TO SAVEPOINT removes what pggit did after the savepoint and keeps what it did
     before; the branch head goes back, so the next commit builds on the kept one."""
     root = conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = 'main'").fetchone()[0]
-    kept = _commit(conn, "main", "before the savepoint")
+    kept = commit(conn, "main", "before the savepoint")
     conn.execute("CREATE TABLE before_savepoint (id int)")
     conn.execute("SAVEPOINT s")
     undone = _all_pggit_work(conn)
     conn.execute("ROLLBACK TO SAVEPOINT s")
-    after = _commit(conn, "main", "after the rollback to savepoint")
+    after = commit(conn, "main", "after the rollback to savepoint")
     conn.commit()
 
     assert checkers.linear_chain_invariant(conn, "main")[-3:] == [root, kept, after]
     assert conn.execute("SELECT count(*) FROM pggit.commits WHERE hash = ANY(%s)", (undone,)).fetchone()[0] == 0
     branches = {name for (name,) in conn.execute("SELECT name FROM pggit.branches")}
     assert branches == {"main"}
-    assert _version(conn, "before_savepoint") == "1.0.0"
-    assert _version(conn, "kept") == "1.0.0"
-    assert _version(conn, "rollback_t") is None
+    assert version(conn, "before_savepoint") == "1.0.0"
+    assert version(conn, "kept") == "1.0.0"
+    assert version(conn, "rollback_t") is None
     assert conn.execute("SELECT count(*) FROM pggit.migrations").fetchone()[0] == 0
     assert conn.execute("SELECT to_regclass('rollback_m'), to_regclass('\"kept__release/rollback\"')").fetchone() \
         == (None, None)
@@ -102,13 +94,13 @@ def test_rollback_to_savepoint_undoes_only_the_later_pggit_work(conn):
 def test_a_rolled_back_commits_trinity_id_never_reappears(conn, db_connection_string):
     """IDs of rolled-back commits are never issued again, by this session or another: the
     sequence only moves forward, and every later ID is above every rolled-back one."""
-    rolled_back = [_commit(conn, "main", f"rolled back {i}") for i in range(5)]
+    rolled_back = [commit(conn, "main", f"rolled back {i}") for i in range(5)]
     conn.rollback()
 
-    later = [_commit(conn, "main", f"later {i}") for i in range(20)]
+    later = [commit(conn, "main", f"later {i}") for i in range(20)]
     conn.commit()
     with psycopg.connect(db_connection_string, autocommit=True) as other:
-        later += [_commit(other, "main", f"other session {i}") for i in range(20)]
+        later += [commit(other, "main", f"other session {i}") for i in range(20)]
 
     assert not set(rolled_back) & set(later)
     assert min(map(_sequence, later)) > max(map(_sequence, rolled_back))
@@ -136,7 +128,7 @@ def test_after_any_mix_of_commits_savepoints_and_rollbacks_exactly_the_surviving
     issued: list[str] = []
     for step in steps:
         if step == "commit":
-            issued.append(_commit(conn, "main", f"step {len(issued)}"))
+            issued.append(commit(conn, "main", f"step {len(issued)}"))
             frames[-1].append(issued[-1])
         elif step == "savepoint":
             conn.execute(f"SAVEPOINT s{len(frames)}")
@@ -171,9 +163,9 @@ def test_a_rolled_back_ddl_leaves_the_version_and_history_unchanged(conn):
     history = conn.execute("SELECT count(*) FROM pggit.history").fetchone()[0]
     conn.execute("ALTER TABLE kept ADD COLUMN gone int")
     conn.execute("ALTER TABLE kept DROP COLUMN id")
-    assert _version(conn, "kept") == "2.0.0"  # visible inside the transaction
+    assert version(conn, "kept") == "2.0.0"  # visible inside the transaction
     conn.rollback()
-    assert _version(conn, "kept") == "1.0.0"
+    assert version(conn, "kept") == "1.0.0"
     assert conn.execute("SELECT count(*) FROM pggit.history").fetchone()[0] == history
 
     conn.execute("COMMENT ON TABLE kept IS 'kept'")
