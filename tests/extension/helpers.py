@@ -16,6 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+# pggit's calls have their home in the chaos toolkit; the contract tests import them from here.
+from tests.chaos.calls import commit, create_branch, head, scalar, schema_hash, version  # noqa: F401
 from tests.chaos.interleavings import run_blocked
 from tests.chaos.utils import TransactionMonitor
 
@@ -121,38 +123,12 @@ def rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[
         return cur.execute(query, params).fetchall()
 
 
-def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    return None if row is None else row[0]
-
-
 def branch(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
     return one(conn, "SELECT * FROM pggit.branches WHERE name = %s", (name,))
 
 
-def head(conn: psycopg.Connection, name: str) -> str | None:
-    return scalar(conn, "SELECT head_commit_hash FROM pggit.branches WHERE name = %s", (name,))
-
-
 def commit_row(conn: psycopg.Connection, trinity_id: str) -> dict[str, Any] | None:
     return one(conn, "SELECT * FROM pggit.commits WHERE hash = %s", (trinity_id,))
-
-
-def commit(conn: psycopg.Connection, branch_name: str, message: str = "") -> str:
-    return scalar(conn, "SELECT pggit.commit_changes(%s, %s)", (branch_name, message))
-
-
-def create_branch(conn: psycopg.Connection, name: str, parent: str = "main") -> int:
-    return scalar(conn, "SELECT pggit.create_branch(%s, %s)", (name, parent))
-
-
-def version(conn: psycopg.Connection, table: str) -> str | None:
-    """get_version's full_version, or None when it returns no row."""
-    return scalar(conn, "SELECT full_version FROM pggit.get_version(%s)", (table,))
-
-
-def schema_hash(conn: psycopg.Connection, table: str) -> str | None:
-    return scalar(conn, "SELECT pggit.calculate_schema_hash(%s)", (table,))
 
 
 def tracked_object(conn: psycopg.Connection, schema: str, name: str) -> dict[str, Any] | None:
