@@ -79,7 +79,8 @@ def test_migration_that_passes_temp_file_limit_leaves_no_trace(pg_cluster, db_co
             with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match=r'migration "disk-2" \(up\) failed'):
                 conn.execute("SELECT pggit.apply_migration('disk-2', %s, 'DROP TABLE sorted_copy')", (up,))
         before.assert_unchanged(DatabaseStateSnapshot.capture(conn))
-        # Once the limit is lifted the same migration runs and is recorded.
+        # Once the limit is lifted (and this session has seen the reload) the same migration runs and is recorded.
+        faults.await_setting(conn, "temp_file_limit", "-1")
         assert conn.execute("SELECT pggit.apply_migration('disk-2', %s, 'DROP TABLE sorted_copy')", (up,)
                             ).fetchone() == (True,)
         assert checkers.migration_all_or_nothing(conn, "disk-2", "SELECT to_regclass('sorted_copy') IS NOT NULL")
