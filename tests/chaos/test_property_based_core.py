@@ -10,7 +10,7 @@ import re
 
 import psycopg
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from psycopg import sql
 
@@ -317,5 +317,84 @@ def test_schema_hash_changes_with_every_structural_change(sync_conn, table, data
             sync_conn.execute("ROLLBACK TO SAVEPOINT change")
         assert _hash(sync_conn, target) == base, "rolling the changes back did not restore the hash"
         assert not unchanged, "these structural changes left the hash as it was:\n" + "\n".join(unchanged)
+    finally:
+        sync_conn.rollback()
+
+
+# ---------------------------------------------------------------------------
+# Trinity IDs at the edges of the sequence
+# ---------------------------------------------------------------------------
+
+# pggit.trinity_id_seq's MAXVALUE: the sequence part of an ID has 12 digits.
+SEQUENCE_MAX = 999_999_999_999
+NEXT_SEQUENCE_NUMBER = "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM pggit.trinity_id_seq"
+
+
+@pytest.mark.resource
+@pytest.mark.parametrize("left", [0, 1, 3])
+def test_when_the_id_space_runs_out_commits_are_refused_and_numbers_never_wrap_around(sync_conn, left):
+    """With ``left`` sequence numbers still free, that many commits get the last numbers in order; the
+    next commit is refused (sequence limit, 2200H) and writes nothing, instead of wrapping around to
+    numbers already issued."""
+    sync_conn.autocommit = True
+    first = commit(sync_conn, "main", "an early commit")
+    sync_conn.execute("SELECT setval('pggit.trinity_id_seq', %s)", (SEQUENCE_MAX - left,))
+    last = [commit(sync_conn, "space/edge", f"commit {i}") for i in range(left)]
+    assert [_sequence_part(i) for i in last] == list(range(SEQUENCE_MAX - left + 1, SEQUENCE_MAX + 1))
+    before = DatabaseStateSnapshot.capture(sync_conn)
+    with pytest.raises(psycopg.Error) as refused:
+        commit(sync_conn, "space/edge", "one too many")
+    assert refused.value.sqlstate == "2200H", refused.value  # sequence_generator_limit_exceeded
+    DatabaseStateSnapshot.capture(sync_conn).assert_unchanged(before)
+    assert checkers.linear_chain_invariant(sync_conn, "main") == [first]
+    checkers.integrity_ok(sync_conn)
+
+
+@given(ahead=st.integers(0, 10**9), random_part=st.text("0123456789abcdef", min_size=8, max_size=8))
+def test_a_custom_id_with_a_sequence_number_not_issued_yet_is_refused_and_writes_nothing(sync_conn, ahead, random_part):
+    """A custom Trinity ID in the generated format whose sequence number pggit has not issued yet
+    would collide with a future generated ID: it is refused (22023, naming the ID), and nothing is
+    written."""
+    sync_conn.autocommit = True
+    stamp = sync_conn.execute(UTC_STAMP).fetchone()[0]
+    forged = f"TRN-{stamp}-{sync_conn.execute(NEXT_SEQUENCE_NUMBER).fetchone()[0] + ahead:012d}-{random_part}"
+    before = DatabaseStateSnapshot.capture(sync_conn)
+    with pytest.raises(psycopg.Error) as refused:
+        sync_conn.execute("SELECT pggit.commit_changes('forged', 'from the future', %s)", (forged,))
+    assert refused.value.sqlstate == "22023", refused.value
+    assert forged in str(refused.value), refused.value
+    DatabaseStateSnapshot.capture(sync_conn).assert_unchanged(before)
+    checkers.integrity_ok(sync_conn)
+
+
+# ---------------------------------------------------------------------------
+# Schema hash: defaults that print differently per session
+# ---------------------------------------------------------------------------
+
+# Every default here is a constant that PostgreSQL prints with the session's settings.
+PRINTED_DEFAULTS = """
+CREATE TABLE printed (
+    at timestamptz DEFAULT '2024-02-29 23:30:00+00',
+    day date DEFAULT '2024-02-29',
+    span interval DEFAULT '1 day 02:03:04.5',
+    raw bytea DEFAULT '\\xdeadbeef',
+    ratio double precision DEFAULT 0.1
+)
+"""
+
+
+@example(settings={"TimeZone": "Pacific/Chatham", "DateStyle": "German", "IntervalStyle": "iso_8601",
+                   "bytea_output": "escape", "extra_float_digits": "-15"})
+@given(settings=SESSION_SETTINGS)
+def test_defaults_that_print_per_session_hash_as_recorded_under_any_session_settings(sync_conn, settings):
+    """A table whose defaults are a timestamp, a date, an interval, bytes and a float hashes the same,
+    and as pggit recorded it, whatever TimeZone, DateStyle, IntervalStyle, bytea_output and
+    extra_float_digits the reading session has."""
+    try:
+        sync_conn.execute(PRINTED_DEFAULTS)
+        recorded = sync_conn.execute(
+            "SELECT content_hash FROM pggit.objects WHERE is_active AND object_name = 'printed'").fetchone()[0]
+        _apply_settings(sync_conn, settings)
+        assert _hash(sync_conn, sql.Identifier("printed")) == recorded, settings
     finally:
         sync_conn.rollback()
