@@ -24,6 +24,7 @@ import pytest
 from psycopg import sql
 
 from tests.chaos import checkers
+from tests.chaos.calls import apply_migration
 from tests.chaos.history import History, run_workers
 from tests.chaos.interleavings import Step, interleave
 
@@ -188,4 +189,28 @@ def test_concurrent_ddl_on_different_tables_does_not_interfere(db_connection_str
         checkers.version_steps_match_changes(sync_conn, table, {"MINOR": 2, "PATCH": 2, "MAJOR": 1})
         checkers.recorded_hash_is_live(sync_conn, table)
     checkers.drift_is(sync_conn)
+    checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.migration
+@pytest.mark.parametrize("first_outcome", ["commit", "rollback"])
+def test_second_apply_of_one_migration_version_waits_then_skips_it_or_runs_it(
+        db_connection_string, sync_conn, first_outcome):
+    """B applying the version that A's open transaction is applying waits for A: A commits, B returns
+    false without running the SQL; A rolls back, B runs it. Either way the SQL ran exactly once."""
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE migration_runs (run int)")
+    up = "INSERT INTO migration_runs VALUES (1)"
+    history = History()
+
+    run = interleave(db_connection_string, history, Step.call("apply", apply_migration, "2024_01_data", up),
+                     Step.call("apply", apply_migration, "2024_01_data", up, may_fail=True), end=first_outcome)
+    assert run.holder_pid in run.wait.blocking_pids
+
+    _, b_op = history.of("apply")
+    assert b_op.ok, history.dump()
+    assert b_op.result is (first_outcome == "rollback"), history.dump()
+    assert sync_conn.execute("SELECT count(*) FROM migration_runs").fetchone() == (1,)
+    assert sync_conn.execute(
+        "SELECT status FROM pggit.migrations WHERE version = '2024_01_data'").fetchall() == [("APPLIED",)]
     checkers.integrity_ok(sync_conn)

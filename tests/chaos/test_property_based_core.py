@@ -398,3 +398,23 @@ def test_defaults_that_print_per_session_hash_as_recorded_under_any_session_sett
         assert _hash(sync_conn, sql.Identifier("printed")) == recorded, settings
     finally:
         sync_conn.rollback()
+
+
+@given(table=table_definition())
+def test_an_unqualified_table_name_is_resolved_through_the_callers_search_path(sync_conn, table):
+    """With a table of the same name in public and in the schema first on the caller's search_path,
+    calculate_schema_hash of the bare name hashes the table the session sees, the one pggit recorded."""
+    try:
+        sync_conn.execute("CREATE SCHEMA first_on_path")
+        sync_conn.execute(table.create_sql("first_on_path"))
+        sync_conn.execute(sql.SQL("CREATE TABLE {} (shadowed_by_the_path int)").format(table.qualified_name("public")))
+        sync_conn.execute("SELECT set_config('search_path', 'first_on_path, public', true)")
+        seen = _hash(sync_conn, table.qualified_name())
+        assert seen == _hash(sync_conn, table.qualified_name("first_on_path"))
+        assert seen != _hash(sync_conn, table.qualified_name("public"))
+        recorded = sync_conn.execute(
+            "SELECT content_hash FROM pggit.objects WHERE is_active AND schema_name = 'first_on_path' "
+            "AND object_name = %s", (table.name,)).fetchone()[0]
+        assert seen == recorded
+    finally:
+        sync_conn.rollback()
