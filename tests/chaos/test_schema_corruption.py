@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from psycopg import sql
 
@@ -217,6 +217,25 @@ def test_a_function_that_shadows_a_builtin_in_the_callers_path_changes_nothing_p
         conn.execute("RESET search_path")
     assert conn.execute("SELECT count(*) FROM pggit.commits").fetchone() == (0,)
     checkers.integrity_ok(conn)
+
+
+# Names that must be quoted: capitals, spaces, dots, quotes, any printable character (at most 63 bytes).
+QUOTED_NAME = st.text(st.characters(min_codepoint=32, exclude_characters="\x7f"), min_size=1, max_size=20).filter(
+    lambda name: len(name.encode()) <= 63)
+
+
+@example(name="MixedCase")
+@example(name='with space. and "dot"')
+@given(name=QUOTED_NAME)
+def test_a_table_whose_name_needs_quoting_never_shows_up_as_drift(sync_conn, name):
+    """detect_drift finds every tracked table by its quoted name: a table named with capitals, spaces, dots or quotes, changed only through pggit, is never reported as drifted."""
+    table = sql.Identifier(name)
+    try:
+        sync_conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(table))
+        sync_conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN v text").format(table))
+        assert _drift(sync_conn) == [], name
+    finally:
+        sync_conn.rollback()
 
 
 # Changes for the property test: structural ones always change the description
