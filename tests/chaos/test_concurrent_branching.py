@@ -257,3 +257,30 @@ def test_commit_waiting_for_an_open_delete_is_refused_and_writes_nothing(db_conn
     assert checkers.linear_chain_invariant(sync_conn, branch) == [before]
     assert checkers.single_branch(sync_conn, branch)["status"] == "DELETED"
     checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.parametrize("delete_outcome", ["commit", "rollback"])
+def test_branching_from_a_parent_whose_delete_is_open_waits_then_is_refused_or_succeeds(
+        db_connection_string, sync_conn, delete_outcome):
+    """A create_branch from a parent that another session's open transaction is deleting waits for it:
+    the delete commits, the child is refused with 55000 naming the parent; the delete rolls back, the
+    child starts at the parent's head."""
+    sync_conn.autocommit = True
+    parent = "doomed/parent"
+    create_branch(sync_conn, parent)
+    commit(sync_conn, parent, "on the parent")
+    history = History()
+
+    interleave(db_connection_string, history,
+               Step.call("delete", _delete_branch, parent),
+               Step.call("create_branch", create_branch, "doomed/child", parent, may_fail=True), end=delete_outcome)
+
+    (b_op,) = history.of("create_branch")
+    if delete_outcome == "commit":
+        assert b_op.ok is False and b_op.sqlstate == OBJECT_NOT_IN_PREREQUISITE_STATE, history.dump()
+        assert parent in _primary(b_op.error)
+        assert sync_conn.execute("SELECT count(*) FROM pggit.branches WHERE name = 'doomed/child'").fetchone() == (0,)
+    else:
+        assert b_op.ok is True, history.dump()
+        assert checkers.single_branch(sync_conn, "doomed/child")["head_commit_hash"] == head(sync_conn, parent)
+    checkers.integrity_ok(sync_conn)
