@@ -199,6 +199,21 @@ def test_restore_that_reorders_the_columns_is_reported_as_drift(conn):
     checkers.recorded_hash_is_live(conn, "victim")
 
 
+def test_a_partitioned_table_changed_behind_pggits_back_is_drift_for_it_and_its_partitions(conn):
+    """A partitioned table and its partition are both tracked; a column added to the parent while tracking is off changes both, detect_drift names both, and recording each clears the drift."""
+    conn.execute("CREATE TABLE readings (id int, taken date) PARTITION BY RANGE (taken)")
+    conn.execute("CREATE TABLE readings_2024 PARTITION OF readings FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
+    versions = {t: (_recorded(conn, t) or (None, "untracked"))[1] for t in ("readings", "readings_2024")}
+    assert versions == {"readings": "1.0.0", "readings_2024": "1.0.0"}
+    with tracking_paused(conn):
+        conn.execute("ALTER TABLE readings ADD COLUMN sneaky text")
+    checkers.drift_is(conn, {"public.readings", "public.readings_2024"})
+    for table in ("readings", "readings_2024"):
+        conn.execute(sql.SQL("COMMENT ON TABLE {} IS 'recorded'").format(sql.Identifier(table)))
+    checkers.drift_is(conn)
+    checkers.integrity_ok(conn)
+
+
 def test_a_function_that_shadows_a_builtin_in_the_callers_path_changes_nothing_pggit_does(conn):
     """A caller who puts a schema of their own before pg_catalog in search_path, with a fake length(), cannot get a 10,001-character message past commit_changes: every SECURITY DEFINER function of pggit pins its own search_path."""
     unpinned = conn.execute(
