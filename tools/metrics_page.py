@@ -435,7 +435,15 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
         for name in survivors:
             m = catalog[name]
             lost = [t for t, by in (("smoke", smoke_by), ("full", full_by)) if by.get(name, {}).get("status") != "killed"]
-            lines.append(f"- `{name}` ({m['category']}), survives the {' and the '.join(lost)} tier: {m['description']}.")
+            line = f"- `{name}` ({m['category']}), survives the {' and the '.join(lost)} tier: {m['description']}."
+            killers = full_by.get(name, {}).get("killed_by", []) if lost == ["smoke"] else []
+            if killers:
+                marks = sorted({mk for k in killers for mk in full["baseline"]["markers"].get(k, [])
+                                if mk in ("slow", "destructive")})
+                line += (f" Only the full tier's {' and '.join(marks) or 'extra'} tests catch it: "
+                         + ", ".join(f"`{_short_test(k)}`" for k in killers[:3])
+                         + (f" and {len(killers) - 3} more" if len(killers) > 3 else "") + ".")
+            lines.append(line)
         lines += [""]
 
     lines += ["### Every mutant", ""]
