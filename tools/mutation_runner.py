@@ -338,6 +338,7 @@ def run_catalog(tier: str, jobs: int, only: list[str] | None, contract: bool, se
     extra = [f"--hypothesis-seed={seed}", "-p", "no:xdist"]
     workdir = Path(tempfile.mkdtemp(prefix=f"pggit-mutants-{tier}-"))
     stop = threading.Event()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     started_at = time.gmtime()
     started = time.monotonic()
     _progress(f"mutation run: tier {tier} ({markexpr}), {len(chosen)} mutants, {jobs} jobs, "
@@ -411,6 +412,8 @@ def run_catalog(tier: str, jobs: int, only: list[str] | None, contract: bool, se
         "test_timeout": test_timeout,
         "complete": only is None,
         "machine": machine(),
+        # Other work on the machine slows every run: the 1, 5 and 15 minute load averages at the start.
+        "load_average_at_start": load_at_start,
         "pg_version": baseline["pg_version"] if baseline else None,
         "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
         "baseline": baseline,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="pggit-stability-"))
     seeds = random.SystemRandom()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     started = time.monotonic()
     runs = []
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - started, 1),
         "workers": args.workers,
         "machine": machine(),
+        "load_average_at_start": load_at_start,
         "smoke_runs": len(smoke),
         "failed_runs": sum(1 for r in smoke if r["exitstatus"] != 0),
         "failures_by_test": dict(sorted(flaky.items())),
