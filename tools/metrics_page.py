@@ -399,6 +399,14 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
         f"on a machine with {machine['cores']} cores ({machine['platform']}), with Python {machine['python']}, "
         f"pytest {machine.get('pytest', '?')} and Hypothesis {machine.get('hypothesis', '?')}.",
         "",
+    ]
+    loads = [f"{what} {data['load_average_at_start'][0]:.1f}"
+             for what, data in (("smoke catalog", smoke), ("full catalog", full), ("stability runs", stability or {}))
+             if data.get("load_average_at_start")]
+    if loads:
+        lines += [f"The machine's load average (1 minute) when each run started: {', '.join(loads)}; "
+                  "other work running at the same time makes every wall time longer.", ""]
+    lines += [
         "## Bug detection rate",
         "",
         f"The catalog in `tools/mutants.py` holds {full['score']['total']} realistic pggit bugs, each a",
