@@ -43,6 +43,7 @@ __all__ = [
     "invalid_branch_name",
     "pg_identifier",
     "pg_text",
+    "shadowed_by_pg_catalog",
     "table_definition",
 ]
 
@@ -76,6 +77,10 @@ NON_UNRESERVED_KEYWORDS = frozenset("""
 # A user column may not take a system column's name (oid only up to PostgreSQL 11, kept for safety).
 SYSTEM_COLUMN_NAMES = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "oid"})
 
+# pg_catalog comes first in every search_path, so a user table named like one of
+# its relations (pg_config, pg_class, ...) is created but never found unqualified.
+SYSTEM_RELATION_PREFIX = "pg_"
+
 _IDENTIFIER_START = string.ascii_lowercase + "_"
 _IDENTIFIER_REST = string.ascii_lowercase + string.digits + "_"
 
@@ -98,8 +103,14 @@ def pg_text(min_size: int = 0, max_size: int | None = None) -> st.SearchStrategy
 # --------------------------------------------------------------------------
 
 
+def shadowed_by_pg_catalog(name: str) -> bool:
+    """Whether a table of this name could be hidden by a pg_catalog relation of the same name."""
+    return name.startswith(SYSTEM_RELATION_PREFIX)
+
+
 def pg_identifier(max_length: int = MAX_IDENTIFIER_BYTES) -> st.SearchStrategy[str]:
-    """A name safe to write unquoted: ``[a-z_][a-z0-9_]*``, at most 63 bytes, never a keyword.
+    """A name safe to write unquoted: ``[a-z_][a-z0-9_]*``, at most 63 bytes, never a keyword,
+    never starting with ``pg_`` (see ``shadowed_by_pg_catalog``).
 
     ``max_length`` below 63 leaves room for a suffix (pggit's data branches
     are named ``<table>__<branch>``).
@@ -112,7 +123,7 @@ def pg_identifier(max_length: int = MAX_IDENTIFIER_BYTES) -> st.SearchStrategy[s
         st.text(_IDENTIFIER_REST, min_size=max(0, max_length - 4), max_size=max_length - 1),
     )
     return st.builds(str.__add__, st.sampled_from(_IDENTIFIER_START), rest).filter(
-        lambda name: name not in NON_UNRESERVED_KEYWORDS
+        lambda name: name not in NON_UNRESERVED_KEYWORDS and not shadowed_by_pg_catalog(name)
     )
 
 
@@ -254,7 +265,8 @@ def table_definition(
     draw: st.DrawFn, max_columns: int = 6, name: st.SearchStrategy[str] | None = None
 ) -> TableDefinition:
     """A table name (``pg_identifier()`` unless ``name`` is given) and 1..``max_columns`` columns."""
-    table_name = draw(name if name is not None else pg_identifier())
+    names = pg_identifier() if name is None else name.filter(lambda n: not shadowed_by_pg_catalog(n))
+    table_name = draw(names)
     column_names = draw(st.lists(
         pg_identifier().filter(lambda n: n not in SYSTEM_COLUMN_NAMES),
         min_size=1, max_size=max_columns, unique=True,

@@ -29,6 +29,7 @@ from tests.chaos.strategies import (
     git_branch_name,
     invalid_branch_name,
     pg_identifier,
+    shadowed_by_pg_catalog,
     table_definition,
 )
 
@@ -72,6 +73,14 @@ def git_accepts_branch(name: str, cwd) -> bool:
 def test_keyword_list_covers_every_non_unreserved_keyword_of_the_server(plain_conn):
     server_keywords = {row[0] for row in plain_conn.execute("SELECT word FROM pg_get_keywords() WHERE catcode <> 'U'")}
     assert server_keywords - NON_UNRESERVED_KEYWORDS == set()
+
+
+def test_every_pg_catalog_relation_name_counts_as_shadowing(plain_conn):
+    """A table named like a catalog relation is created in public but looked up in pg_catalog,
+    so the strategies must never name a table that way."""
+    names = [row[0] for row in plain_conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace")]
+    assert names and [n for n in names if not shadowed_by_pg_catalog(n)] == []
 
 
 @given(name=pg_identifier())
