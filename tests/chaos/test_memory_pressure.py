@@ -121,15 +121,11 @@ def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_t
     checkers.integrity_ok(sync_conn)
 
 
-# Far above the 0.1 s a 1,600-column table with defaults takes here; a description that grew with
-# the square of the width took 16 s (each default printed with the whole table as context).
-WIDE_DDL_BUDGET = "5s"
-
-
-def test_every_column_of_a_1600_column_table_having_a_default_keeps_versioning_fast(sync_conn):
-    """Describing a table costs time in proportion to its width: a 1,600-column table whose every column has a default is created, versioned and hashed, and a default changed, each within a 5 s statement_timeout."""
+def test_a_1600_column_table_with_a_default_on_every_column_is_versioned_and_hashed_exactly(sync_conn):
+    """A table at the column limit whose every column has a default is created at 1.0.0, and changing
+    the last column's default bumps the patch version and changes the recorded hash.
+    (What describing such a table costs, by width, is measured by ``python -m tools.bench_describe``.)"""
     sync_conn.autocommit = True
-    sync_conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(WIDE_DDL_BUDGET)))
     columns = sql.SQL(", ").join(
         sql.SQL("{} int DEFAULT {}").format(sql.Identifier(f"c{i:04d}"), sql.Literal(i)) for i in range(MAX_COLUMNS))
     sync_conn.execute(sql.SQL("CREATE TABLE defaults_everywhere ({})").format(columns))
@@ -139,7 +135,6 @@ def test_every_column_of_a_1600_column_table_having_a_default_keeps_versioning_f
     assert version(sync_conn, "defaults_everywhere") == "1.0.1"
     assert _recorded(sync_conn, "defaults_everywhere") == (schema_hash(sync_conn, "defaults_everywhere"), MAX_COLUMNS)
     assert schema_hash(sync_conn, "defaults_everywhere") != created
-    sync_conn.execute("RESET statement_timeout")
     checkers.drift_is(sync_conn)
 
 
