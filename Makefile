@@ -40,11 +40,13 @@ weekly: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "soak" $(PYTEST_ARGS)
 
 ## Measure the suite and rewrite docs/metrics.md: the mutant catalog against the
-## smoke and the full tier, the smoke tier 20 times with random seeds, the plots.
+## smoke and the full tier, the smoke tier 20 times with random seeds, the cost
+## of describing wide tables, the plots.
 metrics: $(STAMP)
 	$(BIN)/python -m tools.mutation_runner --tier smoke --no-contract
 	$(BIN)/python -m tools.mutation_runner --tier full
 	$(BIN)/python -m tools.stability --runs 20
+	$(BIN)/python -m tools.bench_describe
 	$(BIN)/python -m tools.metrics_page
 
 ## Build the site into _build/html, after running the guides' examples.

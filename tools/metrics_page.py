@@ -41,7 +41,7 @@ BUILD_DIR = REPO / "_build" / "metrics"
 DATA_DIR = REPO / "docs" / "_data" / "metrics"
 PLOT_DIR = REPO / "docs" / "_static" / "metrics"
 PAGE = REPO / "docs" / "metrics.md"
-RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json")
+RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json")
 FAILURE_MODES_ENV = "PGGIT_FAILURE_MODES"
 
 # The chaos categories (pytest markers), rows of the failure-mode matrix.
@@ -207,7 +207,7 @@ def _slim(name: str, data: dict) -> dict:
     if name.startswith("mutation-"):
         for mutant in data["mutants"]:
             mutant.pop("output_tail", None)
-    else:
+    elif name == "stability.json":
         for run in data["runs"]:
             run.pop("output_tail", None)
     return data
@@ -316,6 +316,32 @@ def plot_stability(stability: dict) -> str:
     return _save(fig, "stability-runs.png")
 
 
+def plot_describe_cost(bench: dict) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    widths = bench["widths"]
+    for result, colour in zip(bench["results"], ["#1f6fb2", "#c0392b", "#e67e22", "#8e44ad"]):
+        total = [sum(result["seconds"][str(w)].values()) * 1000 for w in widths]
+        ax.plot(widths, total, marker="o", color=colour,
+                label=f"{result['label']} (k = {_describe_exponent(result):.2f})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.set_xlabel("columns, each with a default")
+    ax.set_ylabel("ms: create + hash + alter")
+    ax.set_title("What describing a wide table costs (log-log; k: growth exponent)")
+    ax.legend(frameon=False)
+    return _save(fig, "describe-cost.png")
+
+
+def _describe_exponent(result: dict) -> float:
+    """The growth exponent of the three steps' total time over the widths."""
+    from tools.bench_describe import growth_exponent
+
+    widths = sorted(int(w) for w in result["seconds"])
+    return growth_exponent(widths, [sum(result["seconds"][str(w)].values()) for w in widths])
+
+
 # --------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------
@@ -369,13 +395,16 @@ def _example_text(example: str | None) -> str:
     return body[:160] + (" …" if len(body) > 160 else "")
 
 
-def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
+def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: dict | None = None) -> str:
     plots = {
         "kills": plot_kills_by_category(smoke, full),
         "times": plot_tier_times(smoke, full, stability),
     }
     if stability:
         plots["stability"] = plot_stability(stability)
+    if bench:
+        plots["describe"] = plot_describe_cost(bench)
+    benched = {r["mutant"]: r for r in (bench or {}).get("results", []) if r.get("mutant")}
     smoke_by = {m["name"]: m for m in smoke["mutants"]}
     full_by = {m["name"]: m for m in full["mutants"]}
     names = list(full_by) + [n for n in smoke_by if n not in full_by]
@@ -451,6 +480,10 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
                 line += (f" Only the full tier's {' and '.join(marks) or 'extra'} tests catch it: "
                          + ", ".join(f"`{_short_test(k)}`" for k in killers[:3])
                          + (f" and {len(killers) - 3} more" if len(killers) > 3 else "") + ".")
+            if name in benched:
+                line += (" Its answers are right, only slow, and no test asserts a time: the describe benchmark "
+                         f"measures it (growth exponent {_describe_exponent(benched[name]):.2f} against pggit's "
+                         f"{_describe_exponent(bench['results'][0]):.2f}; see [Performance](#performance)).")
             lines.append(line)
         lines += [""]
 
@@ -563,6 +596,7 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
     slowest = sorted(full["baseline"]["durations"].items(), key=lambda kv: -kv[1])[:10]
     lines += _table(["test", "seconds"], [[f"`{_short_test(n)}`", f"{s:.2f}"] for n, s in slowest])
     lines += [""]
+    lines += _describe_section(bench, plots.get("describe"))
 
     # ---- shrinking ------------------------------------------------------------------
     lines += [
@@ -612,6 +646,7 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
         "  single mutants, `--jobs N` for parallel runs; `--quick` for the score alone, each",
         "  mutant meeting its last killers first, in a few minutes)",
         "- `python -m tools.stability --runs 20`",
+        "- `python -m tools.bench_describe` (the cost of describing a wide table, by width)",
         "- `python -m tools.metrics_page` (copies the results into `docs/_data/metrics/`",
         "  and renders this page and its plots)",
         "",
@@ -621,6 +656,31 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _describe_section(bench: dict | None, plot: str | None) -> list[str]:
+    lines = ["### Describing a wide table", ""]
+    if not bench:
+        return lines + ["Not measured yet (`python -m tools.bench_describe`).", ""]
+    widths = bench["widths"]
+    lines += [
+        "pggit describes and hashes a table whenever DDL touches it; the cost should grow",
+        "in proportion to the table's width. `tools/bench_describe.py` creates a table with",
+        "a default on every column (pggit versions it), hashes it with",
+        "`calculate_schema_hash` and changes its last default (versioned again), at each",
+        f"width, median of {bench['repeat']} rounds, on PostgreSQL {bench['pg_version']}, {bench['started'][:10]}.",
+        "The growth exponent k fits `time ~ width**k` over the widths: about 1 is linear,",
+        "about 2 quadratic. Milliseconds for the three steps together:",
+        "",
+    ]
+    header = ["extension"] + [f"{w} columns" for w in widths] + ["k (all steps)"] + [f"k ({s})" for s in bench["steps"]]
+    rows = [[r["label"]] + [f"{sum(r['seconds'][str(w)].values()) * 1000:.0f}" for w in widths]
+            + [f"{_describe_exponent(r):.2f}"] + [f"{r['growth_exponent'][s]:.2f}" for s in bench["steps"]]
+            for r in bench["results"]]
+    lines += _table(header, rows) + [""]
+    if plot:
+        lines += [f"![Cost of describing a wide table, by width]({plot})", ""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -641,8 +701,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"missing results in {DATA_DIR}: {', '.join(missing)}; run make metrics")
     load = lambda n: json.loads((DATA_DIR / n).read_text())  # noqa: E731
-    stability = load("stability.json") if (DATA_DIR / "stability.json").exists() else None
-    PAGE.write_text(render(load("mutation-smoke.json"), load("mutation-full.json"), stability, load("failure-modes.json")))
+    optional = lambda n: load(n) if (DATA_DIR / n).exists() else None  # noqa: E731
+    PAGE.write_text(render(load("mutation-smoke.json"), load("mutation-full.json"), optional("stability.json"),
+                           load("failure-modes.json"), optional("bench-describe.json")))
     print(f"wrote {PAGE.relative_to(REPO)} and {PLOT_DIR.relative_to(REPO)}/")
     return 0
 
