@@ -41,6 +41,8 @@ BUILD_DIR = REPO / "_build" / "metrics"
 DATA_DIR = REPO / "docs" / "_data" / "metrics"
 PLOT_DIR = REPO / "docs" / "_static" / "metrics"
 PAGE = REPO / "docs" / "metrics.md"
+# The headline numbers, included into the chaos guide's Metrics section.
+SUMMARY = DATA_DIR / "summary.md"
 RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json")
 FAILURE_MODES_ENV = "PGGIT_FAILURE_MODES"
 
@@ -368,9 +370,12 @@ def _pct(killed: int, total: int) -> str:
 
 
 def _short_test(nodeid: str) -> str:
-    """A test id as a reader finds it: file and test name (parameters kept)."""
-    path, _, rest = nodeid.partition("::")
-    return f"{path}::{rest.split('::')[-1]}"
+    """A test id as a reader finds it: file, class if any, and test name (parameters kept).
+
+    A guide's block node (``line-80``) is left out: the test's name finds it on the page.
+    """
+    path, *parts = nodeid.split("::")
+    return "::".join([path] + [p for p in parts if not re.fullmatch(r"line-\d+", p)])
 
 
 def _minutes(seconds: float) -> str:
@@ -386,11 +391,19 @@ def _verdict(mutant: dict | None) -> str:
 
 
 def _example_text(example: str | None) -> str:
+    """Hypothesis's minimal failing example in one line: the inputs, or a state machine's steps."""
     if not example:
-        return "(not shown)"
-    body = example.split("(", 1)[1] if "(" in example else example
-    body = re.sub(r"^\s*\w+=<[^>]*>,?\s*$", "", body, flags=re.M)  # fixtures, not inputs
-    body = body.rstrip().rstrip(")").strip().rstrip(",")
+        return "(not recorded)"
+    header, _, body = example.partition("\n")
+    if "<state machine>" in header:
+        steps = [line.strip().removeprefix("state.") for line in body.splitlines()
+                 if line.strip().startswith("state.") and line.strip() != "state.teardown()"]
+        body = "; ".join(steps)
+    else:
+        body = example.split("(", 1)[1] if "(" in example else example
+        body = re.sub(r"^\s*\w+=<[^>]*>,?\s*$", "", body, flags=re.M)  # fixtures, not inputs
+        body = re.sub(r"\s*# or any other generated value", "", body)
+        body = body.rstrip().rstrip(")").strip().rstrip(",")
     body = re.sub(r"\s+", " ", body)
     return body[:160] + (" …" if len(body) > 160 else "")
 
@@ -409,6 +422,11 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
     full_by = {m["name"]: m for m in full["mutants"]}
     names = list(full_by) + [n for n in smoke_by if n not in full_by]
     catalog = {m["name"]: m for m in full["mutants"] + smoke["mutants"]}
+    from tools.mutants import by_name
+
+    # The catalog's current wording (the recorded names and categories are checked against it by a test).
+    current = by_name()
+    catalog = {n: {**m, "description": current[n].description} if n in current else m for n, m in catalog.items()}
     machine = full["machine"]
     dates = sorted({d[:10] for d in (smoke["started"], full["started"], (stability or {}).get("started", smoke["started"]))})
     pg = sorted({v for v in (smoke["pg_version"], full["pg_version"]) if v})
@@ -585,7 +603,7 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
     lines += [
         "",
         "One process is how the mutation runner runs a tier (one throwaway cluster per",
-        "mutant, two mutants at a time on this machine); pytest-xdist is how `make smoke`",
+        f"mutant, {full['jobs']} mutants at a time on this machine); pytest-xdist is how `make smoke`",
         "and `make full` run it.",
         "",
         f"![Wall time per tier, and of the whole mutation catalog]({plots['times']})",
@@ -624,14 +642,19 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
                 if key not in {(x[0], x[1]) for x in kills}:
                     kills.append((m["name"], k["test"], k))
     if kills:
-        rows = [[f"`{name}`", f"`{_short_test(test)}`", k["examples_before_failure"],
-                 k["shrinks_tried"], k["shrinks_successful"], _code(_example_text(k.get("falsifying_example")))]
+        with_examples = any(k.get("falsifying_example") for _, _, k in kills)
+        rows = [[f"`{name}`", f"`{_short_test(test)}`", k["examples_before_failure"], k["shrinks_tried"],
+                 k["shrinks_successful"]] + ([_code(_example_text(k.get("falsifying_example")))] if with_examples else [])
                 for name, test, k in kills]
-        lines += _table(["mutant", "property test", "examples to the failure", "shrinks tried", "shrinks that helped",
-                         "minimal failing example"], rows)
+        lines += _table(["mutant", "property test", "examples to the failure", "shrinks tried", "shrinks that helped"]
+                        + (["minimal failing example"] if with_examples else []), rows)
         steps = [k["shrinks_tried"] for _, _, k in kills]
         lines += ["", f"{len(kills)} property-test kills; shrink steps tried: median {statistics.median(steps):.0f}, "
                       f"most {max(steps)}.", ""]
+        if not with_examples:
+            lines += ["These runs recorded no minimal examples: their recorder did not yet know the",
+                      "\"Failing test case\" wording of this Hypothesis release. The next `make metrics`",
+                      "records them.", ""]
     else:
         lines += ["No property test killed a mutant.", ""]
 
@@ -653,6 +676,39 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
         "A mutant that no test kills is either a gap in the suite, closed by a new",
         "chaos test, or an edit that changes nothing observable, which is dropped from",
         "the catalog.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_summary(smoke: dict, full: dict, stability: dict | None, bench: dict | None) -> str:
+    """The headline numbers as a table, for the chaos guide to include."""
+    rows = []
+    for tier, data in (("smoke", smoke), ("full", full)):
+        score = data["score"]
+        rows.append([f"mutation score, {tier} tier", f"{_pct(score['killed'], score['total'])} "
+                     f"({score['killed']} of {score['total']} mutants killed)"])
+    if stability:
+        runs = [r for r in stability["runs"] if r["tier"] == "smoke"]
+        rows.append(["stability", f"{stability['failed_runs']} failed of {len(runs)} smoke runs with random seeds"])
+    for tier, data in (("smoke", smoke), ("full", full)):
+        xdist = [r["seconds"] for r in (stability or {}).get("runs", []) if r["tier"] == tier and r["exitstatus"] == 0]
+        timing = f"{statistics.median(xdist):.0f} s with pytest-xdist" if xdist else \
+            f"{data['baseline']['seconds']:.0f} s in one process"
+        rows.append([f"wall time, {tier} tier", f"{timing}, {data['baseline']['tests']} tests"])
+    if bench:
+        base = bench["results"][0]
+        widest = str(bench["widths"][-1])
+        rows.append(["describing a wide table", f"{sum(base['seconds'][widest].values()) * 1000:.0f} ms at {widest} columns, "
+                     f"growth exponent {_describe_exponent(base):.2f}"])
+    machine = full["machine"]
+    dates = sorted({d[:10] for d in (smoke["started"], full["started"], (stability or {}).get("started", smoke["started"]))})
+    lines = [
+        "<!-- Generated by tools/metrics_page.py from docs/_data/metrics; do not edit. -->",
+        "<!-- pyml disable-next-line md041 -->",
+        *_table(["metric", "measured"], rows),
+        "",
+        f"Measured on {', '.join(dates)} (UTC), PostgreSQL {full['pg_version']}, {machine['cores']} cores.",
         "",
     ]
     return "\n".join(lines)
@@ -702,8 +758,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"missing results in {DATA_DIR}: {', '.join(missing)}; run make metrics")
     load = lambda n: json.loads((DATA_DIR / n).read_text())  # noqa: E731
     optional = lambda n: load(n) if (DATA_DIR / n).exists() else None  # noqa: E731
-    PAGE.write_text(render(load("mutation-smoke.json"), load("mutation-full.json"), optional("stability.json"),
-                           load("failure-modes.json"), optional("bench-describe.json")))
+    smoke, full = load("mutation-smoke.json"), load("mutation-full.json")
+    stability, bench = optional("stability.json"), optional("bench-describe.json")
+    PAGE.write_text(render(smoke, full, stability, load("failure-modes.json"), bench))
+    SUMMARY.write_text(render_summary(smoke, full, stability, bench))
     print(f"wrote {PAGE.relative_to(REPO)} and {PLOT_DIR.relative_to(REPO)}/")
     return 0
 

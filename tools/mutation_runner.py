@@ -127,10 +127,23 @@ def _failure_summary(report) -> dict:
     crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None) or text.strip().splitlines()[-1:] or [""]
     crash = crash if isinstance(crash, str) else crash[0]
     summary = {"when": report.when, "message": crash.strip()[:400]}
-    match = re.search(r"^(Falsifying (?:example|explicit example)[^\n]*\n(?:[ \t)].*\n?)*)", text, re.M)
-    if match:
-        summary["falsifying_example"] = match.group(1).strip()[:1500]
+    example = falsifying_example(text)
+    if example:
+        summary["falsifying_example"] = example[:1500]
     return summary
+
+
+# Hypothesis's report of the minimal failing input: older releases say "Falsifying example",
+# newer ones "Failing test case"; a state machine's steps follow as "state.rule(...)" lines.
+_EXAMPLE = re.compile(
+    r"^((?:Falsifying (?:explicit )?example|Failing test case)[^\n]*\n(?:(?:[ \t)]|state\b).*\n?)*)", re.M)
+
+
+def falsifying_example(text: str) -> str | None:
+    """The minimal failing example in a failed test's report, or None if it has none."""
+    plain = "\n".join(re.sub(r"^E {1,7}", "", line) for line in text.splitlines())  # pytest's "E   " prefix
+    match = _EXAMPLE.search(plain)
+    return match.group(1).strip() if match else None
 
 
 _PHASE = re.compile(r"- during (\w+) phase \(([\d.]+) seconds\):(.*?)(?=\n  - |\Z)", re.S)
