@@ -13,7 +13,8 @@ extensions = ["myst_parser", "tools.sphinx_results"]
 root_doc = "docs/index"
 # Only the docs/ tree is the site; README, tests and tools are not pages.
 include_patterns = ["docs/**"]
-exclude_patterns = ["_build", ".venv", "docs/_root", "docs/_static"]
+# docs/_data holds generated results and fragments that pages include, not pages.
+exclude_patterns = ["_build", ".venv", "docs/_root", "docs/_static", "docs/_data"]
 
 myst_enable_extensions = ["linkify", "colon_fence", "deflist"]
 myst_heading_anchors = 3

@@ -4,8 +4,8 @@
 
 pggit describes a table (one line per column, default, constraint and
 index) whenever DDL touches it, and hashes that description. The cost must
-grow in proportion to the table's width; a description that grows with its
-square (say, each default printed with the whole table as deparse context)
+grow in proportion to the table's width; a description that grows far
+faster (say, each default printed with the whole table as deparse context)
 still gives the right answers, so no correctness test notices it, and a
 timed assertion would flake on a busy machine. This benchmark measures it
 instead and reports the numbers.
@@ -100,7 +100,7 @@ def bench_extension(install: pgcluster.PgInstall, label: str, pggit_sql: Path | 
             for width in widths:
                 rounds = [measure_round(conn, width, r) for r in range(repeat)]
                 per_width[width] = {step: statistics.median(r[step] for r in rounds) for step in STEPS}
-                print(f"  {label:<34} {width:>5} columns: "
+                print(f"  {label:<44} {width:>5} columns: "
                       + "  ".join(f"{step} {per_width[width][step] * 1000:8.1f} ms" for step in STEPS), flush=True)
     finally:
         cluster.destroy()

@@ -350,7 +350,7 @@ MUTANTS: list[Mutant] = [
     # ---- performance -----------------------------------------------------------
     _m(
         "hash_defaults_with_table_context", "performance",
-        "defaults are printed with the table as deparse context, which makes hashing a wide table quadratic",
+        "defaults are printed with the table as deparse context, so describing a table grows far faster than its width",
         "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, 0)",
         "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid)",
     ),
