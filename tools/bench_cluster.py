@@ -16,7 +16,8 @@ import time
 from tools import pgcluster
 
 
-def _timed(func) -> float:
+def timed(func) -> float:
+    """Seconds that calling ``func()`` took."""
     started = time.perf_counter()
     func()
     return time.perf_counter() - started
@@ -33,13 +34,13 @@ def main() -> None:
     for round_ in range(max(1, args.repeat // 10)):
         cluster = pgcluster.Cluster(install=install)
         try:
-            starts.append(_timed(lambda c=cluster: c.create().start()))
-            extension = _timed(lambda c=cluster: (c.create_database("tpl"),
+            starts.append(timed(lambda c=cluster: c.create().start()))
+            extension = timed(lambda c=cluster: (c.create_database("tpl"),
                                                  c.connect("tpl").execute("CREATE EXTENSION pggit")))
             for i in range(args.repeat):
-                clones.append(_timed(lambda c=cluster, i=i: c.create_database(f"t{round_}_{i}", "tpl")))
-                drops.append(_timed(lambda c=cluster, i=i: c.drop_database(f"t{round_}_{i}")))
-            crashes.append(_timed(lambda c=cluster: (c.crash(), c.start())))
+                clones.append(timed(lambda c=cluster, i=i: c.create_database(f"t{round_}_{i}", "tpl")))
+                drops.append(timed(lambda c=cluster, i=i: c.drop_database(f"t{round_}_{i}")))
+            crashes.append(timed(lambda c=cluster: (c.crash(), c.start())))
         finally:
             cluster.destroy()
 

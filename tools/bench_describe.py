@@ -37,6 +37,7 @@ from pathlib import Path
 from psycopg import sql
 
 from tools import mutants, pgcluster
+from tools.bench_cluster import timed
 from tools.mutation_runner import METRICS_DIR, machine
 
 DEFAULT_WIDTHS = (100, 200, 400, 800, 1600)
@@ -59,12 +60,6 @@ def growth_exponent(widths: list[int], seconds: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / spread
 
 
-def _timed(conn, statement) -> float:
-    started = time.perf_counter()
-    conn.execute(statement)
-    return time.perf_counter() - started
-
-
 def measure_round(conn, width: int, round_: int) -> dict[str, float]:
     """One table of ``width`` columns, each with a default: seconds per step."""
     table = sql.Identifier(f"wide_{width}_{round_}")
@@ -72,10 +67,11 @@ def measure_round(conn, width: int, round_: int) -> dict[str, float]:
         sql.SQL("{} int DEFAULT {}").format(sql.Identifier(f"c{i:04d}"), sql.Literal(i)) for i in range(width))
     last = sql.Identifier(f"c{width - 1:04d}")
     times = {
-        "create": _timed(conn, sql.SQL("CREATE TABLE {} ({})").format(table, columns)),
-        "hash": _timed(conn, sql.SQL("SELECT pggit.calculate_schema_hash({})").format(
-            sql.Literal(table.as_string(conn)))),
-        "alter": _timed(conn, sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT -1").format(table, last)),
+        "create": timed(lambda: conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, columns))),
+        "hash": timed(lambda: conn.execute(sql.SQL("SELECT pggit.calculate_schema_hash({})").format(
+            sql.Literal(table.as_string(conn))))),
+        "alter": timed(lambda: conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT -1").format(table, last))),
     }
     # pggit must have versioned both DDL statements, or the times measure nothing of pggit's.
     recorded = conn.execute(
