@@ -22,6 +22,7 @@ plugin, not here: such a server cannot be restarted or crashed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import pwd
@@ -345,11 +346,30 @@ def remove_stale_directories() -> list[Path]:
             continue
         if candidate.is_dir() and not pid_alive(owner):
             postmaster_pid = candidate / "data" / "postmaster.pid"
-            with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+            with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
                 os.kill(int(postmaster_pid.read_text().split()[0]), signal.SIGKILL)
+            release_shared_memory(candidate / "data")
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed
+
+
+def release_shared_memory(datadir: Path) -> bool:
+    """Remove the System V segment of a server that was killed (SIGKILL) and not restarted.
+
+    A server stopped cleanly removes it itself, and a restart in the same
+    directory reuses it; a killed one leaves it behind, named on the 7th line of
+    ``postmaster.pid``. IPC_RMID frees it once the last dying process detaches.
+    """
+    try:
+        shmid = int((datadir / "postmaster.pid").read_text().splitlines()[6].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.shmctl(shmid, IPC_RMID, None) == 0
+
+
+IPC_RMID = 0  # from <sys/ipc.h>
 
 
 # --------------------------------------------------------------------------
@@ -368,6 +388,8 @@ BASE_SETTINGS = {
     "fsync": "off",
     "full_page_writes": "off",
     "shared_buffers": "64MB",
+    # Segments in the data directory go with it; POSIX ones in /dev/shm outlive a SIGKILLed server.
+    "dynamic_shared_memory_type": "mmap",
     "max_wal_size": "1GB",
     "checkpoint_timeout": "30min",
     "log_min_messages": "warning",
@@ -594,6 +616,7 @@ class Cluster:
                 self.stop("immediate", timeout=15)
         finally:
             if self.root and self.root.exists():
+                release_shared_memory(self.datadir)  # left by a crash() not followed by start()
                 shutil.rmtree(self.root, ignore_errors=True)
 
     # ---- control -------------------------------------------------------------

@@ -184,8 +184,9 @@ INNER_TEST = textwrap.dedent(
     import os, pathlib, time
 
     def test_inner(pg_server, pg_cluster):
+        shmid = (pg_server.datadir / "postmaster.pid").read_text().splitlines()[6].split()[1]
         pathlib.Path(os.environ["REPORT"]).write_text(
-            f"{pg_server.root}\\n{pg_server.postmaster_pid}\\n")
+            f"{pg_server.root}\\n{pg_server.postmaster_pid}\\n{shmid}\\n")
         mode = os.environ["MODE"]
         if mode == "fail":
             assert False, "failing on purpose"
@@ -218,9 +219,21 @@ def _inner_run(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, Path]:
     return proc, report
 
 
+def _shared_memory_segments() -> set[Path]:
+    """PostgreSQL's POSIX dynamic shared memory segments: files in /dev/shm that outlive a killed server."""
+    return set(Path("/dev/shm").glob("PostgreSQL.*"))
+
+
+def _sysv_segment_exists(shmid: str) -> bool:
+    """Whether a System V shared memory segment (a postmaster's, named in postmaster.pid) still exists."""
+    rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return any(row.split()[1] == shmid for row in rows)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["pass", "fail", "crash", "interrupt"])
 def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
+    segments_before = _shared_memory_segments()
     proc, report = _inner_run(tmp_path, mode)
     if mode == "interrupt":
         deadline = time.monotonic() + 60
@@ -232,14 +245,17 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
     output, _ = proc.communicate(timeout=120)
     expected = {"pass": 0, "fail": 1, "crash": 1, "interrupt": 2}[mode]
     assert proc.returncode == expected, output
-    root, postmaster = report.read_text().split()
+    root, postmaster, shmid = report.read_text().split()
     assert not Path(root).exists(), f"cluster directory {root} survived:\n{output}"
     assert not pgcluster.pid_alive(int(postmaster))
     assert _postgres_processes_under(root) == []
+    assert _shared_memory_segments() - segments_before == set(), "shared memory segments survived the run"
+    assert not _sysv_segment_exists(shmid), f"the server's System V segment {shmid} survived the run"
 
 
 @pytest.mark.slow
 def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
+    segments_before = _shared_memory_segments()
     proc, report = _inner_run(tmp_path, "interrupt")
     deadline = time.monotonic() + 60
     while not Path(str(report) + ".ready").exists():
@@ -247,13 +263,15 @@ def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
         time.sleep(0.05)
     proc.kill()  # SIGKILL: no teardown can run
     proc.wait()
-    root, postmaster = report.read_text().split()
+    root, postmaster, shmid = report.read_text().split()
     assert Path(root).exists()
     removed = pgcluster.remove_stale_directories()
     assert Path(root) in removed
     assert not Path(root).exists()
     assert pgcluster.wait_gone([int(postmaster)], 10)
     assert _postgres_processes_under(root) == []
+    assert _shared_memory_segments() - segments_before == set(), "the killed server's shared memory survived"
+    assert not _sysv_segment_exists(shmid), f"the killed server's System V segment {shmid} survived"
 
 
 def test_missing_binaries_stop_the_run_with_one_clear_error(tmp_path):
