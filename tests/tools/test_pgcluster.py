@@ -219,21 +219,33 @@ def _inner_run(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, Path]:
     return proc, report
 
 
-def _shared_memory_segments() -> set[Path]:
-    """PostgreSQL's POSIX dynamic shared memory segments: files in /dev/shm that outlive a killed server."""
-    return set(Path("/dev/shm").glob("PostgreSQL.*"))
+def _settled(probe, timeout: float = 10.0):
+    """``probe()`` once it is falsy, or its last value after ``timeout`` seconds.
+
+    What a killed server holds goes a moment after it (its children exit later),
+    and a concurrent worker's initdb holds segments for a moment too.
+    """
+    deadline = time.monotonic() + timeout
+    while (value := probe()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def _new_shared_memory_segments(before: set[Path]) -> set[Path]:
+    """PostgreSQL's POSIX dynamic shared memory segments in /dev/shm that were not there ``before``."""
+    return _settled(lambda: set(Path("/dev/shm").glob("PostgreSQL.*")) - before)
 
 
 def _sysv_segment_exists(shmid: str) -> bool:
     """Whether a System V shared memory segment (a postmaster's, named in postmaster.pid) still exists."""
-    rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    return any(row.split()[1] == shmid for row in rows)
+    return _settled(lambda: any(row.split()[1] == shmid
+                                for row in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["pass", "fail", "crash", "interrupt"])
 def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
-    segments_before = _shared_memory_segments()
+    segments_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
     proc, report = _inner_run(tmp_path, mode)
     if mode == "interrupt":
         deadline = time.monotonic() + 60
@@ -249,13 +261,13 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
     assert not Path(root).exists(), f"cluster directory {root} survived:\n{output}"
     assert not pgcluster.pid_alive(int(postmaster))
     assert _postgres_processes_under(root) == []
-    assert _shared_memory_segments() - segments_before == set(), "shared memory segments survived the run"
+    assert _new_shared_memory_segments(segments_before) == set(), "shared memory segments survived the run"
     assert not _sysv_segment_exists(shmid), f"the server's System V segment {shmid} survived the run"
 
 
 @pytest.mark.slow
 def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
-    segments_before = _shared_memory_segments()
+    segments_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
     proc, report = _inner_run(tmp_path, "interrupt")
     deadline = time.monotonic() + 60
     while not Path(str(report) + ".ready").exists():
@@ -270,7 +282,7 @@ def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
     assert not Path(root).exists()
     assert pgcluster.wait_gone([int(postmaster)], 10)
     assert _postgres_processes_under(root) == []
-    assert _shared_memory_segments() - segments_before == set(), "the killed server's shared memory survived"
+    assert _new_shared_memory_segments(segments_before) == set(), "the killed server's shared memory survived"
     assert not _sysv_segment_exists(shmid), f"the killed server's System V segment {shmid} survived"
 
 
