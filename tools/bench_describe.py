@@ -74,9 +74,8 @@ def measure_round(conn, width: int, round_: int) -> dict[str, float]:
             sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT -1").format(table, last))),
     }
     # pggit must have versioned both DDL statements, or the times measure nothing of pggit's.
-    recorded = conn.execute(
-        "SELECT version_major, version_minor, version_patch FROM pggit.objects "
-        "WHERE schema_name = 'public' AND object_name = %s AND is_active", (f"wide_{width}_{round_}",)).fetchone()
+    recorded = conn.execute("SELECT major, minor, patch FROM pggit.get_version(%s)",
+                            (table.as_string(conn),)).fetchone()
     if recorded != (1, 0, 1):
         raise RuntimeError(f"pggit recorded version {recorded} for the {width}-column table, not (1, 0, 1) "
                            "after CREATE and SET DEFAULT: the benchmark would measure no pggit work")

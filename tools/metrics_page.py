@@ -252,6 +252,20 @@ def _save(fig, name: str) -> str:
     return f"_static/metrics/{name}"
 
 
+def _passing_run_seconds(stability: dict | None, tier: str) -> list[float]:
+    """Wall times of the stability runs of ``tier`` that passed (pytest-xdist, as make runs it)."""
+    return [r["seconds"] for r in (stability or {}).get("runs", []) if r["tier"] == tier and r["exitstatus"] == 0]
+
+
+def _measured_dates(smoke: dict, full: dict, stability: dict | None) -> list[str]:
+    return sorted({d[:10] for d in (smoke["started"], full["started"], (stability or {}).get("started", smoke["started"]))})
+
+
+def _describe_total(result: dict, width: int) -> float:
+    """Seconds of create, hash and alter together at ``width`` columns."""
+    return sum(result["seconds"][str(width)].values())
+
+
 def plot_kills_by_category(smoke: dict, full: dict) -> str:
     plt = _pyplot()
     from tools.mutants import CATEGORIES as MUTANT_CATEGORIES
@@ -287,7 +301,7 @@ def plot_tier_times(smoke: dict, full: dict, stability: dict | None) -> str:
         labels.append(f"{tier}\n1 process")
         values.append(data["baseline"]["seconds"])
         errors.append((0, 0))
-        runs = [r["seconds"] for r in (stability or {}).get("runs", []) if r["tier"] == tier and r["exitstatus"] == 0]
+        runs = _passing_run_seconds(stability, tier)
         if runs:
             median = statistics.median(runs)
             labels.append(f"{tier}\nxdist ({stability['workers']})")
@@ -323,7 +337,7 @@ def plot_describe_cost(bench: dict) -> str:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     widths = bench["widths"]
     for result, colour in zip(bench["results"], ["#1f6fb2", "#c0392b", "#e67e22", "#8e44ad"]):
-        total = [sum(result["seconds"][str(w)].values()) * 1000 for w in widths]
+        total = [_describe_total(result, w) * 1000 for w in widths]
         ax.plot(widths, total, marker="o", color=colour,
                 label=f"{result['label']} (k = {_describe_exponent(result):.2f})")
     ax.set_xscale("log")
@@ -341,7 +355,7 @@ def _describe_exponent(result: dict) -> float:
     from tools.bench_describe import growth_exponent
 
     widths = sorted(int(w) for w in result["seconds"])
-    return growth_exponent(widths, [sum(result["seconds"][str(w)].values()) for w in widths])
+    return growth_exponent(widths, [_describe_total(result, w) for w in widths])
 
 
 # --------------------------------------------------------------------------
@@ -428,7 +442,7 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
     current = by_name()
     catalog = {n: {**m, "description": current[n].description} if n in current else m for n, m in catalog.items()}
     machine = full["machine"]
-    dates = sorted({d[:10] for d in (smoke["started"], full["started"], (stability or {}).get("started", smoke["started"]))})
+    dates = _measured_dates(smoke, full, stability)
     pg = sorted({v for v in (smoke["pg_version"], full["pg_version"]) if v})
     contract = full["score"].get("contract_killed")
 
@@ -593,7 +607,7 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
     lines += ["## Performance", "", "Wall time of each tier against the unmutated extension:", ""]
     rows = []
     for tier, data in (("smoke", smoke), ("full", full)):
-        xdist = [r["seconds"] for r in (stability or {}).get("runs", []) if r["tier"] == tier and r["exitstatus"] == 0]
+        xdist = _passing_run_seconds(stability, tier)
         xdist_text = (f"{statistics.median(xdist):.0f} s (median of {len(xdist)}; {min(xdist):.0f}–{max(xdist):.0f} s)"
                       if xdist else "not measured")
         rows.append([tier, data["baseline"]["tests"], f"{data['baseline']['seconds']:.0f} s", xdist_text,
@@ -692,17 +706,17 @@ def render_summary(smoke: dict, full: dict, stability: dict | None, bench: dict 
         runs = [r for r in stability["runs"] if r["tier"] == "smoke"]
         rows.append(["stability", f"{stability['failed_runs']} failed of {len(runs)} smoke runs with random seeds"])
     for tier, data in (("smoke", smoke), ("full", full)):
-        xdist = [r["seconds"] for r in (stability or {}).get("runs", []) if r["tier"] == tier and r["exitstatus"] == 0]
+        xdist = _passing_run_seconds(stability, tier)
         timing = f"{statistics.median(xdist):.0f} s with pytest-xdist" if xdist else \
             f"{data['baseline']['seconds']:.0f} s in one process"
         rows.append([f"wall time, {tier} tier", f"{timing}, {data['baseline']['tests']} tests"])
     if bench:
         base = bench["results"][0]
-        widest = str(bench["widths"][-1])
-        rows.append(["describing a wide table", f"{sum(base['seconds'][widest].values()) * 1000:.0f} ms at {widest} columns, "
+        widest = bench["widths"][-1]
+        rows.append(["describing a wide table", f"{_describe_total(base, widest) * 1000:.0f} ms at {widest} columns, "
                      f"growth exponent {_describe_exponent(base):.2f}"])
     machine = full["machine"]
-    dates = sorted({d[:10] for d in (smoke["started"], full["started"], (stability or {}).get("started", smoke["started"]))})
+    dates = _measured_dates(smoke, full, stability)
     lines = [
         "<!-- Generated by tools/metrics_page.py from docs/_data/metrics; do not edit. -->",
         "<!-- pyml disable-next-line md041 -->",
@@ -730,7 +744,7 @@ def _describe_section(bench: dict | None, plot: str | None) -> list[str]:
         "",
     ]
     header = ["extension"] + [f"{w} columns" for w in widths] + ["k (all steps)"] + [f"k ({s})" for s in bench["steps"]]
-    rows = [[r["label"]] + [f"{sum(r['seconds'][str(w)].values()) * 1000:.0f}" for w in widths]
+    rows = [[r["label"]] + [f"{_describe_total(r, w) * 1000:.0f}" for w in widths]
             + [f"{_describe_exponent(r):.2f}"] + [f"{r['growth_exponent'][s]:.2f}" for s in bench["steps"]]
             for r in bench["results"]]
     lines += _table(header, rows) + [""]

@@ -354,6 +354,14 @@ def remove_stale_directories() -> list[Path]:
     return removed
 
 
+def sysv_segment_id(datadir: Path) -> int | None:
+    """The System V shared memory id the server of ``datadir`` wrote into postmaster.pid (7th line)."""
+    try:
+        return int((datadir / "postmaster.pid").read_text().splitlines()[6].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def release_shared_memory(datadir: Path) -> bool:
     """Remove the System V segment of a server that was killed (SIGKILL) and not restarted.
 
@@ -361,9 +369,8 @@ def release_shared_memory(datadir: Path) -> bool:
     directory reuses it; a killed one leaves it behind, named on the 7th line of
     ``postmaster.pid``. IPC_RMID frees it once the last dying process detaches.
     """
-    try:
-        shmid = int((datadir / "postmaster.pid").read_text().splitlines()[6].split()[1])
-    except (OSError, ValueError, IndexError):
+    shmid = sysv_segment_id(datadir)
+    if shmid is None:
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.shmctl(shmid, IPC_RMID, None) == 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -81,10 +84,6 @@ TestCounter = Counter.TestCase
 
 def test_the_recorder_keeps_hypothesis_minimal_examples_and_the_page_shows_them(tmp_path):
     """Real failing property tests run through the recorder plugin: their shrunk inputs reach the page's column."""
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "test_failing.py").write_text(FAILING_PROPERTY_TESTS)
     record = tmp_path / "record.json"
     env = {**os.environ, "PGGIT_RUN_RECORD": str(record)}

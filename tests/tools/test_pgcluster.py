@@ -183,8 +183,10 @@ INNER_TEST = textwrap.dedent(
     """
     import os, pathlib, time
 
+    from tools.pgcluster import sysv_segment_id
+
     def test_inner(pg_server, pg_cluster):
-        shmid = (pg_server.datadir / "postmaster.pid").read_text().splitlines()[6].split()[1]
+        shmid = sysv_segment_id(pg_server.datadir)
         pathlib.Path(os.environ["REPORT"]).write_text(
             f"{pg_server.root}\\n{pg_server.postmaster_pid}\\n{shmid}\\n")
         mode = os.environ["MODE"]
