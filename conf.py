@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-extensions = ["myst_parser", "tools.sphinx_results"]
+extensions = ["myst_parser", "pggit_chaos.pages.sphinx"]
 root_doc = "docs/index"
 # Only the docs/ tree is the site; README, tests and tools are not pages.
 include_patterns = ["docs/**"]

@@ -1,7 +1,9 @@
-"""Root conftest: the fixtures every test needs, wherever it lives.
+"""Root conftest: the handbook's guides are executable pages.
 
-Guides under docs/, tests/ and examples/ all use the same server and client
-fixtures, so they are registered here once rather than per folder.
+The server and client fixtures come from the installed package's pytest
+plugin (entry point ``pggit_chaos``); the page collector is the handbook's
+own, so it is registered here rather than for every project that installs
+the package.
 """
 
-pytest_plugins = ["tools.pytest_pggit", "tools.pytest_guides", "tests.chaos.fixtures"]
+pytest_plugins = ["pggit_chaos.pages.integration"]

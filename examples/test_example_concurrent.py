@@ -5,14 +5,13 @@ The four parts of a chaos test, in order:
 - workload: every worker commits to ``main`` several times, on its own connection;
 - fault: none besides the concurrency itself (the workers start together);
 - history: ``History`` records what each worker asked and what it was told;
-- invariant: the checkers of ``tests/chaos/checkers.py`` judge the result.
+- invariant: the checkers of ``tools/pggit_chaos/checkers.py`` judge the result.
 """
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.history import History, run_workers
+from pggit_chaos import checkers
+from pggit_chaos.history import History, run_workers
 
 COMMITS_PER_WORKER = 5
 

@@ -7,8 +7,7 @@ drift on purpose and checks the three promises around it.
 """
 
 import pytest
-
-from tests.chaos import checkers
+from pggit_chaos import checkers
 
 
 def behind_pggits_back(conn, statement: str) -> None:

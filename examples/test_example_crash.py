@@ -9,8 +9,7 @@ it stays out of the smoke tier.
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers, faults
+from pggit_chaos import checkers, nemesis
 
 
 @pytest.mark.chaos
@@ -27,7 +26,7 @@ def test_acknowledged_commits_survive_a_crash(pg_cluster, db_connection_string):
     in_flight = psycopg.connect(db_connection_string)
     in_flight.execute("SELECT pggit.commit_changes('main', 'in flight')")
 
-    faults.crash_postmaster(pg_cluster)
+    nemesis.crash_postmaster(pg_cluster)
     in_flight.close()  # its server process died with the others
 
     with psycopg.connect(db_connection_string, autocommit=True) as conn:

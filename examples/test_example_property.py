@@ -12,8 +12,7 @@ Run it alone, with the statistics Hypothesis gathered:
 
 import pytest
 from hypothesis import given
-
-from tests.chaos.strategies import commit_message, git_branch_name
+from pggit_chaos.generators import commit_message, git_branch_name
 
 
 @pytest.mark.chaos

@@ -11,9 +11,8 @@ exhaustion is certain rather than a matter of thread timing.
 import time
 
 import pytest
+from pggit_chaos import checkers
 from psycopg_pool import ConnectionPool, PoolTimeout
-
-from tests.chaos import checkers
 
 POOL_SIZE = 3
 

@@ -7,9 +7,8 @@ the same after a transaction that failed half-way as they did before it.
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.utils import DatabaseStateSnapshot
+from pggit_chaos import checkers
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 
 @pytest.mark.chaos

@@ -24,11 +24,10 @@ import time
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.calls import commit, create_branch, head
-from tests.chaos.history import History, run_workers
-from tests.chaos.interleavings import Step, interleave
+from pggit_chaos import checkers
+from pggit_chaos.client import commit, create_branch, head
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.interleavings import Step, interleave
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 

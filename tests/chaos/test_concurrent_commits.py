@@ -22,12 +22,11 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tests.chaos import checkers
-from tests.chaos.calls import commit, parent_of
-from tests.chaos.history import History, run_workers
-from tests.chaos.interleavings import Step, interleave
-from tests.chaos.strategies import commit_message
+from pggit_chaos import checkers
+from pggit_chaos.client import commit, parent_of
+from pggit_chaos.generators import commit_message
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.interleavings import Step, interleave
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 

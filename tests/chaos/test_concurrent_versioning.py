@@ -21,12 +21,11 @@ import random
 
 import psycopg
 import pytest
+from pggit_chaos import checkers
+from pggit_chaos.client import apply_migration
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.interleavings import Step, interleave
 from psycopg import sql
-
-from tests.chaos import checkers
-from tests.chaos.calls import apply_migration
-from tests.chaos.history import History, run_workers
-from tests.chaos.interleavings import Step, interleave
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 

@@ -16,12 +16,11 @@ import time
 
 import psycopg
 import pytest
+from pggit_chaos import checkers, nemesis
+from pggit_chaos.client import commit
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.nemesis import ChaosInjector
 from psycopg_pool import ConnectionPool, PoolTimeout
-
-from tests.chaos import checkers, faults
-from tests.chaos.calls import commit
-from tests.chaos.history import History, run_workers
-from tests.chaos.utils import ChaosInjector
 
 pytestmark = [pytest.mark.chaos, pytest.mark.resource]
 
@@ -75,7 +74,7 @@ def test_sessions_past_max_connections_are_refused_cleanly_and_commits_resume(pg
     with psycopg.connect(db_connection_string, autocommit=True) as setup:
         before = [commit(setup, "main", f"before exhaustion {i}") for i in range(3)]
 
-    with faults.connections_exhausted(db_connection_string) as held:
+    with nemesis.connections_exhausted(db_connection_string) as held:
         # Fault: every slot is taken. The sessions that have one still work.
         assert len(held) == MAX_CONNECTIONS
         with history.record(0, "commit", "main", "while exhausted") as op:

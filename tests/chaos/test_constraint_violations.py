@@ -17,10 +17,10 @@ import threading
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.calls import head
-from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
+from pggit_chaos import checkers
+from pggit_chaos.client import head
+from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
 

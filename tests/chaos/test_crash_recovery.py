@@ -16,11 +16,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers, faults
-from tests.chaos.calls import commit
-from tests.chaos.history import History, run_workers
-from tests.chaos.utils import TransactionMonitor
+from pggit_chaos import checkers, nemesis
+from pggit_chaos.client import commit
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.monitor import TransactionMonitor
 
 pytestmark = [
     pytest.mark.chaos, pytest.mark.crash, pytest.mark.transaction,
@@ -57,7 +56,7 @@ def _crash_when(event: threading.Event, pg_cluster, stop: threading.Event, timeo
     def crash() -> None:
         event.wait(timeout)
         try:
-            faults.crash_postmaster(pg_cluster)
+            nemesis.crash_postmaster(pg_cluster)
         finally:
             stop.set()
 

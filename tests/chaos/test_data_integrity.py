@@ -20,9 +20,8 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pggit_chaos import checkers
 from psycopg import sql
-
-from tests.chaos import checkers
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption, pytest.mark.integrity]
 

@@ -28,12 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from pggit_chaos import checkers
+from pggit_chaos.client import commit
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.nemesis import ChaosInjector
 from psycopg import sql
-
-from tests.chaos import checkers
-from tests.chaos.calls import commit
-from tests.chaos.history import History, run_workers
-from tests.chaos.utils import ChaosInjector, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 

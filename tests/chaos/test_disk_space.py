@@ -19,12 +19,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pggit_chaos import checkers, nemesis
+from pggit_chaos.client import commit
+from pggit_chaos.server import cluster as pgcluster
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 from psycopg import sql
-
-from tests.chaos import checkers, faults
-from tests.chaos.calls import commit
-from tests.chaos.utils import DatabaseStateSnapshot
-from tools import pgcluster
 
 pytestmark = [pytest.mark.chaos, pytest.mark.resource, pytest.mark.destructive, pytest.mark.needs_control]
 
@@ -40,8 +39,8 @@ def test_temp_file_limit_mid_transaction_discards_the_pggit_work_before_it(pg_cl
         first = commit(conn, "main", "before the disk fills")
         before = DatabaseStateSnapshot.capture(conn)
 
-        with faults.temp_disk_capped(pg_cluster, "1MB"):
-            faults.await_setting(conn, "temp_file_limit", "1MB")
+        with nemesis.temp_disk_capped(pg_cluster, "1MB"):
+            nemesis.await_setting(conn, "temp_file_limit", "1MB")
             conn.autocommit = False
             commit(conn, "main", "lost with its transaction")
             conn.execute("ALTER TABLE ledger ADD COLUMN amount numeric")
@@ -74,13 +73,13 @@ def test_migration_that_passes_temp_file_limit_leaves_no_trace(pg_cluster, db_co
           " CREATE INDEX sorted_copy_h_idx ON sorted_copy (h)")
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         before = DatabaseStateSnapshot.capture(conn)
-        with faults.temp_disk_capped(pg_cluster, "1MB"):
-            faults.await_setting(conn, "temp_file_limit", "1MB")
+        with nemesis.temp_disk_capped(pg_cluster, "1MB"):
+            nemesis.await_setting(conn, "temp_file_limit", "1MB")
             with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match=r'migration "disk-2" \(up\) failed'):
                 conn.execute("SELECT pggit.apply_migration('disk-2', %s, 'DROP TABLE sorted_copy')", (up,))
         before.assert_unchanged(DatabaseStateSnapshot.capture(conn))
         # Once the limit is lifted (and this session has seen the reload) the same migration runs and is recorded.
-        faults.await_setting(conn, "temp_file_limit", "-1")
+        nemesis.await_setting(conn, "temp_file_limit", "-1")
         assert conn.execute("SELECT pggit.apply_migration('disk-2', %s, 'DROP TABLE sorted_copy')", (up,)
                             ).fetchone() == (True,)
         assert checkers.migration_all_or_nothing(conn, "disk-2", "SELECT to_regclass('sorted_copy') IS NOT NULL")

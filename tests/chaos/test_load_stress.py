@@ -12,11 +12,10 @@ import time
 
 import psycopg
 import pytest
+from pggit_chaos import checkers
+from pggit_chaos.history import History, run_workers
 from psycopg import sql
 from psycopg_pool import ConnectionPool
-
-from tests.chaos import checkers
-from tests.chaos.history import History, run_workers
 
 pytestmark = [pytest.mark.chaos, pytest.mark.load, pytest.mark.resource]
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from pggit_chaos import checkers, nemesis
+from pggit_chaos.client import schema_hash, version
 from psycopg import sql
-
-from tests.chaos import checkers, faults
-from tests.chaos.calls import schema_hash, version
 
 pytestmark = [pytest.mark.chaos, pytest.mark.resource]
 
@@ -124,7 +123,7 @@ def test_table_at_the_1600_column_limit_is_versioned_and_an_overflow_leaves_no_t
 def test_a_1600_column_table_with_a_default_on_every_column_is_versioned_and_hashed_exactly(sync_conn):
     """A table at the column limit whose every column has a default is created at 1.0.0, and changing
     the last column's default bumps the patch version and changes the recorded hash.
-    (What describing such a table costs, by width, is measured by ``python -m tools.bench_describe``.)"""
+    (What describing such a table costs, by width, is measured by ``python -m pggit_chaos.measure.bench_describe``.)"""
     sync_conn.autocommit = True
     columns = sql.SQL(", ").join(
         sql.SQL("{} int DEFAULT {}").format(sql.Identifier(f"c{i:04d}"), sql.Literal(i)) for i in range(MAX_COLUMNS))
@@ -143,9 +142,9 @@ def test_a_1600_column_table_with_a_default_on_every_column_is_versioned_and_has
 @pytest.mark.slow
 def test_smallest_work_mem_leaves_integrity_and_drift_reports_exact(pg_cluster, db_connection_string):
     """With work_mem at its 64kB minimum, 1,500 commits on three branches verify as whole and detect_drift over 120 tables reports exactly the five changed behind pggit's back."""
-    with faults.memory_capped(pg_cluster, SMALLEST_WORK_MEM), \
+    with nemesis.memory_capped(pg_cluster, SMALLEST_WORK_MEM), \
             psycopg.connect(db_connection_string, autocommit=True) as conn:
-        faults.await_setting(conn, "work_mem", SMALLEST_WORK_MEM)
+        nemesis.await_setting(conn, "work_mem", SMALLEST_WORK_MEM)
         # Workload, under the cap: commits in bulk (one statement each batch) and many tracked tables.
         for branch in ("main", "feature/a", "feature/b"):
             conn.execute("SELECT count(pggit.commit_changes(%s, 'bulk ' || g || ' ' || repeat('m', g %% 200))) "
@@ -187,9 +186,9 @@ def test_commit_messages_at_the_limit_are_stored_exactly_under_the_smallest_work
         "\U0001F600" * 10_000,  # four bytes each in UTF-8
         ("line 'one'\n\\two\t%s $$ ; DROP TABLE x; -- \u00e9\u4e2d" * 400)[:10_000],
     ]
-    with faults.memory_capped(pg_cluster, SMALLEST_WORK_MEM), \
+    with nemesis.memory_capped(pg_cluster, SMALLEST_WORK_MEM), \
             psycopg.connect(db_connection_string, autocommit=True) as conn:
-        faults.await_setting(conn, "work_mem", SMALLEST_WORK_MEM)
+        nemesis.await_setting(conn, "work_mem", SMALLEST_WORK_MEM)
         ids = [conn.execute("SELECT pggit.commit_changes('main', %s)", (m,)).fetchone()[0] for m in messages]
         stored = dict(conn.execute("SELECT hash, message FROM pggit.commits").fetchall())
         assert [stored[i] for i in ids] == messages

@@ -14,10 +14,10 @@ import threading
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.calls import apply_migration
-from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
+from pggit_chaos import checkers
+from pggit_chaos.client import apply_migration
+from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption, pytest.mark.migration]
 

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.calls import commit
-from tests.chaos.faults import FaultyProxy
-from tests.chaos.history import History, run_workers
-from tests.chaos.utils import TransactionMonitor
+from pggit_chaos import checkers
+from pggit_chaos.client import commit
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.nemesis import FaultyProxy
 
 pytestmark = [pytest.mark.chaos]
 

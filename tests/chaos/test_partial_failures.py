@@ -1,7 +1,7 @@
 """Partial failures: a transaction of several pggit steps that dies half-way leaves nothing.
 
-The faults are real: the client's socket goes dead (``faults.cut_connection``),
-the server ends the session (``faults.terminate_backend``), or the network
+The faults are real: the client's socket goes dead (``nemesis.cut_connection``),
+the server ends the session (``nemesis.terminate_backend``), or the network
 resets the link while the server is running a pggit call (``FaultyProxy``).
 The server then rolls the open transaction back; pggit must not have
 written anything outside it.
@@ -14,11 +14,11 @@ import time
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers, faults
-from tests.chaos.calls import commit
-from tests.chaos.history import History
-from tests.chaos.utils import DatabaseStateSnapshot, TransactionMonitor
+from pggit_chaos import checkers, nemesis
+from pggit_chaos.client import commit
+from pggit_chaos.history import History
+from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
 
@@ -55,9 +55,9 @@ def setup(db_connection_string):
 
 def _fault(kind: str, pg_cluster, conn: psycopg.Connection) -> None:
     if kind == "cut connection":
-        faults.cut_connection(conn)
+        nemesis.cut_connection(conn)
     else:
-        faults.terminate_backend(pg_cluster, conn)
+        nemesis.terminate_backend(pg_cluster, conn)
 
 
 @pytest.mark.parametrize("fault", ["cut connection", "terminate backend"])
@@ -133,7 +133,7 @@ def test_a_link_reset_during_a_migration_call_leaves_nothing_of_the_transaction(
     transaction: the client never hears back, and none of the three steps remains."""
     monitor = setup
     before = DatabaseStateSnapshot.capture(db_connection_string)
-    with faults.FaultyProxy.for_dsn(db_connection_string) as proxy:
+    with nemesis.FaultyProxy.for_dsn(db_connection_string) as proxy:
         conn = psycopg.connect(proxy.dsn(db_connection_string))
         pid = conn.info.backend_pid
         commit(conn, "main", "before the reset")

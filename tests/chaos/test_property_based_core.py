@@ -12,17 +12,16 @@ import psycopg
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from psycopg import sql
-
-from tests.chaos import checkers
-from tests.chaos.calls import commit
-from tests.chaos.strategies import (
+from pggit_chaos import checkers
+from pggit_chaos.client import commit
+from pggit_chaos.generators import (
     MAX_COMMIT_MESSAGE_LENGTH,
     commit_message,
     git_branch_name,
     table_definition,
 )
-from tests.chaos.utils import DatabaseStateSnapshot
+from pggit_chaos.snapshot import DatabaseStateSnapshot
+from psycopg import sql
 
 pytestmark = [pytest.mark.chaos, pytest.mark.property]
 

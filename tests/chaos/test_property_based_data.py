@@ -16,10 +16,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from psycopg import sql
-
-from tests.chaos import checkers
-from tests.chaos.strategies import (
+from pggit_chaos import checkers
+from pggit_chaos.generators import (
     commit_message,
     data_row,
     git_branch_name,
@@ -28,7 +26,8 @@ from tests.chaos.strategies import (
     pg_text,
     table_definition,
 )
-from tests.chaos.utils import DatabaseStateSnapshot
+from pggit_chaos.snapshot import DatabaseStateSnapshot
+from psycopg import sql
 
 pytestmark = [pytest.mark.chaos, pytest.mark.property]
 

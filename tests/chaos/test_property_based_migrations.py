@@ -16,12 +16,11 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pggit_chaos import checkers
+from pggit_chaos.client import apply_migration
+from pggit_chaos.generators import SYSTEM_COLUMN_NAMES, column_type, pg_identifier, pg_text, table_definition
+from pggit_chaos.snapshot import USER_TABLES_QUERY, DatabaseStateSnapshot
 from psycopg import sql
-
-from tests.chaos import checkers
-from tests.chaos.calls import apply_migration
-from tests.chaos.strategies import SYSTEM_COLUMN_NAMES, column_type, pg_identifier, pg_text, table_definition
-from tests.chaos.utils import USER_TABLES_QUERY, DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.property, pytest.mark.migration]
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from tests.chaos import checkers
-from tests.chaos.utils import DatabaseStateSnapshot
+from pggit_chaos import checkers
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption, pytest.mark.recovery]
 

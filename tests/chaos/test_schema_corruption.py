@@ -18,10 +18,9 @@ import psycopg
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from pggit_chaos import checkers
+from pggit_chaos.generators import shadowed_by_pg_catalog
 from psycopg import sql
-
-from tests.chaos import checkers
-from tests.chaos.strategies import shadowed_by_pg_catalog
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption]
 

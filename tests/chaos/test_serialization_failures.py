@@ -25,13 +25,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from pggit_chaos import checkers
+from pggit_chaos.client import parent_of
+from pggit_chaos.history import History, run_workers
+from pggit_chaos.interleavings import run_blocked
+from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.nemesis import ChaosInjector
 from psycopg import IsolationLevel
-
-from tests.chaos import checkers
-from tests.chaos.calls import parent_of
-from tests.chaos.history import History, run_workers
-from tests.chaos.interleavings import run_blocked
-from tests.chaos.utils import ChaosInjector, TransactionMonitor
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
 

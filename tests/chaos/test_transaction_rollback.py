@@ -12,10 +12,9 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from tests.chaos import checkers
-from tests.chaos.calls import commit, version
-from tests.chaos.utils import DatabaseStateSnapshot
+from pggit_chaos import checkers
+from pggit_chaos.client import commit, version
+from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
 

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row
 
 # pggit's calls have their home in the chaos toolkit; the contract tests import them from here.
-from tests.chaos.calls import commit, create_branch, head, scalar, schema_hash, version  # noqa: F401
-from tests.chaos.interleavings import run_blocked
-from tests.chaos.utils import TransactionMonitor
+from pggit_chaos.client import commit, create_branch, head, scalar, schema_hash, version  # noqa: F401
+from pggit_chaos.interleavings import run_blocked
+from pggit_chaos.monitor import TransactionMonitor
+from psycopg import sql
+from psycopg.rows import dict_row
 
 # The tables the contract fixes, in the order they are reported.
 PGGIT_TABLES = ("branches", "commits", "objects", "history", "migrations")
@@ -186,7 +186,7 @@ def run_while_blocked(
     end: Literal["commit", "rollback"] = "commit",
 ) -> tuple[Any, psycopg.Error | None]:
     """Run ``call(waiter)`` in a thread, check that it waits for ``holder``, then end ``holder``'s
-    transaction with ``end``; the interleaving is ``tests.chaos.interleavings.run_blocked``.
+    transaction with ``end``; the interleaving is ``pggit_chaos.interleavings.run_blocked``.
 
     ``holder`` must already hold its locks in an open transaction; ``observer``
     is an autocommit connection to watch them with. Returns the call's result

@@ -1,0 +1,98 @@
+"""The Metrics page is generated, whole and current: never typed by hand, never about another catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from pggit_chaos.measure import metrics_page, mutants
+
+DATA = metrics_page.DATA_DIR
+
+
+def _load(name: str) -> dict:
+    path = DATA / name
+    assert path.exists(), f"{path} is missing: run make metrics"
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def results():
+    return {name: _load(name) for name in ("mutation-smoke.json", "mutation-full.json", "stability.json",
+                                           "failure-modes.json", "bench-describe.json")}
+
+
+def test_the_page_and_the_guide_summary_are_exactly_what_the_recorded_results_render(results, tmp_path, monkeypatch):
+    committed_plots = metrics_page.PLOT_DIR
+    monkeypatch.setattr(metrics_page, "PLOT_DIR", tmp_path)  # leave the committed plots alone
+    smoke, full = results["mutation-smoke.json"], results["mutation-full.json"]
+    page = metrics_page.render(smoke, full, results["stability.json"], results["failure-modes.json"],
+                               results["bench-describe.json"])
+    assert metrics_page.PAGE.read_text() == page, "docs/metrics.md was edited by hand: run python -m pggit_chaos.measure.metrics_page"
+    summary = metrics_page.render_summary(smoke, full, results["stability.json"], results["bench-describe.json"])
+    assert metrics_page.SUMMARY.read_text() == summary
+    for plot in ("killed-by-category.png", "time-per-tier.png", "stability-runs.png", "describe-cost.png"):
+        assert (committed_plots / plot).stat().st_size > 0, f"plot {plot} is not committed"
+        assert f"_static/metrics/{plot}" in page
+
+
+@pytest.mark.parametrize("tier", ["smoke", "full"])
+def test_the_recorded_mutation_runs_are_complete_and_cover_the_current_catalog(results, tier):
+    run = results[f"mutation-{tier}.json"]
+    assert run["tier"] == tier and run["complete"] is True
+    assert run["baseline"]["tests"] == run["baseline"]["passed"] + run["baseline"]["skipped"] + run["baseline"]["xfailed"]
+    recorded = {m["name"]: m["category"] for m in run["mutants"]}
+    assert recorded == {m.name: m.category for m in mutants.MUTANTS}, (
+        "the catalog changed since the metrics were measured: run make metrics")
+    killed = sum(m["status"] == "killed" for m in run["mutants"])
+    assert run["score"]["killed"] == killed and run["score"]["total"] == len(run["mutants"])
+
+
+def test_the_recorded_stability_runs_are_the_twenty_the_page_promises(results):
+    runs = [r for r in results["stability.json"]["runs"] if r["tier"] == "smoke"]
+    assert len(runs) >= 20
+    assert results["stability.json"]["failed_runs"] == sum(r["exitstatus"] != 0 for r in runs)
+    assert len({r["seed"] for r in runs}) == len(runs), "two runs shared a Hypothesis seed"
+
+
+FAILING_PROPERTY_TESTS = '''
+from hypothesis import given, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
+
+
+@given(x=st.integers(), label=st.text())
+def test_small_numbers(x, label):
+    assert x < 10
+
+
+class Counter(RuleBasedStateMachine):
+    total = 0
+
+    @rule(k=st.integers(0, 5))
+    def add(self, k):
+        self.total += k
+        assert self.total < 7
+
+
+TestCounter = Counter.TestCase
+'''
+
+
+def test_the_recorder_keeps_hypothesis_minimal_examples_and_the_page_shows_them(tmp_path):
+    """Real failing property tests run through the recorder plugin: their shrunk inputs reach the page's column."""
+    (tmp_path / "test_failing.py").write_text(FAILING_PROPERTY_TESTS)
+    record = tmp_path / "record.json"
+    env = {**os.environ, "PGGIT_RUN_RECORD": str(record)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                    "-p", "pggit_chaos.measure.runner", "-c", os.devnull, "--rootdir", str(tmp_path),
+                    "--hypothesis-seed=0", "test_failing.py"],
+                   cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                   check=False)
+    tests = json.loads(record.read_text())["tests"]
+    examples = {nodeid.split("::")[-1]: t["failure"]["falsifying_example"] for nodeid, t in tests.items()}
+    assert metrics_page._example_text(examples["test_small_numbers"]) == "x=10, label=''"
+    assert metrics_page._example_text(examples["runTest"]) == "add(k=2); add(k=5)"

@@ -1,0 +1,302 @@
+"""The throwaway cluster and its control handle, tested against real servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from pggit_chaos import paths
+from pggit_chaos.server import cluster as pgcluster
+
+REPO = paths.REPO
+
+
+# ---------------------------------------------------------------------------
+# The control handle (pg_cluster)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.needs_control
+def test_crash_kills_every_server_process_and_restart_recovers_committed_rows(pg_cluster, make_database):
+    dsn = make_database(pggit=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE acknowledged (n int)")
+        conn.execute("INSERT INTO acknowledged SELECT generate_series(1, 100)")
+    postmaster = pg_cluster.postmaster_pid
+    backends = pgcluster.children_of(postmaster)
+    assert backends, "a running server has background processes"
+
+    pg_cluster.crash()
+
+    assert not pgcluster.pid_alive(postmaster)
+    assert not any(pgcluster.pid_alive(p) for p in backends)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(dsn, connect_timeout=2)
+    pg_cluster.start()
+    assert "database system was interrupted" in pg_cluster.logfile.read_text() or \
+        "not properly shut down" in pg_cluster.logfile.read_text()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM acknowledged").fetchone()[0] == 100
+
+
+@pytest.mark.needs_control
+def test_restart_gives_a_new_postmaster_and_keeps_data(pg_cluster, make_database):
+    dsn = make_database(pggit=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept AS SELECT 1 AS n")
+    before = pg_cluster.postmaster_pid
+    pg_cluster.restart()
+    assert pg_cluster.postmaster_pid != before
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT n FROM kept").fetchone()[0] == 1
+
+
+def test_terminate_backends_really_cuts_the_connection(pg_cluster, make_database):
+    dsn = make_database(pggit=False)
+    victim = psycopg.connect(dsn, autocommit=True, application_name="victim")
+    bystander = psycopg.connect(dsn, autocommit=True, application_name="bystander")
+    try:
+        assert pg_cluster.terminate_backends(application_name="victim") == 1
+        with pytest.raises(psycopg.OperationalError):
+            victim.execute("SELECT 1")
+        assert victim.broken
+        assert bystander.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        victim.close()
+        bystander.close()
+
+
+@pytest.mark.needs_control
+def test_set_config_reloads_or_restarts_as_postgresql_requires(pg_cluster):
+    postmaster = pg_cluster.postmaster_pid
+    assert pg_cluster.set_config(work_mem="1MB") == "reload"
+    assert pg_cluster.setting("work_mem") == "1MB"
+    assert pg_cluster.postmaster_pid == postmaster
+
+    assert pg_cluster.set_config(max_connections=25) == "restart"
+    assert pg_cluster.setting("max_connections") == "25"
+    assert pg_cluster.postmaster_pid != postmaster
+
+    pg_cluster.reset_config()
+    assert pg_cluster.setting("work_mem") == "4MB"
+    assert pg_cluster.setting("max_connections") == pgcluster.BASE_SETTINGS["max_connections"]
+
+
+@pytest.mark.needs_control
+def test_set_config_names_an_unknown_setting(pg_cluster):
+    with pytest.raises(ValueError, match="'no_such_setting'"):
+        pg_cluster.set_config(no_such_setting="1")
+
+
+@pytest.mark.needs_control
+def test_configured_restores_settings_after_the_block(pg_cluster):
+    with pg_cluster.configured(temp_file_limit="1MB", fsync="on"):
+        assert pg_cluster.setting("temp_file_limit") == "1MB"
+        assert pg_cluster.setting("fsync") == "on"
+    assert pg_cluster.setting("temp_file_limit") == "-1"
+    assert pg_cluster.setting("fsync") == "off"
+
+
+def test_each_test_database_is_fresh_and_private(make_database, pg_server):
+    first, second = make_database(), make_database()
+    with psycopg.connect(first, autocommit=True) as conn:
+        conn.execute("SELECT pggit.create_branch('only-in-first')")
+    with psycopg.connect(second) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM pggit.branches")}
+    assert names == {"main"}
+
+
+def test_server_runs_as_an_unprivileged_account(pg_server):
+    if not pg_server.can_control:
+        pytest.skip("an existing server (--dsn) belongs to someone else")
+    owner = os.stat(pg_server.datadir).st_uid
+    if os.geteuid() == 0:
+        assert owner != 0, "initdb refuses root, so the server must run as another account"
+    else:
+        assert owner == os.geteuid()
+    proc_uid = int(
+        next(line for line in Path(f"/proc/{pg_server.postmaster_pid}/status").read_text().splitlines()
+             if line.startswith("Uid:")).split()[1]
+    )
+    assert proc_uid == owner
+
+
+def test_cluster_lives_in_a_private_directory_on_a_free_loopback_port(pg_server):
+    if not pg_server.can_control:
+        pytest.skip("an existing server (--dsn) belongs to someone else")
+    assert pg_server.root.name.startswith(pgcluster.TEMP_PREFIX)
+    assert pg_server.setting("listen_addresses") == "127.0.0.1"
+    assert pg_server.setting("unix_socket_directories") == str(pg_server.socket_dir)
+    assert int(pg_server.setting("port")) == pg_server.port
+
+
+def test_pggit_is_installed_into_the_clusters_own_share_directory(pg_server):
+    """The real installation is shared by every run: pggit's files must never land there."""
+    if not pg_server.can_control:
+        pytest.skip("an existing server (--dsn) belongs to someone else")
+    installed = list((pg_server.root / "install").rglob("pggit.control"))
+    assert len(installed) == 1
+    control = installed[0]
+    assert not control.is_symlink()
+    assert control.resolve().is_relative_to(pg_server.root.resolve())
+    for directory in control.resolve().relative_to(pg_server.root.resolve()).parents:
+        assert not (pg_server.root / directory).is_symlink(), f"{directory} links out of the cluster"
+    assert not (pg_server.install.sharedir / "extension" / "pggit.control").exists()
+
+
+# ---------------------------------------------------------------------------
+# Finding binaries
+# ---------------------------------------------------------------------------
+
+
+def test_unknown_version_error_names_the_three_ways_to_provide_binaries():
+    with pytest.raises(pgcluster.BinariesNotFound) as err:
+        pgcluster.find_install(pg_version=99)
+    message = str(err.value)
+    assert "PostgreSQL 99" in message
+    for way in ("pip install", "--pg-bindir", "--pg-config", "--dsn"):
+        assert way in message
+
+
+def test_bad_bindir_is_named_in_the_error(tmp_path):
+    with pytest.raises(pgcluster.BinariesNotFound, match=str(tmp_path)):
+        pgcluster.find_install(pg_bindir=str(tmp_path))
+
+
+def test_version_switch_finds_each_shipped_version():
+    for install in pgcluster.wheel_installs():
+        assert pgcluster.find_install(pg_version=install.major) == install
+
+
+# ---------------------------------------------------------------------------
+# Nothing left behind: a real pytest run in a subprocess, watched with ps
+# ---------------------------------------------------------------------------
+
+INNER_TEST = textwrap.dedent(
+    """
+    import os, pathlib, time
+
+    from pggit_chaos.server.cluster import sysv_segment_id
+
+    def test_inner(pg_server, pg_cluster):
+        shmid = sysv_segment_id(pg_server.datadir)
+        pathlib.Path(os.environ["REPORT"]).write_text(
+            f"{pg_server.root}\\n{pg_server.postmaster_pid}\\n{shmid}\\n")
+        mode = os.environ["MODE"]
+        if mode == "fail":
+            assert False, "failing on purpose"
+        if mode == "crash":
+            pg_cluster.crash()
+            raise RuntimeError("server crashed and test errored")
+        if mode == "interrupt":
+            pathlib.Path(os.environ["REPORT"] + ".ready").write_text("")
+            time.sleep(120)
+    """
+)
+
+
+def _postgres_processes_under(root: str) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if root in line and "postgres" in line]
+
+
+def _inner_run(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, Path]:
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(INNER_TEST)
+    report = tmp_path / f"report-{mode}"
+    env = {**os.environ, "MODE": mode, "REPORT": str(report), "PYTHONPATH": str(REPO)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
+         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    return proc, report
+
+
+def _settled(probe, timeout: float = 10.0):
+    """``probe()`` once it is falsy, or its last value after ``timeout`` seconds.
+
+    What a killed server holds goes a moment after it (its children exit later),
+    and a concurrent worker's initdb holds segments for a moment too.
+    """
+    deadline = time.monotonic() + timeout
+    while (value := probe()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def _new_shared_memory_segments(before: set[Path]) -> set[Path]:
+    """PostgreSQL's POSIX dynamic shared memory segments in /dev/shm that were not there ``before``."""
+    return _settled(lambda: set(Path("/dev/shm").glob("PostgreSQL.*")) - before)
+
+
+def _sysv_segment_exists(shmid: str) -> bool:
+    """Whether a System V shared memory segment (a postmaster's, named in postmaster.pid) still exists."""
+    return _settled(lambda: any(row.split()[1] == shmid
+                                for row in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["pass", "fail", "crash", "interrupt"])
+def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
+    segments_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
+    proc, report = _inner_run(tmp_path, mode)
+    if mode == "interrupt":
+        deadline = time.monotonic() + 60
+        while not Path(str(report) + ".ready").exists():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "inner run never got going"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    output, _ = proc.communicate(timeout=120)
+    expected = {"pass": 0, "fail": 1, "crash": 1, "interrupt": 2}[mode]
+    assert proc.returncode == expected, output
+    root, postmaster, shmid = report.read_text().split()
+    assert not Path(root).exists(), f"cluster directory {root} survived:\n{output}"
+    assert not pgcluster.pid_alive(int(postmaster))
+    assert _postgres_processes_under(root) == []
+    assert _new_shared_memory_segments(segments_before) == set(), "shared memory segments survived the run"
+    assert not _sysv_segment_exists(shmid), f"the server's System V segment {shmid} survived the run"
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
+    segments_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
+    proc, report = _inner_run(tmp_path, "interrupt")
+    deadline = time.monotonic() + 60
+    while not Path(str(report) + ".ready").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no teardown can run
+    proc.wait()
+    root, postmaster, shmid = report.read_text().split()
+    assert Path(root).exists()
+    removed = pgcluster.remove_stale_directories()
+    assert Path(root) in removed
+    assert not Path(root).exists()
+    assert pgcluster.wait_gone([int(postmaster)], 10)
+    assert _postgres_processes_under(root) == []
+    assert _new_shared_memory_segments(segments_before) == set(), "the killed server's shared memory survived"
+    assert not _sysv_segment_exists(shmid), f"the killed server's System V segment {shmid} survived"
+
+
+def test_missing_binaries_stop_the_run_with_one_clear_error(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x(pg_server):\n    pass\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), "-q", "-p", "no:cacheprovider",
+         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), "--pg-version", "99"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "PostgreSQL 99 requested" in output
+    assert "--pg-bindir" in output and "--dsn" in output and "pip install" in output

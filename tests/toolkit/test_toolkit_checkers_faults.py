@@ -1,0 +1,167 @@
+"""The checkers catch what they name, and the faults really happen."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from pggit_chaos import checkers, nemesis
+from pggit_chaos.client import commit
+from pggit_chaos.history import run_workers
+
+
+def test_linear_chain_invariant_returns_the_chain_and_names_a_fork(sync_conn):
+    sync_conn.autocommit = True
+    ids = [commit(sync_conn, "main", f"c{i}") for i in range(3)]
+    assert checkers.linear_chain_invariant(sync_conn, "main") == ids
+    # Forge a fork behind pggit's back: a second child of the first commit.
+    sync_conn.execute(
+        "INSERT INTO pggit.commits (hash, branch_id, parent_commit_hash, message, author, committed_at) "
+        "SELECT 'FORGED-FORK-0001', branch_id, hash, 'forged', 'x', now() FROM pggit.commits WHERE hash = %s",
+        (ids[0],),
+    )
+    with pytest.raises(checkers.InvariantViolation, match="forks") as err:
+        checkers.linear_chain_invariant(sync_conn, "main")
+    assert "FORGED-FORK-0001" in str(err.value)
+
+
+def test_linear_chain_invariant_names_a_lost_head(sync_conn):
+    sync_conn.autocommit = True
+    ids = [commit(sync_conn, "main", f"c{i}") for i in range(3)]
+    sync_conn.execute("UPDATE pggit.branches SET head_commit_hash = %s WHERE name = 'main'", (ids[1],))
+    with pytest.raises(checkers.InvariantViolation, match="not reachable") as err:
+        checkers.linear_chain_invariant(sync_conn, "main")
+    assert ids[2] in str(err.value)
+
+
+def test_history_and_acknowledged_commit_checker(db_connection_string, sync_conn):
+    def work(worker, history):
+        with psycopg.connect(db_connection_string, autocommit=True) as conn:
+            for i in range(5):
+                message = f"w{worker}-{i}"
+                with history.record(worker, "commit", "main", message) as op:
+                    op.result = commit(conn, "main", message)
+
+    history = run_workers(4, work)
+    assert len(history.acknowledged("commit")) == 20
+    assert history.overlapping()
+    assert checkers.acknowledged_commits_present(sync_conn, history) == 20
+    sync_conn.execute("DELETE FROM pggit.commits WHERE message = 'w0-0'")
+    with pytest.raises(checkers.InvariantViolation, match="acknowledged but missing"):
+        checkers.acknowledged_commits_present(sync_conn, history)
+
+
+def test_versions_checker_follows_ddl_and_names_a_gap(sync_conn):
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE t (a int)")
+    sync_conn.execute("ALTER TABLE t ADD COLUMN b int")
+    sync_conn.execute("ALTER TABLE t DROP COLUMN a")
+    assert checkers.versions_strictly_increasing(sync_conn, "t") == ["1.0.0", "1.1.0", "2.0.0"]
+    sync_conn.execute("DELETE FROM pggit.history WHERE new_version = '1.1.0'")
+    with pytest.raises(checkers.InvariantViolation, match="previous step ended at 1.0.0"):
+        checkers.versions_strictly_increasing(sync_conn, "t")
+
+
+def test_integrity_and_drift_checkers(sync_conn):
+    sync_conn.autocommit = True
+    assert checkers.integrity_ok(sync_conn) > 0
+    assert checkers.drift_is(sync_conn) == set()
+    sync_conn.execute("CREATE TABLE d (a int)")
+    sync_conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end DISABLE")
+    sync_conn.execute("ALTER TABLE d ADD COLUMN behind_the_back int")
+    sync_conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE")
+    with pytest.raises(checkers.InvariantViolation, match="public.d"):
+        checkers.drift_is(sync_conn)
+    assert checkers.drift_is(sync_conn, {"public.d"}) == {"public.d"}
+
+
+def test_migration_checker_compares_record_and_effect(sync_conn):
+    sync_conn.autocommit = True
+    sync_conn.execute("SELECT pggit.apply_migration('m1', 'CREATE TABLE m1_t (a int)')")
+    assert checkers.migration_all_or_nothing(sync_conn, "m1", "SELECT to_regclass('m1_t') IS NOT NULL")
+    sync_conn.execute("DROP TABLE m1_t")
+    with pytest.raises(checkers.InvariantViolation, match="'m1'"):
+        checkers.migration_all_or_nothing(sync_conn, "m1", "SELECT to_regclass('m1_t') IS NOT NULL")
+
+
+def test_proxy_latency_is_real(db_connection_string):
+    with nemesis.FaultyProxy.for_dsn(db_connection_string) as proxy:
+        with psycopg.connect(proxy.dsn(db_connection_string), autocommit=True) as conn:
+            started = time.monotonic()
+            conn.execute("SELECT 1")
+            fast = time.monotonic() - started
+            proxy.latency = 0.2
+            started = time.monotonic()
+            conn.execute("SELECT 1")
+            slow = time.monotonic() - started
+    assert slow >= 0.4 > fast  # one hold each way
+
+
+def test_proxy_blackhole_hangs_and_reset_breaks_the_connection(db_connection_string):
+    with nemesis.FaultyProxy.for_dsn(db_connection_string) as proxy:
+        conn = psycopg.connect(proxy.dsn(db_connection_string), autocommit=True)
+        proxy.blackhole()
+        outcome = {}
+
+        def query():
+            try:
+                conn.execute("SELECT 1")
+                outcome["result"] = "answered"
+            except psycopg.OperationalError as exc:
+                outcome["result"] = exc
+
+        worker = threading.Thread(target=query)
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive(), "a black-holed query must not get an answer"
+        proxy.reset_all()
+        worker.join(10)
+        assert isinstance(outcome["result"], psycopg.OperationalError)
+        assert conn.broken
+        conn.close()
+
+
+def test_proxy_reset_mid_commit_leaves_the_commit_whole_or_absent(db_connection_string, sync_conn):
+    sync_conn.autocommit = True
+    with nemesis.FaultyProxy.for_dsn(db_connection_string) as proxy:
+        conn = psycopg.connect(proxy.dsn(db_connection_string), autocommit=True)
+        proxy.reset_on(b"commit_changes")
+        with pytest.raises(psycopg.OperationalError):
+            commit(conn, "main", "cut mid-commit")
+        conn.close()
+    assert proxy.resets >= 1
+    rows = sync_conn.execute("SELECT hash FROM pggit.commits WHERE message = 'cut mid-commit'").fetchall()
+    assert len(rows) <= 1
+    checkers.linear_chain_invariant(sync_conn, "main")
+    checkers.integrity_ok(sync_conn)
+
+
+@pytest.mark.needs_control
+def test_connections_exhausted_holds_every_slot_then_frees_them(pg_cluster, db_connection_string):
+    pg_cluster.set_config(max_connections=12)
+    with nemesis.connections_exhausted(db_connection_string) as held:
+        assert len(held) >= 5
+        with pytest.raises(psycopg.OperationalError, match="too many clients|reserved"):
+            psycopg.connect(db_connection_string, connect_timeout=5)
+    with psycopg.connect(db_connection_string) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.needs_control
+def test_crash_postmaster_keeps_acknowledged_commits(pg_cluster, db_connection_string):
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        ids = [commit(conn, "main", f"before crash {i}") for i in range(5)]
+    nemesis.crash_postmaster(pg_cluster)
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        assert checkers.linear_chain_invariant(conn, "main") == ids
+
+
+def test_terminate_backend_ends_that_session_only(pg_cluster, db_connection_string, sync_conn):
+    victim = psycopg.connect(db_connection_string, autocommit=True)
+    nemesis.terminate_backend(pg_cluster, victim)
+    with pytest.raises(psycopg.OperationalError):
+        victim.execute("SELECT 1")
+    assert sync_conn.execute("SELECT 1").fetchone() == (1,)
+    victim.close()

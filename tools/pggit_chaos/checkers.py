@@ -1,0 +1,345 @@
+"""Invariants: what "correct" means for pggit after a workload and a fault.
+
+Each checker is a plain function over a connection (and, where it needs
+one, the workload's history). It returns what it verified, or raises
+``InvariantViolation`` naming the offending rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+import psycopg
+
+from pggit_chaos.history import History
+
+
+class InvariantViolation(AssertionError):
+    """An invariant does not hold; the message names the rows that break it."""
+
+    def __init__(self, invariant: str, detail: str, rows: Iterable = ()):
+        self.invariant, self.detail, self.rows = invariant, detail, list(rows)
+        shown = "\n".join(f"  {row}" for row in self.rows[:20])
+        more = f"\n  ... and {len(self.rows) - 20} more" if len(self.rows) > 20 else ""
+        super().__init__(f"{invariant}: {detail}" + (f"\n{shown}{more}" if self.rows else ""))
+
+
+def _rows(conn: psycopg.Connection, query: str, params=None) -> list[tuple]:
+    return conn.execute(query, params).fetchall()
+
+
+def _tracked_table(conn: psycopg.Connection, table: str, invariant: str,
+                   columns: str = "o.id, o.version_major, o.version_minor, o.version_patch") -> tuple:
+    """The active objects row (``columns`` of it) of the table ``table`` names, found by regclass as
+    PostgreSQL resolves the name; raises ``InvariantViolation`` for ``invariant`` if pggit does not track it.
+
+    ``columns`` may use ``%(table)s``, the name as given.
+    """
+    row = conn.execute(
+        f"SELECT {columns} FROM pggit.objects o WHERE o.object_type = 'TABLE' AND o.is_active "
+        "AND format('%%I.%%I', o.schema_name, o.object_name)::regclass = %(table)s::regclass",
+        {"table": table},
+    ).fetchone()
+    if row is None:
+        raise InvariantViolation(invariant, f"table {table!r} is not tracked")
+    return row
+
+
+def linear_chain_invariant(conn: psycopg.Connection, branch: str) -> list[str]:
+    """The branch's commits form one chain: no forks, no lost head, nothing unreachable.
+
+    Returns the chain's Trinity IDs from oldest to newest.
+    """
+    branch_row = conn.execute(
+        "SELECT id, head_commit_hash FROM pggit.branches WHERE name = %s", (branch,)
+    ).fetchone()
+    if branch_row is None:
+        raise InvariantViolation("linear chain", f"branch {branch!r} does not exist")
+    branch_id, head = branch_row
+    commits = _rows(conn, "SELECT hash, parent_commit_hash FROM pggit.commits WHERE branch_id = %s", (branch_id,))
+    if not commits:
+        if head is not None and not _exists(conn, head):
+            raise InvariantViolation("linear chain", f"branch {branch!r} head {head} is not a commit")
+        return []
+    parent_of = dict(commits)
+    forks = [(parent, n) for parent, n in Counter(p for _, p in commits).items() if n > 1]
+    if forks:
+        children = [(h, p) for h, p in commits if p in {f for f, _ in forks}]
+        raise InvariantViolation(
+            "linear chain", f"branch {branch!r} forks: {len(forks)} commit(s) have several children "
+            "(hash, parent)", sorted(children, key=str))
+    if head not in parent_of:
+        raise InvariantViolation("linear chain", f"branch {branch!r} head {head!r} is not one of its commits")
+    chain, cursor = [], head
+    while cursor in parent_of:
+        chain.append(cursor)
+        cursor = parent_of[cursor]
+        if len(chain) > len(parent_of):
+            raise InvariantViolation("linear chain", f"branch {branch!r} has a cycle", chain[-5:])
+    unreachable = set(parent_of) - set(chain)
+    if unreachable:
+        raise InvariantViolation(
+            "linear chain", f"branch {branch!r}: {len(unreachable)} commit(s) not reachable from the head "
+            "(lost head)", sorted(unreachable))
+    return chain[::-1]
+
+
+def _exists(conn: psycopg.Connection, trinity_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone() is not None
+
+
+def unique_trinity_ids(conn: psycopg.Connection, extra_ids: Iterable[str] = ()) -> int:
+    """No Trinity ID appears twice: in pggit.commits, and among ``extra_ids`` (IDs handed out elsewhere)."""
+    duplicates = _rows(conn, "SELECT hash, count(*) FROM pggit.commits GROUP BY hash HAVING count(*) > 1")
+    if duplicates:
+        raise InvariantViolation("unique Trinity IDs", "duplicate commit hashes (hash, count)", duplicates)
+    extra = list(extra_ids)
+    repeated = [(i, n) for i, n in Counter(extra).items() if n > 1]
+    if repeated:
+        raise InvariantViolation("unique Trinity IDs", "IDs handed out more than once (id, times)", repeated)
+    return conn.execute("SELECT count(*) FROM pggit.commits").fetchone()[0] + len(extra)
+
+
+def acknowledged_commits_present(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
+    """Every commit a client was told succeeded is in pggit.commits, exactly once, with its message."""
+    acked = history.acknowledged(op)
+    stored = dict(_rows(conn, "SELECT hash, message FROM pggit.commits WHERE hash = ANY(%s)",
+                        ([o.result for o in acked],)))
+    missing = [(o.worker, o.result, o.args) for o in acked if o.result not in stored]
+    if missing:
+        raise InvariantViolation("acknowledged commits present", "acknowledged but missing (worker, id, args)",
+                                 missing)
+    wrong = [(o.result, o.args[1], stored[o.result]) for o in acked
+             if len(o.args) > 1 and stored[o.result] != o.args[1]]
+    if wrong:
+        raise InvariantViolation("acknowledged commits present", "message changed (id, sent, stored)", wrong)
+    return len(acked)
+
+
+def failed_commits_absent(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
+    """A commit whose call raised left nothing: no row carries its message.
+
+    Workloads give each commit a unique message so a half-done commit is visible.
+    """
+    failed = history.failed(op)
+    messages = [o.args[1] for o in failed if len(o.args) > 1]
+    leftovers = _rows(conn, "SELECT hash, message FROM pggit.commits WHERE message = ANY(%s)", (messages,))
+    if leftovers:
+        raise InvariantViolation("failed commits absent", "a failed commit left a row (hash, message)", leftovers)
+    return len(failed)
+
+
+def versions_strictly_increasing(conn: psycopg.Connection, table: str) -> list[str]:
+    """The table's history is complete and its versions only go up; the current version is the last one.
+
+    Returns the versions in order.
+    """
+    object_id, *current = _tracked_table(conn, table, "versions increase")
+    steps = _rows(conn, "SELECT id, change_type, old_version, new_version FROM pggit.history "
+                        "WHERE object_id = %s ORDER BY id", (object_id,))
+    problems, previous = [], None
+    for step_id, change, old, new in steps:
+        if previous is not None and old != previous:
+            problems.append((step_id, change, f"old_version {old} but previous step ended at {previous}"))
+        if previous is not None and _semver(new) <= _semver(previous):
+            problems.append((step_id, change, f"{previous} -> {new} does not increase"))
+        previous = new
+    expected_current = ".".join(map(str, current))
+    if previous != expected_current:
+        problems.append((object_id, "objects", f"current version {expected_current}, history ends at {previous}"))
+    if problems:
+        raise InvariantViolation("versions increase", f"history of {table!r} (history id, change, problem)", problems)
+    return [new for _, _, _, new in steps]
+
+
+def _semver(text: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in (text or "0.0.0").split("."))
+
+
+def migration_all_or_nothing(conn: psycopg.Connection, version: str, effect_query: str) -> bool:
+    """A migration is recorded as applied exactly when its effect is there.
+
+    ``effect_query`` returns one boolean: is the migration's change visible?
+    Returns whether it was applied.
+    """
+    recorded = conn.execute(
+        "SELECT status FROM pggit.migrations WHERE version = %s", (version,)
+    ).fetchone()
+    applied = recorded is not None and recorded[0].upper() == "APPLIED"
+    effect = bool(conn.execute(effect_query).fetchone()[0])
+    if applied != effect:
+        raise InvariantViolation(
+            "migration all or nothing", f"migration {version!r}: recorded={recorded}, effect visible={effect}"
+        )
+    return applied
+
+
+def integrity_ok(conn: psycopg.Connection) -> int:
+    """pggit.verify_integrity() reports every check ok; returns how many checks ran."""
+    rows = _rows(conn, "SELECT check_name, ok, detail FROM pggit.verify_integrity()")
+    bad = [r for r in rows if not r[1]]
+    if bad:
+        raise InvariantViolation("verify_integrity", "checks failed (check, ok, detail)", bad)
+    if not rows:
+        raise InvariantViolation("verify_integrity", "returned no checks at all")
+    return len(rows)
+
+
+def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]:
+    """detect_drift() reports exactly the ``schema.table`` names given (none by default)."""
+    found = {f"{s}.{t}" for s, t, *_ in _rows(conn, "SELECT * FROM pggit.detect_drift()")}
+    wanted = set(expected)
+    if found != wanted:
+        raise InvariantViolation("drift", f"expected drift on {sorted(wanted)}, detect_drift reports {sorted(found)}",
+                                 sorted(found ^ wanted))
+    return found
+
+
+def single_branch(conn: psycopg.Connection, name: str) -> dict:
+    """Exactly one pggit.branches row carries ``name``; returns it as a dict."""
+    cur = conn.execute(
+        "SELECT id, name, parent_branch_id, head_commit_hash, status FROM pggit.branches WHERE name = %s", (name,)
+    )
+    columns = [c.name for c in cur.description]
+    rows = [dict(zip(columns, row)) for row in cur.fetchall()]
+    if len(rows) != 1:
+        raise InvariantViolation("single branch", f"{len(rows)} rows are named {name!r}, expected exactly 1", rows)
+    return rows[0]
+
+
+def no_error_with_sqlstate(history: History, sqlstate: str, op: str | None = None) -> int:
+    """No operation (of kind ``op``, or of any kind) in the history failed with ``sqlstate``.
+
+    Returns how many operations were looked at.
+    """
+    looked_at = history.of(op) if op else list(history.operations)
+    hits = [(o.worker, o.op, o.args, o.error) for o in looked_at if o.sqlstate == sqlstate]
+    if hits:
+        raise InvariantViolation(f"no SQLSTATE {sqlstate}", f"{len(hits)} operation(s) failed with it "
+                                 "(worker, op, args, error)", hits)
+    return len(looked_at)
+
+
+def refused_after_acknowledged(history: History, cutoff_op: str, op: str, sqlstate: str) -> int:
+    """Every ``op`` that started after an acknowledged ``cutoff_op`` had returned was refused with ``sqlstate``.
+
+    Once a client has been told that (say) a branch is deleted, no later
+    request on it may succeed: linearizability, checked from the client side.
+    Returns how many operations started after the cutoff.
+    """
+    cutoffs = [o.ended for o in history.acknowledged(cutoff_op) if o.ended is not None]
+    if not cutoffs:
+        return 0
+    cutoff = min(cutoffs)
+    later = [o for o in history.of(op) if o.started > cutoff]
+    wrong = [(o.worker, o.args, o.ok, o.sqlstate, o.result) for o in later
+             if o.ok is not False or o.sqlstate != sqlstate]
+    if wrong:
+        raise InvariantViolation(
+            "refused after acknowledged", f"{op} started after {cutoff_op} returned but was not refused with "
+            f"{sqlstate} (worker, args, ok, sqlstate, result)", wrong)
+    return len(later)
+
+
+def recorded_hash_is_live(conn: psycopg.Connection, table: str) -> str:
+    """The table's recorded ``objects.content_hash`` equals ``calculate_schema_hash`` of the live table."""
+    object_id, recorded, live = _tracked_table(
+        conn, table, "recorded hash is live", "o.id, o.content_hash, pggit.calculate_schema_hash(%(table)s)")
+    if live is None or recorded != live:
+        raise InvariantViolation("recorded hash is live", f"table {table!r} (object id {object_id}): "
+                                 f"recorded content_hash {recorded}, calculate_schema_hash {live}")
+    return live
+
+
+_BUMP = {"MAJOR": lambda v: (v[0] + 1, 0, 0), "MINOR": lambda v: (v[0], v[1] + 1, 0),
+         "PATCH": lambda v: (v[0], v[1], v[2] + 1)}
+
+
+def version_steps_match_changes(conn: psycopg.Connection, table: str, expected: dict[str, int]) -> tuple[int, ...]:
+    """The table's ALTER history has exactly ``expected`` rows per severity, each one bump of that size.
+
+    ``expected`` maps ``MAJOR``/``MINOR``/``PATCH`` to the number of changes
+    the workload applied (one history row per change, no more, no fewer).
+    Returns the current version.
+    """
+    object_id, *current = _tracked_table(conn, table, "version steps")
+    steps = _rows(conn, "SELECT id, severity, old_version, new_version FROM pggit.history "
+                        "WHERE object_id = %s AND change_type = 'ALTER' ORDER BY id", (object_id,))
+    problems = [(step_id, severity, f"{old} -> {new} is not one {severity} bump")
+                for step_id, severity, old, new in steps
+                if severity not in _BUMP or _semver(new) != _BUMP[severity](_semver(old))]
+    counts = Counter(severity for _, severity, _, _ in steps)
+    for severity in sorted(set(counts) | set(expected)):
+        if counts.get(severity, 0) != expected.get(severity, 0):
+            problems.append((None, severity, f"{counts.get(severity, 0)} history rows, "
+                                             f"{expected.get(severity, 0)} changes applied"))
+    if problems:
+        raise InvariantViolation("version steps", f"history of {table!r} (history id, severity, problem)", problems)
+    return tuple(current)
+
+
+def trinity_sequence_increasing(ids_by_session: dict, pattern: str = r"^TRN-\d{14}-(\d{12})-[0-9a-f]{8}$") -> int:
+    """Each session's Trinity IDs, in the order it got them, have strictly increasing sequence parts,
+    and no sequence part was handed to two sessions.
+
+    ``ids_by_session`` maps a session (any key) to its IDs in issue order. Returns how many IDs were checked.
+    """
+    parts: dict[int, list] = {}
+    problems = []
+    for session, ids in ids_by_session.items():
+        previous = None
+        for trinity_id in ids:
+            match = re.match(pattern, trinity_id)
+            if match is None:
+                problems.append((session, trinity_id, "not in the generated format"))
+                continue
+            number = int(match.group(1))
+            if previous is not None and number <= previous:
+                problems.append((session, trinity_id, f"sequence part {number} after {previous}"))
+            previous = number
+            parts.setdefault(number, []).append((session, trinity_id))
+    problems += [(owners, number, "sequence part issued more than once") for number, owners in parts.items()
+                 if len(owners) > 1]
+    if problems:
+        raise InvariantViolation("Trinity sequence increasing", "(session, id, problem)", problems)
+    return sum(len(ids) for ids in ids_by_session.values())
+
+
+def commit_rows_complete(conn: psycopg.Connection) -> int:
+    """Every commit row is whole: hash, branch, message, author and time are all there, and every
+    branch head is one of the commits. Returns how many commits were checked."""
+    partial = _rows(conn, "SELECT id, hash, branch_id, message IS NULL, author, committed_at FROM pggit.commits "
+                          "WHERE hash IS NULL OR branch_id IS NULL OR message IS NULL OR author IS NULL "
+                          "OR committed_at IS NULL ORDER BY id")
+    if partial:
+        raise InvariantViolation("commit rows complete", "commits with missing fields "
+                                 "(id, hash, branch_id, message missing, author, committed_at)", partial)
+    dangling = _rows(conn, "SELECT b.name, b.head_commit_hash FROM pggit.branches b "
+                           "WHERE b.head_commit_hash IS NOT NULL AND NOT EXISTS "
+                           "(SELECT 1 FROM pggit.commits c WHERE c.hash = b.head_commit_hash) ORDER BY b.name")
+    if dangling:
+        raise InvariantViolation("commit rows complete", "branch heads that are no commit (branch, head)", dangling)
+    return conn.execute("SELECT count(*) FROM pggit.commits").fetchone()[0]
+
+
+def tracked_tables_match_catalog(conn: psycopg.Connection) -> set[str]:
+    """pggit's active table objects are exactly the user tables that exist (``schema.table``).
+
+    A table pggit does not know, or a live object whose table is gone, means
+    the DDL history and the catalog disagree. Returns the tables.
+    """
+    live = {f"{s}.{t}" for s, t in _rows(conn, """
+        SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pggit')
+           AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'""")}
+    tracked = {f"{s}.{t}" for s, t in _rows(conn, "SELECT schema_name, object_name FROM pggit.objects "
+                                                  "WHERE object_type = 'TABLE' AND is_active")}
+    if live != tracked:
+        raise InvariantViolation(
+            "tracked tables match the catalog", "(table, exists, tracked)",
+            sorted((name, name in live, name in tracked) for name in live ^ tracked))
+    return live

@@ -1,0 +1,168 @@
+"""What describing a wide table costs pggit, by width: a benchmark, not a test.
+
+    python -m pggit_chaos.measure.bench_describe [--widths 100 200 400 800 1600] [--repeat 3] [--mutant NAME ...]
+
+pggit describes a table (one line per column, default, constraint and
+index) whenever DDL touches it, and hashes that description. The cost must
+grow in proportion to the table's width; a description that grows far
+faster (say, each default printed with the whole table as deparse context)
+still gives the right answers, so no correctness test notices it, and a
+timed assertion would flake on a busy machine. This benchmark measures it
+instead and reports the numbers.
+
+For the unmutated extension, and for each mutant named (by default every
+mutant of the catalog's ``performance`` category), a throwaway cluster is
+started and, for each width, a table with a default on every column is
+created (pggit versions it), hashed with ``calculate_schema_hash`` and
+altered (``SET DEFAULT`` on its last column, which pggit versions again).
+The median of ``--repeat`` rounds is kept per width and step, and the
+growth exponent k of ``time ~ width**k`` is fitted over the widths (least
+squares on a log-log scale): about 1 is linear, about 2 quadratic.
+
+Results go to ``_build/metrics/bench-describe.json``; ``tools/pggit_chaos/measure/metrics_page.py``
+shows them on the Metrics page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from psycopg import sql
+
+from pggit_chaos.measure import mutants
+from pggit_chaos.measure.bench_cluster import timed
+from pggit_chaos.measure.runner import METRICS_DIR, machine
+from pggit_chaos.server import cluster as pgcluster
+
+DEFAULT_WIDTHS = (100, 200, 400, 800, 1600)
+STEPS = ("create", "hash", "alter")
+MAX_COLUMNS = 1600  # PostgreSQL's limit on the columns of a table
+
+
+def growth_exponent(widths: list[int], seconds: list[float]) -> float:
+    """The k of ``seconds ~ width**k``: the least-squares slope of log(seconds) over log(width)."""
+    if len(widths) != len(seconds) or len(widths) < 2:
+        raise ValueError(f"need two or more (width, seconds) pairs, got {len(widths)} widths and {len(seconds)} times")
+    if any(w <= 0 for w in widths) or any(s <= 0 for s in seconds):
+        raise ValueError(f"widths and times must be positive: widths {widths}, seconds {seconds}")
+    xs = [math.log(w) for w in widths]
+    ys = [math.log(s) for s in seconds]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    spread = sum((x - mx) ** 2 for x in xs)
+    if spread == 0:
+        raise ValueError(f"widths must differ to fit a growth exponent, got {widths}")
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / spread
+
+
+def measure_round(conn, width: int, round_: int) -> dict[str, float]:
+    """One table of ``width`` columns, each with a default: seconds per step."""
+    table = sql.Identifier(f"wide_{width}_{round_}")
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} int DEFAULT {}").format(sql.Identifier(f"c{i:04d}"), sql.Literal(i)) for i in range(width))
+    last = sql.Identifier(f"c{width - 1:04d}")
+    times = {
+        "create": timed(lambda: conn.execute(sql.SQL("CREATE TABLE {} ({})").format(table, columns))),
+        "hash": timed(lambda: conn.execute(sql.SQL("SELECT pggit.calculate_schema_hash({})").format(
+            sql.Literal(table.as_string(conn))))),
+        "alter": timed(lambda: conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT -1").format(table, last))),
+    }
+    # pggit must have versioned both DDL statements, or the times measure nothing of pggit's.
+    recorded = conn.execute("SELECT major, minor, patch FROM pggit.get_version(%s)",
+                            (table.as_string(conn),)).fetchone()
+    if recorded != (1, 0, 1):
+        raise RuntimeError(f"pggit recorded version {recorded} for the {width}-column table, not (1, 0, 1) "
+                           "after CREATE and SET DEFAULT: the benchmark would measure no pggit work")
+    conn.execute(sql.SQL("DROP TABLE {}").format(table))
+    return times
+
+
+def bench_extension(install: pgcluster.PgInstall, label: str, pggit_sql: Path | None,
+                    widths: list[int], repeat: int) -> dict:
+    cluster = pgcluster.start_cluster(install, pggit_sql=pggit_sql)
+    try:
+        cluster.create_database("bench")
+        with cluster.connect("bench") as conn:
+            conn.execute("CREATE EXTENSION pggit")
+            measure_round(conn, min(widths), -1)  # warm the caches once, untimed
+            per_width = {}
+            for width in widths:
+                rounds = [measure_round(conn, width, r) for r in range(repeat)]
+                per_width[width] = {step: statistics.median(r[step] for r in rounds) for step in STEPS}
+                print(f"  {label:<44} {width:>5} columns: "
+                      + "  ".join(f"{step} {per_width[width][step] * 1000:8.1f} ms" for step in STEPS), flush=True)
+    finally:
+        cluster.destroy()
+    exponents = {step: round(growth_exponent(widths, [per_width[w][step] for w in widths]), 2) for step in STEPS}
+    return {
+        "label": label,
+        "seconds": {str(w): {s: round(t, 6) for s, t in v.items()} for w, v in per_width.items()},
+        "growth_exponent": exponents,
+    }
+
+
+def parse_widths(values: list[int]) -> list[int]:
+    bad = [w for w in values if not 1 <= w <= MAX_COLUMNS]
+    if bad:
+        raise SystemExit(f"--widths: {bad} outside 1..{MAX_COLUMNS} (PostgreSQL's column limit)")
+    widths = sorted(set(values))
+    if len(widths) < 2:
+        raise SystemExit(f"--widths: need two or more different widths to fit a growth exponent, got {values}")
+    return widths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pggit_chaos.measure.bench_describe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS), help="table widths, in columns")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per width; the median is kept")
+    parser.add_argument("--mutant", nargs="*", default=None,
+                        help="mutants to measure too (default: the catalog's performance mutants; none if empty)")
+    parser.add_argument("--pg-version", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=METRICS_DIR / "bench-describe.json")
+    args = parser.parse_args(argv)
+    widths = parse_widths(args.widths)
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat must be 1 or more, got {args.repeat}")
+    catalog = mutants.by_name()
+    names = ([m.name for m in mutants.MUTANTS if m.category == "performance"] if args.mutant is None else args.mutant)
+    unknown = [n for n in names if n not in catalog]
+    if unknown:
+        raise SystemExit(f"--mutant: no such mutant {', '.join(map(repr, unknown))} in tools/pggit_chaos/measure/mutants.py")
+
+    install = pgcluster.find_install(pg_version=args.pg_version)
+    print(f"describe benchmark: PostgreSQL {install.version}, widths {widths}, median of {args.repeat}", flush=True)
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results = [bench_extension(install, "pggit", None, widths, args.repeat)]
+    with tempfile.TemporaryDirectory(prefix="pggit-bench-") as tmp:
+        for name in names:
+            path = Path(tmp) / f"{name}.sql"
+            path.write_text(catalog[name].apply(mutants.EXTENSION_SQL.read_text()))
+            record = bench_extension(install, f"mutant {name}", path, widths, args.repeat)
+            record["mutant"] = name
+            results.append(record)
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
+        "started": started_at,
+        "pg_version": install.version,
+        "machine": machine(),
+        "widths": widths,
+        "repeat": args.repeat,
+        "steps": list(STEPS),
+        "results": results,
+    }, indent=1) + "\n")
+    for r in results:
+        print(f"{r['label']}: growth exponent " + ", ".join(f"{s} {k}" for s, k in r["growth_exponent"].items()))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The mutant catalog: realistic pggit bugs, each a small edit of the extension's SQL.
+
+A mutant is one exact textual edit of ``extension/pggit--1.0.0.sql``: its
+``find`` must occur exactly once in the script, and is replaced by
+``replace``. The chaos suite should fail on every mutant ("kill" it); a
+mutant no test kills is either a gap in the suite or an edit that changes
+nothing observable (an equivalent mutant, which does not belong here).
+
+``python -m pggit_chaos.measure.runner`` runs the suite against each mutant; the
+catalog's own test (``tests/toolkit/test_mutants.py``) checks that every edit
+still applies to the current SQL and that the mutated extension installs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pggit_chaos.paths import EXTENSION_SQL
+
+# Mutant categories: the kinds of bug the issue asks the catalog to cover.
+CATEGORIES = {
+    "locking": "a missing or wrong lock: concurrent sessions interleave where they must queue",
+    "ids": "Trinity IDs that repeat, go backwards or survive a crash badly",
+    "schema-hash": "a schema hash that is non-deterministic, insensitive, or resolves the wrong table",
+    "ddl-tracking": "versions and history that do not follow the DDL",
+    "atomicity": "a write that survives the failure it belongs to",
+    "migrations": "migrations recorded, compared or serialized wrongly",
+    "safety": "privilege and injection bugs: unpinned search_path, spliced names, open grants",
+    "branches": "branch rules: deleted branches, protected names, validation",
+    "integrity": "verify_integrity() that misses damage or raises instead of reporting",
+    "drift": "detect_drift() that misses or invents drift",
+    "durability": "metadata that does not survive a crash",
+    "performance": "work that grows too fast with the size of a table",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One bug: a named, exact edit of the extension's SQL."""
+
+    name: str
+    category: str
+    description: str
+    find: str
+    replace: str
+
+    def apply(self, sql: str) -> str:
+        """The mutated script; raises MutantError unless ``find`` occurs exactly once."""
+        count = sql.count(self.find)
+        if count != 1:
+            raise MutantError(
+                f"mutant {self.name!r}: its find string occurs {count} times in the SQL, not exactly once; "
+                f"update tools/pggit_chaos/measure/mutants.py to the current extension/pggit--1.0.0.sql"
+            )
+        return sql.replace(self.find, self.replace, 1)
+
+
+class MutantError(ValueError):
+    """A mutant that no longer applies to the SQL."""
+
+
+def _m(name: str, category: str, description: str, find: str, replace: str) -> Mutant:
+    return Mutant(name, category, description, find, replace)
+
+
+MUTANTS: list[Mutant] = [
+    # ---- locking ---------------------------------------------------------------
+    _m(
+        "commit_without_branch_lock", "locking",
+        "commit_changes reads the branch head without a row lock, so concurrent committers fork the chain",
+        "     WHERE b.name = p_branch_name\n       FOR UPDATE;\n\n    IF NOT FOUND THEN",
+        "     WHERE b.name = p_branch_name;\n\n    IF NOT FOUND THEN",
+    ),
+    _m(
+        "auto_create_branch_without_upsert", "locking",
+        "two sessions auto-creating one branch by committing to it race, and the loser fails with a raw unique violation",
+        "        ON CONFLICT (name) DO NOTHING;\n",
+        ";\n",
+    ),
+    _m(
+        "version_bump_without_row_lock", "locking",
+        "two concurrent changes of one table read the same version and both bump from it",
+        "     WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = p_rel\n"
+        "         ORDER BY o.id DESC LIMIT 1\n           FOR UPDATE;\n        IF NOT FOUND THEN\n"
+        "            -- OIDs change on dump and restore; names do not.",
+        "     WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = p_rel\n"
+        "         ORDER BY o.id DESC LIMIT 1;\n        IF NOT FOUND THEN\n"
+        "            -- OIDs change on dump and restore; names do not.",
+    ),
+    _m(
+        "migration_without_version_lock", "locking",
+        "concurrent applies of one migration version both run its SQL instead of queueing",
+        "    -- the record and return false.\n    PERFORM pggit._lock_migration(p_version);\n",
+        "    -- the record and return false.\n",
+    ),
+    _m(
+        "create_branch_race_raw_error", "locking",
+        "two sessions creating one branch name at once: the loser gets a raw constraint error that does not name the branch",
+        "        RETURNING id INTO v_id;\n    EXCEPTION WHEN unique_violation THEN",
+        "        RETURNING id INTO v_id;\n    EXCEPTION WHEN division_by_zero THEN",
+    ),
+    # ---- ids -------------------------------------------------------------------
+    _m(
+        "trinity_id_from_clock_only", "ids",
+        "the Trinity ID's number comes from the clock (milliseconds), not the sequence: IDs made in the same millisecond collide",
+        "|| lpad(nextval('pggit.trinity_id_seq')::text, 12, '0')",
+        "|| lpad((floor(extract(epoch from clock_timestamp()) * 1000)::bigint % 1000000000000)::text, 12, '0')",
+    ),
+    _m(
+        "trinity_id_from_max_plus_one", "ids",
+        "the Trinity ID's number is max(existing)+1, a non-atomic counter that concurrent sessions read alike",
+        "|| lpad(nextval('pggit.trinity_id_seq')::text, 12, '0')",
+        "|| lpad((SELECT coalesce(max(substr(c.hash, 20, 12)::bigint), 0) + 1 FROM pggit.commits c"
+        " WHERE c.hash ~ '^TRN-[0-9]{14}-[0-9]{12}-[0-9a-f]{8}$')::text, 12, '0')",
+    ),
+    _m(
+        "trinity_sequence_cached", "ids",
+        "the ID sequence caches 50 numbers per session, so IDs stop being issued in order across sessions",
+        "    CACHE 1;",
+        "    CACHE 50;",
+    ),
+    _m(
+        "trinity_sequence_cycles", "ids",
+        "the ID sequence wraps around at its maximum and hands out numbers already in use",
+        "    NO CYCLE\n",
+        "    CYCLE\n",
+    ),
+    _m(
+        "custom_id_from_the_future_allowed", "ids",
+        "a custom Trinity ID in the generated format with a number not issued yet is accepted, and collides later",
+        "        IF substr(p_id, 20, 12)::bigint >= v_next THEN",
+        "        IF false THEN",
+    ),
+    # ---- schema-hash -----------------------------------------------------------
+    _m(
+        "hash_includes_table_oid", "schema-hash",
+        "the schema hash includes the table's OID: the same structure hashes differently in another database or after a restore",
+        "    v_lines := ARRAY['pggit table definition v1'];",
+        "    v_lines := ARRAY['pggit table definition v1 ' || p_rel::text];",
+    ),
+    _m(
+        "hash_ignores_defaults", "schema-hash",
+        "the schema hash leaves column defaults out, so changing a default goes unnoticed",
+        "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, 0)",
+        "                      ''",
+    ),
+    _m(
+        "hash_ignores_nullability", "schema-hash",
+        "the schema hash leaves NOT NULL out, so SET/DROP NOT NULL goes unnoticed",
+        "           || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END\n",
+        "",
+    ),
+    _m(
+        "hash_ignores_column_order", "schema-hash",
+        "the schema hash sorts columns by name, so two tables with the same columns in another order hash alike",
+        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum);",
+        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_name);",
+    ),
+    _m(
+        "hash_ignores_search_path", "schema-hash",
+        "calculate_schema_hash resolves an unqualified name in public, ignoring the caller's search_path",
+        "    SELECT pggit._schema_hash(pggit._resolve_table(p_table_name));",
+        "    SELECT pggit._schema_hash(pggit._resolve_table(CASE WHEN strpos(p_table_name, '.') > 0"
+        " THEN p_table_name ELSE 'public.' || p_table_name END));",
+    ),
+    _m(
+        "hash_session_time_zone", "schema-hash",
+        "the schema hash prints timestamptz defaults in the session's time zone, so it differs between sessions",
+        "SET TimeZone = 'UTC'\n",
+        "",
+    ),
+    _m(
+        "hash_of_truncated_definition", "schema-hash",
+        "the schema hash covers only the first 300 characters of the description: changes to later columns of a wide table go unnoticed",
+        "    SELECT encode(sha256(convert_to(pggit._table_definition(p_rel), 'UTF8')), 'hex');",
+        "    SELECT encode(sha256(convert_to(left(pggit._table_definition(p_rel), 300), 'UTF8')), 'hex');",
+    ),
+    # ---- ddl-tracking ----------------------------------------------------------
+    _m(
+        "add_column_bumps_patch", "ddl-tracking",
+        "ADD COLUMN is classified as a patch instead of a minor change",
+        "            v_severity := 'MINOR';",
+        "            v_severity := 'PATCH';",
+    ),
+    _m(
+        "rename_is_not_major", "ddl-tracking",
+        "renaming a table or moving it to another schema bumps patch instead of major",
+        "    IF v_obj.schema_name <> v_schema OR v_obj.object_name <> v_table THEN\n        v_severity := 'MAJOR';",
+        "    IF v_obj.schema_name <> v_schema OR v_obj.object_name <> v_table THEN\n        v_severity := 'PATCH';",
+    ),
+    _m(
+        "index_ddl_untracked", "ddl-tracking",
+        "the event trigger ignores CREATE INDEX, so index changes leave no history and the recorded hash goes stale",
+        "                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA')",
+        "                 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA')",
+    ),
+    _m(
+        "dropped_table_stays_active", "ddl-tracking",
+        "DROP TABLE bumps the version but leaves the object active, as if the table were still there",
+        "           content_hash = NULL,\n           is_active = false,\n",
+        "           content_hash = NULL,\n",
+    ),
+    _m(
+        "partitioned_tables_untracked", "ddl-tracking",
+        "partitioned tables are not tracked (only ordinary tables are)",
+        "        SELECT c.relkind IN ('r', 'p')\n           AND c.relpersistence <> 't'",
+        "        SELECT c.relkind = 'r'\n           AND c.relpersistence <> 't'",
+    ),
+    # ---- atomicity -------------------------------------------------------------
+    _m(
+        "migration_recorded_before_run", "atomicity",
+        "the migration is recorded before its SQL runs, and a failure of the SQL is only logged, so a failed migration stays recorded as applied",
+        "    PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n"
+        "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n",
+        "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n"
+        "    BEGIN\n        PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n"
+        "    EXCEPTION WHEN OTHERS THEN\n        RAISE WARNING '%', SQLERRM;\n    END;\n",
+    ),
+    _m(
+        "failed_rollback_marked_rolled_back", "atomicity",
+        "history written for rolled-back DDL: a failing down migration is caught, its DDL rolls back, yet the migration is marked rolled back",
+        "    PERFORM pggit._run_migration_sql(p_version, 'down', v_row.down_sql);\n",
+        "    BEGIN\n        PERFORM pggit._run_migration_sql(p_version, 'down', v_row.down_sql);\n"
+        "    EXCEPTION WHEN OTHERS THEN\n        RAISE WARNING '%', SQLERRM;\n    END;\n",
+    ),
+    _m(
+        "commit_head_moved_before_insert_checked", "atomicity",
+        "a duplicate custom ID is swallowed after the head already points at it: the head names another branch's commit",
+        "    EXCEPTION WHEN unique_violation THEN\n        -- A concurrent commit took the same custom ID first.\n"
+        "        RAISE EXCEPTION 'Trinity ID % is already used', pggit._quote_for_message(v_id)\n"
+        "            USING ERRCODE = 'unique_violation';\n    END;",
+        "    EXCEPTION WHEN unique_violation THEN\n        -- A concurrent commit took the same custom ID first.\n"
+        "        NULL;\n    END;",
+    ),
+    # ---- migrations ------------------------------------------------------------
+    _m(
+        "migration_checksum_not_compared", "migrations",
+        "re-applying a version with different SQL is silently a no-op instead of a checksum mismatch",
+        "        IF v_row.checksum <> v_checksum THEN",
+        "        IF false THEN",
+    ),
+    _m(
+        "rollback_skips_down_sql", "migrations",
+        "rollback_migration marks the migration rolled back without running its down SQL",
+        "    PERFORM pggit._run_migration_sql(p_version, 'down', v_row.down_sql);\n",
+        "",
+    ),
+    # ---- safety ----------------------------------------------------------------
+    _m(
+        "definer_unpinned_search_path", "safety",
+        "the SECURITY DEFINER commit_changes runs with the caller's search_path, so a caller's object can shadow what it calls",
+        "RETURNS text\nLANGUAGE plpgsql VOLATILE\nSECURITY DEFINER\nSET search_path = pg_catalog, pggit, pg_temp\nAS $$\n"
+        "DECLARE\n    v_message text := coalesce(p_message, '');",
+        "RETURNS text\nLANGUAGE plpgsql VOLATILE\nSECURITY DEFINER\nAS $$\n"
+        "DECLARE\n    v_message text := coalesce(p_message, '');",
+    ),
+    _m(
+        "data_branch_name_spliced", "safety",
+        "create_data_branch splices the schema and table names into SQL without quoting",
+        "    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL)', v_schema, v_target, v_source);",
+        "    EXECUTE 'CREATE TABLE ' || v_schema || '.' || v_target || ' (LIKE ' || v_source::text || ' INCLUDING ALL)';",
+    ),
+    _m(
+        "drift_name_spliced", "safety",
+        "detect_drift looks tables up by spliced, unquoted names, so a mixed-case or odd name looks dropped",
+        "           SELECT pggit._schema_hash(to_regclass(format('%I.%I', o.schema_name, o.object_name))) AS hash",
+        "           SELECT pggit._schema_hash(to_regclass(o.schema_name || '.' || o.object_name)) AS hash",
+    ),
+    _m(
+        "metadata_writable_by_public", "safety",
+        "pggit's tables are left writable by every role, so anyone can rewrite history behind the functions",
+        "REVOKE ALL ON pggit.branches, pggit.commits, pggit.objects, pggit.history, pggit.migrations FROM PUBLIC;",
+        "GRANT ALL ON pggit.branches, pggit.commits, pggit.objects, pggit.history, pggit.migrations TO PUBLIC;",
+    ),
+    # ---- branches --------------------------------------------------------------
+    _m(
+        "deleted_branch_accepts_commits", "branches",
+        "a deleted branch still accepts commits",
+        "    IF v_branch.status = 'DELETED' THEN",
+        "    IF false THEN",
+    ),
+    _m(
+        "main_branch_deletable", "branches",
+        "the main branch can be deleted",
+        "    IF p_branch_name IN ('main', 'master') THEN",
+        "    IF false THEN",
+    ),
+    _m(
+        "branch_from_deleted_parent", "branches",
+        "a new branch can be created from a deleted parent",
+        "    IF v_parent.status = 'DELETED' THEN",
+        "    IF false THEN",
+    ),
+    _m(
+        "branch_name_allows_control_characters", "branches",
+        "branch names may contain control characters (newlines forge log lines)",
+        "        WHEN p_name ~ '[\\x01-\\x1f\\x7f]'       THEN 'must not contain control characters'\n",
+        "",
+    ),
+    # ---- integrity -------------------------------------------------------------
+    _m(
+        "integrity_check_raises", "integrity",
+        "verify_integrity's branch-head check raises on damaged metadata instead of reporting it",
+        "        detail := pggit._integrity_detail(v_bad, format('all %s branch heads exist', v_count));\n"
+        "    EXCEPTION WHEN OTHERS THEN\n        ok := false; detail := 'check failed: ' || SQLERRM;\n    END;",
+        "        detail := pggit._integrity_detail(v_bad, format('all %s branch heads exist', v_count));\n    END;",
+    ),
+    _m(
+        "integrity_misses_two_way_fork", "integrity",
+        "the linear-history check counts a fork only when three commits share a parent",
+        "                 GROUP BY c.branch_id, c.parent_commit_hash\n                HAVING count(*) > 1) f;",
+        "                 GROUP BY c.branch_id, c.parent_commit_hash\n                HAVING count(*) > 2) f;",
+    ),
+    _m(
+        "integrity_sequence_check_off_by_one", "integrity",
+        "the sequence check misses an ID that equals the sequence's next value (off by one)",
+        "           AND substr(c.hash, 20, 12)::bigint >= v_next;",
+        "           AND substr(c.hash, 20, 12)::bigint > v_next;",
+    ),
+    _m(
+        "integrity_misses_missing_parent", "integrity",
+        "verify_integrity does not notice a commit whose parent is gone",
+        "           AND NOT EXISTS (SELECT 1 FROM pggit.commits p WHERE p.hash = c.parent_commit_hash);\n"
+        "        ok := v_bad IS NULL;",
+        "           AND false;\n        ok := v_bad IS NULL;",
+    ),
+    # ---- drift -----------------------------------------------------------------
+    _m(
+        "drift_misses_dropped_tables", "drift",
+        "detect_drift compares hashes with <>, so a tracked table dropped behind pggit's back (NULL live hash) is not reported",
+        "       AND live.hash IS DISTINCT FROM o.content_hash",
+        "       AND live.hash <> o.content_hash",
+    ),
+    # ---- durability ------------------------------------------------------------
+    _m(
+        "trinity_sequence_unlogged", "durability",
+        "the ID sequence is UNLOGGED: crash recovery resets it and IDs are handed out again",
+        "CREATE SEQUENCE pggit.trinity_id_seq\n",
+        "CREATE UNLOGGED SEQUENCE pggit.trinity_id_seq\n",
+    ),
+    _m(
+        "commits_table_unlogged", "durability",
+        "the commits table is UNLOGGED: a crash empties it and acknowledged commits are lost",
+        "CREATE TABLE pggit.commits (\n",
+        "CREATE UNLOGGED TABLE pggit.commits (\n",
+    ),
+    # ---- performance -----------------------------------------------------------
+    _m(
+        "hash_defaults_with_table_context", "performance",
+        "defaults are printed with the table as deparse context, so describing a table grows far faster than its width",
+        "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, 0)",
+        "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid)",
+    ),
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def by_name() -> dict[str, Mutant]:
+    return {m.name: m for m in MUTANTS}
+
+
+def check_catalog(sql: str | None = None) -> list[str]:
+    """Problems with the catalog (bad names, unknown categories, duplicates, stale edits); empty if none."""
+    sql = EXTENSION_SQL.read_text() if sql is None else sql
+    problems = []
+    seen = set()
+    for mutant in MUTANTS:
+        if not _NAME.match(mutant.name):
+            problems.append(f"mutant {mutant.name!r}: name is not snake_case")
+        if mutant.name in seen:
+            problems.append(f"mutant {mutant.name!r}: name used twice")
+        seen.add(mutant.name)
+        if mutant.category not in CATEGORIES:
+            problems.append(f"mutant {mutant.name!r}: unknown category {mutant.category!r}")
+        if not mutant.description or "\n" in mutant.description:
+            problems.append(f"mutant {mutant.name!r}: description must be one line")
+        if mutant.find == mutant.replace:
+            problems.append(f"mutant {mutant.name!r}: find and replace are the same")
+        try:
+            mutant.apply(sql)
+        except MutantError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+if __name__ == "__main__":
+    import sys
+
+    found = check_catalog()
+    for problem in found:
+        print(problem, file=sys.stderr)
+    print(f"{len(MUTANTS)} mutants in {len({m.category for m in MUTANTS})} categories; "
+          f"{len(found)} problem(s)")
+    sys.exit(1 if found else 0)

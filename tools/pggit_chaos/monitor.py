@@ -1,0 +1,209 @@
+"""TransactionMonitor: what other sessions are doing, the locks they hold or wait for, who blocks whom."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class BackendActivity:
+    """One session as pg_stat_activity shows it."""
+
+    pid: int
+    database: str | None
+    application_name: str
+    state: str | None
+    xact_start: dt.datetime | None
+    query_start: dt.datetime | None
+    query: str
+    wait_event_type: str | None
+    wait_event: str | None
+    backend_xid: str | None
+
+    @property
+    def waiting_on_lock(self) -> bool:
+        return self.wait_event_type == "Lock"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """One row of pg_locks, with the relation's name where there is one."""
+
+    pid: int | None
+    locktype: str
+    mode: str
+    granted: bool
+    relation: str | None
+    transactionid: str | None
+    virtualxid: str | None
+
+
+@dataclass(frozen=True)
+class BlockingPair:
+    """``blocked_pid`` waits for a lock that ``blocking_pid`` holds or waits for ahead of it."""
+
+    blocked_pid: int
+    blocking_pid: int
+    blocked_query: str
+    blocking_query: str | None
+    blocking_state: str | None
+    wait_event: str | None
+
+
+@dataclass(frozen=True)
+class LockWait:
+    """A session caught waiting on a lock, by ``wait_until_blocked``."""
+
+    pid: int
+    wait_event: str | None
+    blocking_pids: tuple[int, ...]
+    query: str
+
+
+class TransactionMonitor:
+    """Watch other sessions of a server: transactions, locks, who blocks whom.
+
+    Give it a connection string (it opens and owns an autocommit
+    connection; close it with ``close()`` or a ``with`` block) or an
+    autocommit connection of your own. It must not run inside a
+    transaction: PostgreSQL freezes pg_stat_activity for the length of one.
+
+    By default it reports on the sessions of its own connection's database,
+    itself excluded; ``all_databases=True`` widens that to the server. In an
+    asyncio test, call ``wait_until_blocked`` through ``asyncio.to_thread``
+    so the event loop keeps running the session that is to block.
+    """
+
+    def __init__(self, conn_or_dsn: psycopg.Connection | str, all_databases: bool = False) -> None:
+        if isinstance(conn_or_dsn, str):
+            self.conn = psycopg.connect(conn_or_dsn, autocommit=True, application_name="transaction_monitor")
+            self._owned = True
+        else:
+            if not conn_or_dsn.autocommit:
+                raise ValueError(
+                    "TransactionMonitor needs an autocommit connection: inside a transaction "
+                    "pg_stat_activity keeps showing the moment of the first read"
+                )
+            self.conn = conn_or_dsn
+            self._owned = False
+        self.all_databases = all_databases
+
+    def close(self) -> None:
+        if self._owned:
+            self.conn.close()
+
+    def __enter__(self) -> TransactionMonitor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _scope(self, alias: str) -> str:
+        own = f"{alias}.pid <> pg_backend_pid()"
+        return own if self.all_databases else f"{own} AND {alias}.datname = current_database()"
+
+    def active_transactions(self) -> list[BackendActivity]:
+        """Client sessions with an open transaction (active or idle in transaction), oldest first."""
+        rows = self.conn.execute(
+            "SELECT a.pid, a.datname, a.application_name, a.state, a.xact_start, a.query_start, a.query, "
+            "a.wait_event_type, a.wait_event, a.backend_xid::text "
+            "FROM pg_stat_activity a "
+            f"WHERE a.backend_type = 'client backend' AND a.xact_start IS NOT NULL AND {self._scope('a')} "
+            "ORDER BY a.xact_start, a.pid"
+        ).fetchall()
+        return [BackendActivity(*row) for row in rows]
+
+    def activity(self, pid: int) -> BackendActivity | None:
+        """What one session is doing now, or None when it is gone."""
+        row = self.conn.execute(
+            "SELECT a.pid, a.datname, a.application_name, a.state, a.xact_start, a.query_start, a.query, "
+            "a.wait_event_type, a.wait_event, a.backend_xid::text "
+            "FROM pg_stat_activity a WHERE a.pid = %s",
+            (pid,),
+        ).fetchone()
+        return BackendActivity(*row) if row else None
+
+    def locks(self, pid: int | None = None) -> list[LockInfo]:
+        """Locks held or awaited (``granted`` false), of one session or of every watched one."""
+        rows = self.conn.execute(
+            "SELECT l.pid, l.locktype, l.mode, l.granted, "
+            # An OID from another database would resolve to an unrelated name here.
+            "  CASE WHEN l.relation IS NULL THEN NULL "
+            "       WHEN l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "       THEN l.relation::regclass::text ELSE l.relation::text END, "
+            "  l.transactionid::text, l.virtualxid "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE (%(pid)s::int IS NULL OR l.pid = %(pid)s) "
+            "  AND l.pid IS DISTINCT FROM pg_backend_pid() "
+            f"  AND (%(pid)s::int IS NOT NULL OR a.pid IS NULL OR ({self._scope('a')})) "
+            "ORDER BY l.pid, l.granted DESC, l.locktype, l.mode",
+            {"pid": pid},
+        ).fetchall()
+        return [LockInfo(*row) for row in rows]
+
+    def blocking_pairs(self) -> list[BlockingPair]:
+        """Every (blocked, blocker) pair, from ``pg_blocking_pids``."""
+        rows = self.conn.execute(
+            "SELECT a.pid, blocker.pid, a.query, b.query, b.state, a.wait_event "
+            "FROM pg_stat_activity a "
+            "CROSS JOIN LATERAL unnest(pg_blocking_pids(a.pid)) AS blocker(pid) "
+            "LEFT JOIN pg_stat_activity b ON b.pid = blocker.pid "
+            f"WHERE a.wait_event_type = 'Lock' AND {self._scope('a')} "
+            "ORDER BY a.pid, blocker.pid"
+        ).fetchall()
+        return [BlockingPair(*row) for row in rows]
+
+    def who_blocks_whom(self) -> dict[int, tuple[int, ...]]:
+        """``{blocked_pid: (blocking_pid, ...)}`` for every session waiting on a lock."""
+        graph: dict[int, tuple[int, ...]] = {}
+        for pair in self.blocking_pairs():
+            graph[pair.blocked_pid] = graph.get(pair.blocked_pid, ()) + (pair.blocking_pid,)
+        return graph
+
+    def wait_until_blocked(
+        self,
+        pid: int,
+        timeout: float = 5.0,
+        poll_interval: float = 0.005,
+        finished: Callable[[], bool] | None = None,
+    ) -> LockWait:
+        """Poll until session ``pid`` waits on a lock; return what it waits for and who blocks it.
+
+        Raises ``TimeoutError`` (saying what the session was doing) if it is
+        not waiting within ``timeout`` seconds, ``LookupError`` at once if the
+        session does not exist. ``finished``, when given, says whether the
+        call that was to block is over (``future.done``, say): once it is and
+        the session is not waiting, it never will, and ``TimeoutError`` comes
+        at once instead of at the deadline.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            # Asked before the look: a call over by then cannot be waiting later.
+            over = finished is not None and finished()
+            row = self.conn.execute(
+                "SELECT wait_event_type, wait_event, state, query, pg_blocking_pids(pid) "
+                "FROM pg_stat_activity WHERE pid = %s",
+                (pid,),
+            ).fetchone()
+            if row is None:
+                raise LookupError(f"no session with pid {pid}")
+            wait_event_type, wait_event, state, query, blockers = row
+            if wait_event_type == "Lock":
+                return LockWait(pid, wait_event, tuple(blockers), query)
+            if over:
+                raise TimeoutError(
+                    f"session {pid} finished its call without blocking on a lock: "
+                    f"state={state!r}, wait_event={wait_event_type}/{wait_event}, query={query!r}"
+                )
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"session {pid} did not block on a lock within {timeout} s: "
+                    f"state={state!r}, wait_event={wait_event_type}/{wait_event}, query={query!r}"
+                )
+            time.sleep(poll_interval)
+
