@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from pggit_chaos import paths
-from pggit_chaos.server import cluster as pgcluster
+from pggit_chaos import server
 
 REPO = paths.REPO
 
@@ -30,13 +30,13 @@ def test_crash_kills_every_server_process_and_restart_recovers_committed_rows(pg
         conn.execute("CREATE TABLE acknowledged (n int)")
         conn.execute("INSERT INTO acknowledged SELECT generate_series(1, 100)")
     postmaster = pg_cluster.postmaster_pid
-    backends = pgcluster.children_of(postmaster)
+    backends = server.children_of(postmaster)
     assert backends, "a running server has background processes"
 
     pg_cluster.crash()
 
-    assert not pgcluster.pid_alive(postmaster)
-    assert not any(pgcluster.pid_alive(p) for p in backends)
+    assert not server.pid_alive(postmaster)
+    assert not any(server.pid_alive(p) for p in backends)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(dsn, connect_timeout=2)
     pg_cluster.start()
@@ -86,7 +86,7 @@ def test_set_config_reloads_or_restarts_as_postgresql_requires(pg_cluster):
 
     pg_cluster.reset_config()
     assert pg_cluster.setting("work_mem") == "4MB"
-    assert pg_cluster.setting("max_connections") == pgcluster.BASE_SETTINGS["max_connections"]
+    assert pg_cluster.setting("max_connections") == server.BASE_SETTINGS["max_connections"]
 
 
 @pytest.mark.needs_control
@@ -131,7 +131,7 @@ def test_server_runs_as_an_unprivileged_account(pg_server):
 def test_cluster_lives_in_a_private_directory_on_a_free_loopback_port(pg_server):
     if not pg_server.can_control:
         pytest.skip("an existing server (--dsn) belongs to someone else")
-    assert pg_server.root.name.startswith(pgcluster.TEMP_PREFIX)
+    assert pg_server.root.name.startswith(server.TEMP_PREFIX)
     assert pg_server.setting("listen_addresses") == "127.0.0.1"
     assert pg_server.setting("unix_socket_directories") == str(pg_server.socket_dir)
     assert int(pg_server.setting("port")) == pg_server.port
@@ -157,8 +157,8 @@ def test_pggit_is_installed_into_the_clusters_own_share_directory(pg_server):
 
 
 def test_unknown_version_error_names_the_three_ways_to_provide_binaries():
-    with pytest.raises(pgcluster.BinariesNotFound) as err:
-        pgcluster.find_install(pg_version=99)
+    with pytest.raises(server.BinariesNotFound) as err:
+        server.find_install(pg_version=99)
     message = str(err.value)
     assert "PostgreSQL 99" in message
     for way in ("pip install", "--pg-bindir", "--pg-config", "--dsn"):
@@ -166,13 +166,13 @@ def test_unknown_version_error_names_the_three_ways_to_provide_binaries():
 
 
 def test_bad_bindir_is_named_in_the_error(tmp_path):
-    with pytest.raises(pgcluster.BinariesNotFound, match=str(tmp_path)):
-        pgcluster.find_install(pg_bindir=str(tmp_path))
+    with pytest.raises(server.BinariesNotFound, match=str(tmp_path)):
+        server.find_install(pg_bindir=str(tmp_path))
 
 
 def test_version_switch_finds_each_shipped_version():
-    for install in pgcluster.wheel_installs():
-        assert pgcluster.find_install(pg_version=install.major) == install
+    for install in server.wheel_installs():
+        assert server.find_install(pg_version=install.major) == install
 
 
 # ---------------------------------------------------------------------------
@@ -183,7 +183,7 @@ INNER_TEST = textwrap.dedent(
     """
     import os, pathlib, time
 
-    from pggit_chaos.server.cluster import sysv_segment_id
+    from pggit_chaos.server import sysv_segment_id
 
     def test_inner(pg_server, pg_cluster):
         shmid = sysv_segment_id(pg_server.datadir)
@@ -261,7 +261,7 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
     assert proc.returncode == expected, output
     root, postmaster, shmid = report.read_text().split()
     assert not Path(root).exists(), f"cluster directory {root} survived:\n{output}"
-    assert not pgcluster.pid_alive(int(postmaster))
+    assert not server.pid_alive(int(postmaster))
     assert _postgres_processes_under(root) == []
     assert _new_shared_memory_segments(segments_before) == set(), "shared memory segments survived the run"
     assert not _sysv_segment_exists(shmid), f"the server's System V segment {shmid} survived the run"
@@ -279,10 +279,10 @@ def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
     proc.wait()
     root, postmaster, shmid = report.read_text().split()
     assert Path(root).exists()
-    removed = pgcluster.remove_stale_directories()
+    removed = server.remove_stale_directories()
     assert Path(root) in removed
     assert not Path(root).exists()
-    assert pgcluster.wait_gone([int(postmaster)], 10)
+    assert server.wait_gone([int(postmaster)], 10)
     assert _postgres_processes_under(root) == []
     assert _new_shared_memory_segments(segments_before) == set(), "the killed server's shared memory survived"
     assert not _sysv_segment_exists(shmid), f"the killed server's System V segment {shmid} survived"

@@ -1,1 +1,84 @@
-"""The PostgreSQL server a run talks to: binaries, the throwaway cluster, an existing server."""
+"""The PostgreSQL server a run talks to: binaries, the throwaway cluster, an existing server, one Server protocol.
+
+The modules, each importing only those above it:
+
+- ``base``: the ``Server`` protocol, its errors and shared names;
+- ``settings``: the run's server settings, options first, then the environment;
+- ``processes``: the server's account, ports, processes and shared memory;
+- ``binaries``: finding an installation, and the overlay that adds pggit;
+- ``janitor``: cluster directories and the pggit template database;
+- ``cluster``: the throwaway cluster; ``existing``: a server someone else runs.
+"""
+
+from pggit_chaos.server.base import (
+    SUPERUSER,
+    TEMP_PREFIX,
+    BinariesNotFound,
+    ClusterError,
+    Server,
+    ServerNotControllable,
+)
+from pggit_chaos.server.settings import ServerSettings, SettingsError
+from pggit_chaos.server.processes import (
+    children_of,
+    free_port,
+    pid_alive,
+    release_shared_memory,
+    server_account,
+    sysv_segment_id,
+    wait_gone,
+)
+from pggit_chaos.server.binaries import (
+    NO_BINARIES_HELP,
+    PgInstall,
+    build_overlay,
+    find_install,
+    install_from_bindir,
+    install_from_pg_config,
+    pggit_files,
+    wheel_installs,
+)
+from pggit_chaos.server.janitor import (
+    TEMPLATE_DATABASE,
+    cluster_base_dir,
+    create_template,
+    drop_template,
+    remove_stale_directories,
+)
+from pggit_chaos.server.cluster import BASE_SETTINGS, Cluster, start_cluster
+from pggit_chaos.server.existing import ExistingServer
+
+__all__ = [
+    "BASE_SETTINGS",
+    "NO_BINARIES_HELP",
+    "SUPERUSER",
+    "TEMPLATE_DATABASE",
+    "TEMP_PREFIX",
+    "BinariesNotFound",
+    "Cluster",
+    "ClusterError",
+    "ExistingServer",
+    "PgInstall",
+    "Server",
+    "ServerNotControllable",
+    "ServerSettings",
+    "SettingsError",
+    "build_overlay",
+    "children_of",
+    "cluster_base_dir",
+    "create_template",
+    "drop_template",
+    "find_install",
+    "free_port",
+    "install_from_bindir",
+    "install_from_pg_config",
+    "pggit_files",
+    "pid_alive",
+    "release_shared_memory",
+    "remove_stale_directories",
+    "server_account",
+    "start_cluster",
+    "sysv_segment_id",
+    "wait_gone",
+    "wheel_installs",
+]
