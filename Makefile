@@ -43,11 +43,11 @@ weekly: $(STAMP)
 ## smoke and the full tier, the smoke tier 20 times with random seeds, the cost
 ## of describing wide tables, the plots.
 metrics: $(STAMP)
-	$(BIN)/python -m tools.mutation_runner --tier smoke --no-contract
-	$(BIN)/python -m tools.mutation_runner --tier full
-	$(BIN)/python -m tools.stability --runs 20
-	$(BIN)/python -m tools.bench_describe
-	$(BIN)/python -m tools.metrics_page
+	$(BIN)/pggit-chaos mutate --tier smoke --no-contract
+	$(BIN)/pggit-chaos mutate --tier full
+	$(BIN)/pggit-chaos stability --runs 20
+	$(BIN)/pggit-chaos bench-describe
+	$(BIN)/pggit-chaos metrics
 
 ## Build the site into _build/html, after running the guides' examples.
 site: $(STAMP)

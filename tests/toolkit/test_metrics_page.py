@@ -8,9 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from pggit_chaos.measure import metrics_page, mutants
+from pggit_chaos.measure import mutants, recorder
+from pggit_chaos.measure.hypothesis_report import example_text
+from pggit_chaos.measure.metrics import page, plots
+from pggit_chaos.measure.metrics.results import DATA_DIR
 
-DATA = metrics_page.DATA_DIR
+DATA = DATA_DIR
 
 
 def _load(name: str) -> dict:
@@ -26,17 +29,17 @@ def results():
 
 
 def test_the_page_and_the_guide_summary_are_exactly_what_the_recorded_results_render(results, tmp_path, monkeypatch):
-    committed_plots = metrics_page.PLOT_DIR
-    monkeypatch.setattr(metrics_page, "PLOT_DIR", tmp_path)  # leave the committed plots alone
+    committed_plots = plots.PLOT_DIR
+    monkeypatch.setattr(plots, "PLOT_DIR", tmp_path)  # leave the committed plots alone
     smoke, full = results["mutation-smoke.json"], results["mutation-full.json"]
-    page = metrics_page.render(smoke, full, results["stability.json"], results["failure-modes.json"],
-                               results["bench-describe.json"])
-    assert metrics_page.PAGE.read_text() == page, "docs/metrics.md was edited by hand: run python -m pggit_chaos.measure.metrics_page"
-    summary = metrics_page.render_summary(smoke, full, results["stability.json"], results["bench-describe.json"])
-    assert metrics_page.SUMMARY.read_text() == summary
+    rendered = page.render(smoke, full, results["stability.json"], results["failure-modes.json"],
+                           results["bench-describe.json"])
+    assert page.PAGE.read_text() == rendered, "docs/metrics.md was edited by hand: run pggit-chaos metrics"
+    summary = page.render_summary(smoke, full, results["stability.json"], results["bench-describe.json"])
+    assert page.SUMMARY.read_text() == summary
     for plot in ("killed-by-category.png", "time-per-tier.png", "stability-runs.png", "describe-cost.png"):
         assert (committed_plots / plot).stat().st_size > 0, f"plot {plot} is not committed"
-        assert f"_static/metrics/{plot}" in page
+        assert f"_static/metrics/{plot}" in rendered
 
 
 @pytest.mark.parametrize("tier", ["smoke", "full"])
@@ -85,14 +88,14 @@ def test_the_recorder_keeps_hypothesis_minimal_examples_and_the_page_shows_them(
     """Real failing property tests run through the recorder plugin: their shrunk inputs reach the page's column."""
     (tmp_path / "test_failing.py").write_text(FAILING_PROPERTY_TESTS)
     record = tmp_path / "record.json"
-    env = {**os.environ, "PGGIT_RUN_RECORD": str(record)}
+    env = {**os.environ, recorder.RECORD_ENV: str(record)}
     env.pop("PYTEST_XDIST_WORKER", None)
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                    "-p", "pggit_chaos.measure.runner", "-c", os.devnull, "--rootdir", str(tmp_path),
+                    "-p", recorder.__name__, "-c", os.devnull, "--rootdir", str(tmp_path),
                     "--hypothesis-seed=0", "test_failing.py"],
                    cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
                    check=False)
     tests = json.loads(record.read_text())["tests"]
     examples = {nodeid.split("::")[-1]: t["failure"]["falsifying_example"] for nodeid, t in tests.items()}
-    assert metrics_page._example_text(examples["test_small_numbers"]) == "x=10, label=''"
-    assert metrics_page._example_text(examples["runTest"]) == "add(k=2); add(k=5)"
+    assert example_text(examples["test_small_numbers"]) == "x=10, label=''"
+    assert example_text(examples["runTest"]) == "add(k=2); add(k=5)"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pggit_chaos import server
 from pggit_chaos.measure import mutants
-from pggit_chaos.measure.runner import parse_hypothesis_statistics
-from pggit_chaos.server import cluster as pgcluster
+from pggit_chaos.measure.hypothesis_report import parse_hypothesis_statistics
 
 
 def test_every_mutant_applies_exactly_once_to_the_current_sql():
@@ -37,7 +37,7 @@ def test_a_stale_mutant_is_refused_naming_it():
         twice.apply(mutants.EXTENSION_SQL.read_text())
 
 
-def _overlay_script(cluster: pgcluster.Cluster) -> Path:
+def _overlay_script(cluster: server.Cluster) -> Path:
     """The install script the cluster's server reads at CREATE EXTENSION (its private copy)."""
     bindir, sharedir = cluster.install.bindir.resolve(), cluster.install.sharedir.resolve()
     common = Path(os.path.commonpath([bindir, sharedir]))
@@ -49,7 +49,7 @@ def private_cluster(pg_server, tmp_path_factory):
     """A cluster of this module's own, whose install script the tests may rewrite."""
     if not getattr(pg_server, "can_control", False):
         pytest.skip("needs a server this run started (not --dsn)")
-    cluster = pgcluster.start_cluster(pg_server.install)
+    cluster = server.start_cluster(pg_server.install)
     try:
         yield cluster
     finally:
@@ -88,9 +88,9 @@ def test_clusters_started_at_once_each_install_their_own_script(pg_server, tmp_p
     plain, mutated = tmp_path / "plain.sql", tmp_path / "mutated.sql"
     plain.write_text(mutants.EXTENSION_SQL.read_text())
     mutated.write_text(mutant.apply(plain.read_text()))
-    first = pgcluster.start_cluster(pg_server.install, pggit_sql=plain)
+    first = server.start_cluster(pg_server.install, pggit_sql=plain)
     try:
-        second = pgcluster.start_cluster(pg_server.install, pggit_sql=mutated)
+        second = server.start_cluster(pg_server.install, pggit_sql=mutated)
         try:
             caches = []
             for cluster in (first, second):

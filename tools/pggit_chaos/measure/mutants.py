@@ -6,7 +6,7 @@ A mutant is one exact textual edit of ``extension/pggit--1.0.0.sql``: its
 mutant no test kills is either a gap in the suite or an edit that changes
 nothing observable (an equivalent mutant, which does not belong here).
 
-``python -m pggit_chaos.measure.runner`` runs the suite against each mutant; the
+``pggit-chaos mutate`` (``runner.py``) runs the suite against each mutant; the
 catalog's own test (``tests/toolkit/test_mutants.py``) checks that every edit
 still applies to the current SQL and that the mutated extension installs.
 """

@@ -1,6 +1,6 @@
 """Mutation runner: how many of the catalog's bugs does a tier of the chaos suite catch?
 
-    python -m pggit_chaos.measure.runner --tier smoke|full [--jobs N] [--only NAME ...]
+    pggit-chaos mutate --tier smoke|full [--jobs N] [--only NAME ...]
 
 For the unmutated SQL first (the baseline, which must pass) and then for each
 mutant of ``tools/pggit_chaos/measure/mutants.py``, the runner writes the extension's SQL to a
@@ -20,235 +20,41 @@ first, stopping at the first failure; the whole tier runs only when none of
 them fails any more. Its killing-test lists are then partial, so it writes
 ``mutation-<tier>-quick.json``, which the metrics page never uses.
 
-This module is also the pytest plugin the subprocesses load (``-p
-pggit_chaos.measure.runner``): with ``PGGIT_RUN_RECORD`` set, it writes each
-test's outcome, duration, failure summary and Hypothesis statistics to that
-file as JSON. ``tools/pggit_chaos/measure/stability.py`` uses the same plugin.
+Each subprocess is started by ``suite_run.py`` and loads the recorder plugin
+(``recorder.py``), which writes each test's outcome, duration, failure
+summary and Hypothesis statistics to a JSON file; ``stability.py`` runs
+pytest the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import hashlib
 import json
 import os
-import platform
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
+from pggit_chaos.measure.options import positive_float, positive_int
+from pggit_chaos.measure.suite_run import (
+    CHAOS_PATHS,
+    CONTRACT_MARKERS,
+    CONTRACT_PATHS,
+    METRICS_DIR,
+    TIERS,
+    RunResult,
+    chaos_command,
+    machine,
+    run_pytest,
+)
 from pggit_chaos.paths import REPO
 
-METRICS_DIR = REPO / "_build" / "metrics"
-
-# The tiers, as the Makefile's smoke and full targets define them.
-TIERS = {
-    "smoke": "chaos and not slow and not destructive and not soak",
-    "full": "chaos and not soak",
-}
-# The chaos suite: its own folder, the examples and the guides' chaos tests.
-CHAOS_PATHS = ["tests/chaos", "examples", "docs"]
-# The contract tests: reported beside the chaos suite's score, never part of it.
-CONTRACT_PATHS = ["tests/extension"]
-CONTRACT_MARKERS = "not soak"
-
-RECORD_ENV = "PGGIT_RUN_RECORD"
-
-
-# --------------------------------------------------------------------------
-# The pytest plugin (inside the subprocesses)
-# --------------------------------------------------------------------------
-
-_OUTCOME_RANK = {"passed": 0, "skipped": 1, "xfailed": 1, "failed": 2, "error": 2}
-
-
-class RunRecorder:
-    """Collects per-test results of one pytest run and writes them as JSON at the end."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.tests: dict[str, dict] = {}
-        self.pg_version: str | None = None
-        self.started = time.monotonic()
-
-    def pytest_runtest_logreport(self, report) -> None:
-        entry = self.tests.setdefault(report.nodeid, {"outcome": "passed", "duration": 0.0})
-        entry["duration"] = round(entry["duration"] + report.duration, 4)
-        if report.when == "call" or report.outcome != "passed":
-            outcome = report.outcome
-            if hasattr(report, "wasxfail"):
-                outcome = "xfailed" if report.outcome == "skipped" else "passed"  # a strict XPASS is a failure without it
-            elif report.outcome == "failed" and report.when != "call":
-                outcome = "error"
-            if _OUTCOME_RANK[outcome] > _OUTCOME_RANK[entry["outcome"]]:
-                entry["outcome"] = outcome
-            if outcome in ("failed", "error"):
-                entry["failure"] = _failure_summary(report)
-        stats = report.__dict__.get("_hypothesis_stats")
-        if stats:
-            entry["hypothesis"] = parse_hypothesis_statistics(stats)
-        if report.when == "call":
-            entry["markers"] = sorted(k for k in report.keywords if k in _SUITE_MARKERS)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef, request):
-        result = yield
-        if fixturedef.argname == "pg_server" and self.pg_version is None:
-            self.pg_version = getattr(result, "version", None)
-        return result
-
-    def pytest_sessionfinish(self, session, exitstatus) -> None:
-        self.path.write_text(json.dumps({
-            "exitstatus": int(exitstatus),
-            "seconds": round(time.monotonic() - self.started, 3),
-            "pg_version": self.pg_version,
-            "tests": self.tests,
-        }, indent=1, sort_keys=True))
-
-
-_SUITE_MARKERS = {
-    "chaos", "property", "concurrent", "transaction", "crash", "resource", "load", "corruption",
-    "migration", "integrity", "recovery", "slow", "destructive", "soak",
-}
-
-
-def _failure_summary(report) -> dict:
-    """The crash line and, for a property test, Hypothesis's falsifying example."""
-    text = str(report.longrepr) if report.longrepr is not None else ""
-    crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None) or text.strip().splitlines()[-1:] or [""]
-    crash = crash if isinstance(crash, str) else crash[0]
-    summary = {"when": report.when, "message": crash.strip()[:400]}
-    example = falsifying_example(text)
-    if example:
-        summary["falsifying_example"] = example[:1500]
-    return summary
-
-
-# Hypothesis's report of the minimal failing input: older releases say "Falsifying example",
-# newer ones "Failing test case"; a state machine's steps follow as "state.rule(...)" lines.
-_EXAMPLE = re.compile(
-    r"^((?:Falsifying (?:explicit )?example|Failing test case)[^\n]*\n(?:(?:[ \t)]|state\b).*\n?)*)", re.M)
-
-
-def falsifying_example(text: str) -> str | None:
-    """The minimal failing example in a failed test's report, or None if it has none."""
-    plain = "\n".join(re.sub(r"^E {1,7}", "", line) for line in text.splitlines())  # pytest's "E   " prefix
-    match = _EXAMPLE.search(plain)
-    return match.group(1).strip() if match else None
-
-
-_PHASE = re.compile(r"- during (\w+) phase \(([\d.]+) seconds\):(.*?)(?=\n  - |\Z)", re.S)
-
-
-def parse_hypothesis_statistics(text: str) -> dict:
-    """Hypothesis's ``--hypothesis-show-statistics`` text for one test, as numbers per phase."""
-    phases = {}
-    for name, seconds, body in _PHASE.findall(text):
-        phase = {"seconds": float(seconds)}
-        counts = re.search(r"(\d+) passing, (\d+) failing, and (\d+) invalid", body)
-        if counts:
-            phase.update(passing=int(counts.group(1)), failing=int(counts.group(2)), invalid=int(counts.group(3)))
-        shrinks = re.search(r"Tried (\d+) shrinks of which (\d+) were successful", body)
-        if shrinks:
-            phase.update(shrinks_tried=int(shrinks.group(1)), shrinks_successful=int(shrinks.group(2)))
-        phases[name] = phase
-    stopped = re.search(r"Stopped because (.*)", text)
-    return {"phases": phases, "stopped_because": stopped.group(1).strip() if stopped else None}
-
-
-def pytest_configure(config) -> None:
-    path = os.environ.get(RECORD_ENV)
-    if path and not hasattr(config, "workerinput"):  # xdist workers report to the controller
-        config.pluginmanager.register(RunRecorder(Path(path)), "pggit-run-recorder")
-
-
-# --------------------------------------------------------------------------
-# Running pytest in a subprocess
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class RunResult:
-    """One pytest subprocess: its exit status, wall time and per-test results."""
-
-    exitstatus: int
-    seconds: float
-    tests: dict[str, dict] = field(default_factory=dict)
-    pg_version: str | None = None
-    output_tail: str = ""
-    quick: bool = False  # only the mutant's previous killers ran
-
-    @property
-    def failed(self) -> list[str]:
-        return sorted(n for n, t in self.tests.items() if t["outcome"] in ("failed", "error"))
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for t in self.tests.values() if t["outcome"] == outcome)
-
-
-def chaos_command(sql: Path, paths: list[str], markexpr: str, test_timeout: int, extra: list[str] = ()) -> list[str]:
-    return [
-        sys.executable, "-m", "pytest", *paths,
-        f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"),
-        "-m", markexpr, "-q", "-p", "no:cacheprovider", "-p", "no:pggit-doc-results",
-        "-p", "pggit_chaos.measure.runner",
-        f"--pggit-sql={sql}", f"--timeout={test_timeout}", "--hypothesis-show-statistics",
-        *extra,
-    ]
-
-
-def run_pytest(argv: list[str], workdir: Path, label: str, run_timeout: float,
-               stop: threading.Event | None = None) -> RunResult:
-    """Run one pytest subprocess in its own process group; kill the group on timeout or stop."""
-    record = workdir / f"{label}.record.json"
-    junit = workdir / f"{label}.junit.xml"
-    env = {k: v for k, v in os.environ.items() if k not in ("PGGIT_TEST_DSN", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
-    env[RECORD_ENV] = str(record)
-    # A fresh example database per run: a failure found on one mutant must not replay on the next.
-    env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(workdir / f"{label}.hypothesis")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    log = workdir / f"{label}.log"
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen([*argv, f"--junitxml={junit}"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        exitstatus = None
-        while exitstatus is None:
-            try:
-                exitstatus = proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                if (stop is not None and stop.is_set()) or time.monotonic() - started > run_timeout:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGTERM)
-                    try:
-                        exitstatus = proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(proc.pid, signal.SIGKILL)
-                        exitstatus = proc.wait()
-                    exitstatus = -1 if not (stop is not None and stop.is_set()) else -2
-    seconds = time.monotonic() - started
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-    result = RunResult(exitstatus, round(seconds, 3), output_tail=tail)
-    if record.exists():
-        data = json.loads(record.read_text())
-        result.tests, result.pg_version = data["tests"], data["pg_version"]
-    return result
-
-
-# --------------------------------------------------------------------------
-# The mutation run
-# --------------------------------------------------------------------------
+COMMAND = "mutate"
+DESCRIPTION = __doc__.split("\n\n")[0]
 
 # pytest exit statuses: 0 all passed, 1 some tests failed; anything else is a broken run.
 _BROKEN_INSTALL = "CREATE EXTENSION pggit failed"
@@ -318,18 +124,6 @@ def _hypothesis_examples(run: RunResult) -> dict[str, dict]:
                 "stopped_because": test["hypothesis"]["stopped_because"],
             }
     return out
-
-
-def machine() -> dict:
-    from importlib.metadata import version
-
-    return {
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "pytest": version("pytest"),
-        "hypothesis": version("hypothesis"),
-    }
 
 
 def _progress(text: str) -> None:
@@ -486,24 +280,39 @@ def run_catalog(tier: str, jobs: int, only: list[str] | None, contract: bool, se
     return data
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pggit_chaos.measure.runner", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tier", choices=sorted(TIERS), required=True)
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants run at once (default: cores)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
-    parser.add_argument("--no-contract", action="store_true", help="skip the contract tests' extra column")
-    parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed of every run (default 0: reproducible)")
-    parser.add_argument("--test-timeout", type=int, default=120, help="seconds per test before it counts as hung")
-    parser.add_argument("--run-timeout", type=float, default=3600, help="seconds per pytest run before it is killed")
-    parser.add_argument("--output", type=Path, help="results file (default _build/metrics/mutation-<tier>.json)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (SQL, logs, JUnit XML)")
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The runner's options, on ``parser`` (its own, or ``pggit-chaos mutate``)."""
+    parser.add_argument("--tier", choices=sorted(TIERS), required=True,
+                        help="the chaos tier every mutant meets: smoke (quick tests that leave the server alone) "
+                             "or full (every chaos test but the soak tier).")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+                        help="how many mutants run at once, each in a throwaway cluster of its own "
+                             "(default: the machine's cores, %(default)s).")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these mutants of the catalog; the results go to mutation-<tier>-only.json.")
+    parser.add_argument("--no-contract", action="store_true",
+                        help="skip the extra column: the contract tests of tests/extension run against each mutant.")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the Hypothesis seed of every run (default 0, so a run can be repeated exactly).")
+    parser.add_argument("--test-timeout", type=positive_int, default=120, metavar="SECONDS",
+                        help="seconds one test may take before it counts as hung (default %(default)s).")
+    parser.add_argument("--run-timeout", type=positive_float, default=3600, metavar="SECONDS",
+                        help="seconds one pytest run may take before it is killed (default %(default)s).")
+    parser.add_argument("--output", type=Path, metavar="FILE",
+                        help="where the results go (default: _build/metrics/mutation-<tier>.json).")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory with each mutant's SQL, log and JUnit XML.")
     parser.add_argument("--quick", action="store_true",
-                        help="score only: each mutant meets its killers from the last complete run first, up to "
-                             "the first failure; the whole tier runs only when none fails (killed_by is partial)")
-    args = parser.parse_args(argv)
+                        help="the score alone: each mutant meets its killers of the last complete run first, up to "
+                             "the first failure, and the whole tier only when none fails (killing-test lists are partial).")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the catalog as ``args`` say and print the score; 1 if any run broke."""
     suffix = "-only" if args.only else "-quick" if args.quick else ""
     output = args.output or METRICS_DIR / f"mutation-{args.tier}{suffix}.json"
-    data = run_catalog(args.tier, max(1, args.jobs), args.only, not args.no_contract, args.seed,
+    data = run_catalog(args.tier, args.jobs, args.only, not args.no_contract, args.seed,
                        args.test_timeout, args.run_timeout, output, args.keep, args.quick)
     score = data["score"]
     print(f"\n{args.tier}: {score['killed']}/{score['total']} mutants killed "
@@ -515,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in score["errors"]:
         print(f"  ERROR (run broken, see its output): {name}")
     return 1 if score["errors"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
+    return run(add_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stability and wall time: the smoke tier run N times, each with a new Hypothesis seed.
 
-    python -m pggit_chaos.measure.stability --runs 20 [--workers auto] [--full-runs 1]
+    pggit-chaos stability --runs 20 [--workers auto] [--full-runs 1]
 
 Each run is what ``make smoke`` runs (pytest-xdist, one cluster per worker),
 with ``--hypothesis-seed`` drawn at random and recorded, so a failing run can
@@ -22,7 +22,11 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure import mutants
-from pggit_chaos.measure.runner import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_pytest
+from pggit_chaos.measure.options import non_negative_int, positive_int
+from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_pytest
+
+COMMAND = "stability"
+DESCRIPTION = __doc__.split("\n\n")[0]
 
 
 def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test_timeout: int) -> dict:
@@ -44,15 +48,32 @@ def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pggit_chaos.measure.stability", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="smoke-tier runs (default 20)")
-    parser.add_argument("--full-runs", type=int, default=1, help="full-tier runs, for its wall time (default 1)")
-    parser.add_argument("--workers", default="auto", help="pytest-xdist workers per run, as make smoke (default auto)")
-    parser.add_argument("--test-timeout", type=int, default=300)
-    parser.add_argument("--output", type=Path, default=METRICS_DIR / "stability.json")
-    args = parser.parse_args(argv)
+def xdist_workers(text: str) -> str:
+    """pytest-xdist's -n value: auto, logical, or a number of 1 or more."""
+    if text in ("auto", "logical") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, logical or a number of 1 or more, got {text!r}")
 
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The stability runs' options, on ``parser`` (its own, or ``pggit-chaos stability``)."""
+    parser.add_argument("--runs", type=positive_int, default=20, metavar="N",
+                        help="how many times the smoke tier runs, each with a new random seed (default %(default)s).")
+    parser.add_argument("--full-runs", type=non_negative_int, default=1, metavar="N",
+                        help="how many times the full tier runs afterwards, for its wall time; 0 skips it "
+                             "(default %(default)s).")
+    parser.add_argument("--workers", type=xdist_workers, default="auto", metavar="WORKERS",
+                        help="pytest-xdist workers per run, as make smoke uses them: auto, logical or a number "
+                             "(default %(default)s).")
+    parser.add_argument("--test-timeout", type=positive_int, default=300, metavar="SECONDS",
+                        help="seconds one test may take before it counts as hung (default %(default)s).")
+    parser.add_argument("--output", type=Path, default=METRICS_DIR / "stability.json", metavar="FILE",
+                        help="where the results go (default: _build/metrics/stability.json).")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the tiers as ``args`` say and write the results; 1 if any smoke run failed."""
     workdir = Path(tempfile.mkdtemp(prefix="pggit-stability-"))
     seeds = random.SystemRandom()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
@@ -88,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{data['failed_runs']} of {len(smoke)} smoke runs failed; results in {args.output}")
     return 1 if data["failed_runs"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
+    return run(add_arguments(parser).parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""``pggit-chaos``: the one command line of the measuring tools, a subcommand each (mutate, stability, benchmarks, metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pggit_chaos.measure import bench_cluster, bench_describe, runner, stability
+from pggit_chaos.measure.metrics import page
+
+# In the order --help lists them: measuring first, the page that shows the results last.
+TOOLS = (runner, stability, bench_describe, bench_cluster, page)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pggit-chaos`` parser: each tool's options, as the tool itself defines them, under its command."""
+    parser = argparse.ArgumentParser(
+        prog="pggit-chaos",
+        description="Measure the pggit chaos suite: how many realistic bugs it catches, how stable and how fast it "
+                    "is, and write the Metrics page from the results.",
+        epilog="Run 'pggit-chaos COMMAND --help' for a command's options.")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+    for tool in TOOLS:
+        sub = commands.add_parser(tool.COMMAND, help=tool.DESCRIPTION, description=tool.DESCRIPTION)
+        tool.add_arguments(sub)
+        sub.set_defaults(run=tool.run, command_parser=sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        # Refused by the command's own parser, so the error shows that command's usage, not the program's.
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

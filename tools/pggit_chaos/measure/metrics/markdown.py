@@ -1,0 +1,52 @@
+"""Markdown for the Metrics page: tables, cells, inline code, and numbers and test ids as a reader wants them."""
+
+from __future__ import annotations
+
+import re
+
+
+def cell(text) -> str:
+    """A table cell: a pipe would end the cell early, a newline the row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def code(text: str) -> str:
+    """Inline code on one line; a double-backtick fence when the text holds a backtick."""
+    text = re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table's lines."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def pct(killed: int, total: int) -> str:
+    """``killed`` of ``total`` as a whole percentage."""
+    return f"{100 * killed / total:.0f}%" if total else "n/a"
+
+
+def short_test(nodeid: str) -> str:
+    """A test id as a reader finds it: file, class if any, and test name (parameters kept).
+
+    A guide's block node (``line-80``) is left out: the test's name finds it on the page.
+    """
+    path, *parts = nodeid.split("::")
+    return "::".join([path] + [p for p in parts if not re.fullmatch(r"line-\d+", p)])
+
+
+def minutes(seconds: float) -> str:
+    """A wall time: seconds up to two minutes, minutes beyond."""
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def mutant_verdict(mutant: dict | None) -> str:
+    """What a tier did to a mutant, with the number of failing tests when it killed it."""
+    if mutant is None:
+        return "not run"
+    if mutant["status"] == "killed":
+        return f"killed ({len(mutant['killed_by'])})"
+    return mutant["status"]

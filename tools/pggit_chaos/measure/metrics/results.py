@@ -1,0 +1,57 @@
+"""Where the measured results live: their import from ``_build/metrics`` into ``docs/_data/metrics``, and their loading."""
+
+from __future__ import annotations
+
+import json
+
+from pggit_chaos.measure.metrics.measured import Measured
+from pggit_chaos.measure.suite_run import METRICS_DIR
+from pggit_chaos.paths import REPO
+
+# Where the measuring commands write; uncommitted, and partial runs land here too.
+BUILD_DIR = METRICS_DIR
+# What the page is made from: committed, so the site builds without measuring anything.
+DATA_DIR = REPO / "docs" / "_data" / "metrics"
+RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json")
+REQUIRED_FILES = ("mutation-smoke.json", "mutation-full.json", "failure-modes.json")
+
+
+def _slim(name: str, data: dict) -> dict:
+    """Drop what the page never shows (long output tails), keep everything it does."""
+    if name.startswith("mutation-"):
+        for mutant in data["mutants"]:
+            mutant.pop("output_tail", None)
+    elif name == "stability.json":
+        for run in data["runs"]:
+            run.pop("output_tail", None)
+    return data
+
+
+def import_results() -> list[str]:
+    """Copy complete results from _build/metrics into docs/_data/metrics; returns the names copied."""
+    copied = []
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        source = BUILD_DIR / name
+        if not source.exists():
+            continue
+        data = json.loads(source.read_text())
+        if name.startswith("mutation-") and not data.get("complete"):
+            continue
+        (DATA_DIR / name).write_text(json.dumps(_slim(name, data), indent=1) + "\n")
+        copied.append(name)
+    return copied
+
+
+def load_results() -> Measured:
+    """The results in docs/_data/metrics; the stability runs and the benchmark may be missing."""
+    missing = [n for n in REQUIRED_FILES if not (DATA_DIR / n).exists()]
+    if missing:
+        raise SystemExit(f"missing results in {DATA_DIR}: {', '.join(missing)}; run make metrics")
+
+    def load(name: str) -> dict | None:
+        path = DATA_DIR / name
+        return json.loads(path.read_text()) if path.exists() else None
+
+    return Measured(load("mutation-smoke.json"), load("mutation-full.json"), load("stability.json"),
+                    load("failure-modes.json"), load("bench-describe.json"))

@@ -1,0 +1,38 @@
+"""Option value types shared by the measuring tools' parsers, so a bad value is refused naming the option."""
+
+from __future__ import annotations
+
+import argparse
+
+# argparse turns an ArgumentTypeError into one line: "argument --runs: must be 1 or more, got 0".
+
+
+def _int_at_least(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of 0 or more (0: skip it)."""
+    return _int_at_least(text, 0)
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 (seconds, say)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
