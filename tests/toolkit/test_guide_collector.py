@@ -8,7 +8,6 @@ and reads the outcome.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,26 +16,24 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pggit_chaos.pages import parse as gb
+from pggit_chaos.pages.evaluators.symptoms import symptom_matches
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def scratch_page():
-    """Write a page under docs/, yield a runner for it, and remove it afterwards."""
+    """Write a page under docs/, yield a runner for it, and remove it (and its built test files) afterwards."""
     folder = REPO / "docs" / f"_scratch_{uuid.uuid4().hex[:8]}"
     folder.mkdir()
 
     def run(markdown: str, *extra: str) -> tuple[int, dict, str]:
         page = folder / "page.md"
         page.write_text(textwrap.dedent(markdown))
-        report = folder / "report.json"
-        env = {**os.environ, "PGGIT_DUMP_OUTCOMES": str(report)}
         result = subprocess.run(
             [sys.executable, "-m", "pytest", str(page.relative_to(REPO)), "-q", "-p", "no:cacheprovider",
              "-p", "no:xdist", "-rA", *extra],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+            cwd=REPO, capture_output=True, text=True, timeout=300,
         )
         outcomes = {}
         for line in result.stdout.splitlines():
@@ -45,8 +42,10 @@ def scratch_page():
                     outcomes[line.split()[1]] = word
         return result.returncode, outcomes, result.stdout + result.stderr
 
+    run.page = (folder / "page.md").relative_to(REPO).as_posix()
     yield run
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(REPO / "_build" / "pages" / folder.relative_to(REPO), ignore_errors=True)
 
 
 def _only(outcomes: dict, fragment: str) -> str:
@@ -261,9 +260,9 @@ def test_script_blocks_run_once_and_test_blocks_are_not_run_as_scripts(scratch_p
 
 
 def test_symptom_matching_allows_ellipsis_and_whitespace():
-    assert gb.symptom_matches("couldn't get a connection after ... sec", "couldn't get a connection after 5.00 sec")
-    assert gb.symptom_matches("a  b\nc", "a b c")
-    assert not gb.symptom_matches("timeout after ... sec", "refused")
+    assert symptom_matches("couldn't get a connection after ... sec", "couldn't get a connection after 5.00 sec")
+    assert symptom_matches("a  b\nc", "a b c")
+    assert not symptom_matches("timeout after ... sec", "refused")
 
 
 def test_results_file_records_outcome_duration_and_version(scratch_page):
@@ -279,7 +278,56 @@ def test_results_file_records_outcome_duration_and_version(scratch_page):
     )
     assert code == 0, output
     data = json.loads(results.read_text())
-    page = next(v for k, v in data["pages"].items() if k.startswith("docs/_scratch_"))
+    page = data["pages"][scratch_page.page]  # this test's own page: other runs write theirs alongside
     assert page["blocks"]["4"]["outcome"] == "passed"
     assert page["sha256"]
     assert data["pg_versions"]
+
+
+def test_a_failing_assert_in_a_test_block_shows_pytests_detail_at_the_page_line(scratch_page):
+    code, outcomes, output = scratch_page(
+        '''
+        # Page
+
+        ```python
+        from pathlib import Path
+
+
+        def test_lists_differ():
+            numbers = [1, 2, 3]
+            assert numbers == [1, 2, 4]
+
+
+        def test_the_module_file_is_the_page():
+            assert Path(__file__).name == "page.md"
+        ```
+        '''
+    )
+    assert code == 1
+    assert _only(outcomes, "::line-4::test_lists_differ") == "FAILED"
+    assert _only(outcomes, "::line-4::test_the_module_file_is_the_page") == "PASSED"
+    # pytest's rewritten assert: the compared values and where they differ.
+    assert "assert [1, 2, 3] == [1, 2, 4]" in output and "At index 2 diff: 3 != 4" in output
+    # The traceback names the block's built file at the page's own line number (line 10 of the page).
+    assert "page.md/line_4_" in output and ".py:10: AssertionError" in output
+
+
+def test_an_unclosed_fence_is_an_error_naming_the_page_and_line(scratch_page):
+    code, outcomes, output = scratch_page(
+        '''
+        # Page
+
+        ```sql
+        SELECT 1;
+        ```
+
+        ```python
+        def test_never_collected():
+            pass
+
+        ## The rest of the page would be swallowed by the block above
+        '''
+    )
+    assert code != 0
+    assert f"{scratch_page.page}:8: the ``` fence opened here is never closed" in output
+    assert not any("test_never_collected" in k and v == "PASSED" for k, v in outcomes.items())

@@ -21,24 +21,32 @@ A fence's info string is ``LANG [OPTION ...]``. What each kind becomes:
 ``text symptom``
     an error message quoted under "Symptoms"; a test in the same section
     must reproduce it through the ``quoted_symptom`` fixture.
+
+``pages/evaluators/`` holds what each kind becomes; a fence left open is a
+``PageError`` naming the page and line, never a block that swallows the rest.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from markdown_it import MarkdownIt
+
+from pggit_chaos.paths import REPO
 
 PYTHON = {"python", "py", "python3"}
 SQL = {"sql", "postgresql", "psql"}
 SHELL = {"bash", "console", "shell", "sh"}
 # Info-string options this project gives meaning to (see the module docstring).
 OWN_OPTIONS = {"illustration", "continuation", "symptom"}
+
+
+class PageError(ValueError):
+    """A page that cannot be read into blocks; the message names the page and line."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ def _parser() -> MarkdownIt:
 def read_blocks(page: Path) -> list[Block]:
     """Every fenced block of a page, in order, with the section it sits in."""
     text = page.read_text(encoding="utf-8")
+    lines = text.splitlines()
     tokens = _parser().parse(text)
     blocks: list[Block] = []
     section, section_index = "", 0
@@ -123,6 +132,7 @@ def read_blocks(page: Path) -> list[Block]:
             section = tokens[i + 1].content
             section_index += 1
         elif token.type == "fence" and token.map:
+            _check_closed(page, lines, token.map, token.markup)
             info = token.info.strip()
             # MyST directive fences ({code-block} python, {note}, ...) are not code to run.
             if info.startswith("{"):
@@ -134,145 +144,20 @@ def read_blocks(page: Path) -> list[Block]:
     return blocks
 
 
-# --------------------------------------------------------------------------
-# Quoted symptoms
-# --------------------------------------------------------------------------
+def _check_closed(page: Path, lines: list[str], span: list[int], markup: str) -> None:
+    """Raise PageError if a fence has no closing line (CommonMark would run it to the end of its container)."""
+    start, end = span
+    # A closing fence is the block's last line: the opening character, at least as many, nothing after;
+    # a list item's indentation or a blockquote's ``>`` may come before it.
+    closing = lines[end - 1].lstrip(" \t>") if end - 1 > start and end - 1 < len(lines) else ""
+    if not re.fullmatch(re.escape(markup[0]) + "{%d,}[ \t]*" % len(markup), closing):
+        raise PageError(f"{display_path(page)}:{start + 1}: the {markup} fence opened here is never closed, "
+                        "so the rest of the page would be read as its code")
 
 
-def symptom_matches(quoted: str, actual: str) -> bool:
-    """Does a real error message match the one quoted on the page?
-
-    Whitespace runs compare equal; ``...`` in the quote stands for any text
-    (ids, timings and pids differ from run to run).
-    """
-    def norm(s: str) -> str:
-        return " ".join(s.split())
-
-    pattern = ".*?".join(re.escape(part) for part in norm(quoted).split("..."))
-    return re.fullmatch(pattern, norm(actual), flags=re.DOTALL) is not None
-
-
-def symptom_for(block: Block, blocks: list[Block]) -> Block | None:
-    """The symptom quoted in the same section as ``block``, before it."""
-    found = None
-    for other in blocks:
-        if other.line >= block.line:
-            break
-        if other.kind == "symptom" and other.section_index == block.section_index:
-            found = other
-    return found
-
-
-def symptom_reproducers(symptom: Block, blocks: list[Block]) -> list[Block]:
-    """Test blocks after the symptom, in its section, that ask for ``quoted_symptom``."""
-    return [
-        b for b in blocks
-        if b.line > symptom.line and b.section_index == symptom.section_index
-        and b.kind == "tests" and "quoted_symptom" in test_parameters(b.code)
-    ]
-
-
-# --------------------------------------------------------------------------
-# Shell blocks
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class Command:
-    line: int
-    argv: list[str]
-
-
-def shell_commands(block: Block) -> list[Command]:
-    """The commands of a shell block: prompts stripped, continuations joined, comments dropped."""
-    commands: list[Command] = []
-    pending, start = "", block.first_code_line
-    for offset, raw in enumerate(block.code.splitlines()):
-        line = raw.strip()
-        if not pending:
-            start = block.first_code_line + offset
-            if block.lang == "console" and not line.startswith("$"):
-                continue  # console output, not a command
-            line = line.removeprefix("$").strip()
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        full = (pending + line).strip()
-        pending = ""
-        if not full or full.startswith("#"):
-            continue
-        argv = shlex.split(full, comments=True)
-        if argv:
-            commands.append(Command(start, argv))
-    return commands
-
-
-PYTEST_LAUNCHERS = (["pytest"], [".venv/bin/pytest"], ["python", "-m", "pytest"],
-                    ["python3", "-m", "pytest"], [".venv/bin/python", "-m", "pytest"])
-
-
-def pytest_args(argv: list[str]) -> list[str] | None:
-    """The arguments after the pytest launcher, or None if this is not a pytest call."""
-    for launcher in PYTEST_LAUNCHERS:
-        if argv[: len(launcher)] == launcher:
-            return argv[len(launcher):]
-    # make test PYTEST_ARGS="..." passes arguments through to pytest.
-    if argv[:1] == ["make"]:
-        for arg in argv[1:]:
-            if arg.startswith("PYTEST_ARGS="):
-                return shlex.split(arg.split("=", 1)[1])
-    return None
-
-
-def marker_names(expression: str) -> set[str]:
-    """The marker names a -m expression uses."""
-    return set(re.findall(r"[A-Za-z_][\w]*", expression)) - {"and", "or", "not"}
-
-
-def makefile_targets(makefile: Path) -> set[str]:
-    return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", makefile.read_text(), flags=re.M))
-
-
-# --------------------------------------------------------------------------
-# Paths named on a page
-# --------------------------------------------------------------------------
-
-REPO_DIRS = ("docs", "tests", "examples", "tools", "extension", ".ci", ".github")
-_PATH = re.compile(
-    r"(?<![\w/.-])((?:" + "|".join(re.escape(d) for d in REPO_DIRS) + r")/[\w./*<>-]*[\w/*])"
-)
-
-
-@dataclass
-class NamedPath:
-    line: int
-    text: str
-
-
-def named_paths(page: Path) -> list[NamedPath]:
-    """Repository paths a page names (in prose, inline code or code blocks)."""
-    found = []
-    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
-        for match in _PATH.finditer(line):
-            text = match.group(1).rstrip(".")
-            found.append(NamedPath(number, text))
-    return found
-
-
-def path_exists(root: Path, text: str) -> bool:
-    """A named path exists; ``*`` and ``<name>`` placeholders match at least one file."""
-    if "<" in text:
-        text = re.sub(r"<[^>]*>", "*", text)
-    if "*" in text:
-        return any(root.glob(text))
-    return (root / text).exists()
-
-
-@dataclass
-class PageProblems:
-    """Everything static that is wrong with a page, for one readable failure."""
-
-    problems: list[str] = field(default_factory=list)
-
-    def add(self, line: int, message: str) -> None:
-        self.problems.append(f"line {line}: {message}")
+def display_path(page: Path) -> str:
+    """The page as messages name it: relative to the repository when it lives there."""
+    try:
+        return page.resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return str(page)

@@ -1,15 +1,14 @@
 """Sphinx extension: each code block on the site shows its result from the latest verified run.
 
 The results come from ``_build/doc-results.json``, written by the pytest run
-that ``make site`` does first (``tools/pggit_chaos/pages/integration.py``); nothing here is
-typed by hand. A page whose text changed since that run says its results are
+that ``make site`` does first (its shape and reader: ``tools/pggit_chaos/pages/results.py``);
+nothing here is typed by hand. A page whose text changed since that run says its results are
 stale; a block that never ran says so.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from docutils import nodes
@@ -17,6 +16,7 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 
 from pggit_chaos.pages import parse as gb
+from pggit_chaos.pages import results as doc_results
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +29,17 @@ LABELS = {
 EXECUTED_KINDS = {"tests", "script", "sql", "shell", "symptom"}
 
 
-def _load_results(app: Sphinx) -> dict:
+def _load_results(app: Sphinx) -> doc_results.Results:
     path = Path(app.confdir) / app.config.doc_results_file
-    if not path.exists():
-        return {"pages": {}}
-    return json.loads(path.read_text())
+    try:
+        return doc_results.read_results(path)
+    except doc_results.CorruptResults as exc:
+        logger.warning("%s; every block shows as not run", exc)
+        return doc_results.empty_results()
 
 
-def _badge_text(kind: str, entry: dict | None, stale: bool, results: dict) -> tuple[str, str]:
+def _badge_text(kind: str, entry: doc_results.BlockResult | None, stale: bool,
+                results: doc_results.Results) -> tuple[str, str]:
     """(text, css class) for one block."""
     if kind == "illustration":
         return "Illustration: checked to parse, never run", "illustration"
@@ -64,7 +67,11 @@ def add_result_badges(app: Sphinx, doctree: nodes.document) -> None:
     results = app.env.doc_results
     page = results["pages"].get(relative)
     stale = page is not None and page.get("sha256") != hashlib.sha256(source.read_bytes()).hexdigest()
-    blocks = {b.line: b for b in gb.read_blocks(source)}
+    try:
+        blocks = {b.line: b for b in gb.read_blocks(source)}
+    except gb.PageError as exc:
+        logger.warning("%s", exc, location=str(source))
+        return
     for block_node in list(doctree.findall(nodes.literal_block)):
         block = blocks.get(block_node.line)
         if block is None or block.kind not in EXECUTED_KINDS | {"illustration"}:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pggit_chaos.pages import markexpr
 from pggit_chaos.measure.suite_run import CHAOS_PATHS, TIERS
 from pggit_chaos.paths import REPO
 
@@ -134,9 +135,8 @@ def pytest_collection_finish(session) -> None:
     target = os.environ.get(FAILURE_MODES_ENV)
     if not target:
         return
-    from _pytest.mark.expression import Expression  # pytest's own -m parser: the tiers are -m expressions
-
-    tiers = {name: Expression.compile(expr) for name, expr in {**TIERS, "weekly": "soak"}.items()}
+    # The tiers are -m expressions, read by the same parser the pages use for theirs.
+    tiers = {name: markexpr.parse(expr) for name, expr in {**TIERS, "weekly": "soak"}.items()}
     modules: dict[Path, _ModuleSource] = {}
     tests = []
     for item in session.items:
@@ -146,7 +146,7 @@ def pytest_collection_finish(session) -> None:
         tests.append({
             "nodeid": item.nodeid,
             "categories": [c for c in CATEGORIES if c in marks],
-            "tiers": [t for t, expr in tiers.items() if expr.evaluate(lambda name, **kw: name in marks)],
+            "tiers": [t for t, expr in tiers.items() if expr.matches(marks)],
             "faults": faults_in(_item_source(item, modules)),
         })
     Path(target).write_text(json.dumps({
