@@ -7,16 +7,13 @@ drift on purpose and checks the three promises around it.
 """
 
 import pytest
-from pggit_chaos import checkers
+from pggit_chaos import checkers, nemesis
 
 
 def behind_pggits_back(conn, statement: str) -> None:
-    """Run one DDL statement with pggit's DDL tracking paused."""
-    conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end DISABLE")
-    try:
+    """Run one DDL statement with pggit's event triggers disabled (``ALTER EVENT TRIGGER ... DISABLE``)."""
+    with nemesis.tracking_paused(conn):
         conn.execute(statement)
-    finally:
-        conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE")
 
 
 @pytest.mark.chaos

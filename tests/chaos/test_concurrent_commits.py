@@ -7,8 +7,9 @@ commits with the same parent), no lost head (a commit nobody points at).
 
 Workload: committers released together by a barrier (``run_workers``), or two
 sessions in a fixed interleaving. Fault: the concurrency itself. History: what
-each committer was told. Invariants: ``linear_chain_invariant``,
-``unique_trinity_ids``, ``acknowledged_commits_present``, ``integrity_ok``.
+each committer was told. Invariants: ``pggit_consistent`` (one linear chain
+per branch, unique Trinity IDs, whole rows, the acknowledged commits
+present, integrity).
 """
 
 from __future__ import annotations
@@ -59,12 +60,9 @@ def test_concurrent_commits_on_one_branch_form_one_linear_chain(db_connection_st
     acknowledged = history.acknowledged("commit")
     assert len(acknowledged) == workers * per_worker, history.dump()
     assert history.overlapping()
-    chain = checkers.linear_chain_invariant(sync_conn, "race/one")
+    chain = checkers.pggit_consistent(sync_conn, history, branch="race/one").chains["race/one"]
     assert len(chain) == workers * per_worker
     assert set(chain) == {op.result for op in acknowledged}
-    checkers.unique_trinity_ids(sync_conn, extra_ids=[op.result for op in acknowledged])
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.integrity_ok(sync_conn)
 
 
 def test_concurrent_commits_on_many_branches_keep_one_chain_per_branch(db_connection_string, sync_conn):
@@ -89,14 +87,11 @@ def test_concurrent_commits_on_many_branches_keep_one_chain_per_branch(db_connec
         history = run_workers(workers, work)
 
     assert len(history.acknowledged("commit")) == workers * rounds, history.dump()
+    chains = checkers.pggit_consistent(sync_conn, history, branch=branches).chains
     for branch in branches:
         expected = {op.result for op in history.acknowledged("commit") if op.args[0] == branch}
-        chain = checkers.linear_chain_invariant(sync_conn, branch)
         # main also holds the "base" commit made before the workload.
-        assert set(chain) == (expected | {base} if branch == "main" else expected)
-    checkers.unique_trinity_ids(sync_conn)
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.integrity_ok(sync_conn)
+        assert set(chains[branch]) == (expected | {base} if branch == "main" else expected)
 
 
 def test_blocked_committer_builds_on_the_commit_it_waited_for(db_connection_string, sync_conn):
@@ -112,9 +107,7 @@ def test_blocked_committer_builds_on_the_commit_it_waited_for(db_connection_stri
     a_id, b_id = run.first.result, run.second.result
 
     assert parent_of(sync_conn, b_id) == a_id
-    assert checkers.linear_chain_invariant(sync_conn, "queue") == [a_id, b_id]
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.integrity_ok(sync_conn)
+    assert checkers.pggit_consistent(sync_conn, history, branch="queue").chains == {"queue": [a_id, b_id]}
 
 
 @pytest.mark.property
@@ -147,12 +140,11 @@ def test_pooled_concurrent_commits_keep_every_message_on_one_chain_per_branch(ch
 
         assert len(history.acknowledged("commit")) == len(messages)
         with chaos_pool.connection() as conn:
+            chains = checkers.pggit_consistent(conn, history, branch=branches).chains
             for branch in branches:
                 checkers.single_branch(conn, branch)
-                chain = checkers.linear_chain_invariant(conn, branch)
-                assert set(chain) == {op.result for op in history.acknowledged("commit") if op.args[0] == branch}
-            checkers.acknowledged_commits_present(conn, history)
-            checkers.unique_trinity_ids(conn)
+                assert set(chains[branch]) == {op.result for op in history.acknowledged("commit")
+                                               if op.args[0] == branch}
 
     pooled_commits()
 
@@ -179,14 +171,12 @@ def test_concurrent_auto_creation_of_one_branch_makes_one_row_and_one_chain(db_c
 
     assert len(history.acknowledged("commit")) == workers * rounds, history.dump()
     main_id = sync_conn.execute("SELECT id FROM pggit.branches WHERE name = 'main'").fetchone()[0]
+    chains = checkers.pggit_consistent(sync_conn, history, branch=[f"auto/{r}" for r in range(rounds)]).chains
     for r in range(rounds):
         branch = checkers.single_branch(sync_conn, f"auto/{r}")
         assert branch["parent_branch_id"] == main_id
-        chain = checkers.linear_chain_invariant(sync_conn, f"auto/{r}")
-        assert len(chain) == workers
-        assert parent_of(sync_conn, chain[0]) == base  # the branch started at main's head
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.integrity_ok(sync_conn)
+        assert len(chains[f"auto/{r}"]) == workers
+        assert parent_of(sync_conn, chains[f"auto/{r}"][0]) == base  # the branch started at main's head
 
 
 def test_second_auto_creator_waits_and_commits_on_the_first_ones_branch(db_connection_string, sync_conn):
@@ -200,6 +190,4 @@ def test_second_auto_creator_waits_and_commits_on_the_first_ones_branch(db_conne
 
     checkers.single_branch(sync_conn, "auto/pair")
     assert parent_of(sync_conn, b_id) == a_id
-    assert checkers.linear_chain_invariant(sync_conn, "auto/pair") == [a_id, b_id]
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.integrity_ok(sync_conn)
+    assert checkers.pggit_consistent(sync_conn, history, branch="auto/pair").chains == {"auto/pair": [a_id, b_id]}

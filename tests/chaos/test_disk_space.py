@@ -10,18 +10,10 @@ must stay whole.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
 import psycopg
 import pytest
 from pggit_chaos import checkers, nemesis
 from pggit_chaos.client import commit
-from pggit_chaos.server import cluster as pgcluster
 from pggit_chaos.snapshot import DatabaseStateSnapshot
 from psycopg import sql
 
@@ -92,56 +84,20 @@ def test_migration_that_passes_temp_file_limit_leaves_no_trace(pg_cluster, db_co
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _tiny_tmpfs(parent: Path, size: str = "8m") -> Iterator[Path]:
-    """Mount a tmpfs of ``size`` owned by the server's account; unmount and remove it afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip(f"a real full disk needs a tmpfs mount, which needs root; running as uid {os.geteuid()}")
-    account = pgcluster._server_account()
-    mount_point = parent / f"full_disk_{uuid.uuid4().hex[:8]}"
-    mount_point.mkdir()
-    options = f"size={size},mode=0700"
-    if account is not None:
-        options += f",uid={account.pw_uid},gid={account.pw_gid}"
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
-                            capture_output=True, text=True, timeout=30)
-    if result.returncode != 0:
-        mount_point.rmdir()
-        pytest.skip(f"mount -t tmpfs refused in this container (exit {result.returncode}): "
-                    f"{(result.stderr or result.stdout).strip()}")
+@pytest.fixture
+def full_disk(pg_cluster, db_connection_string):
+    """A tablespace on an 8 MB file system (``nemesis.disk_full``); skipped where no tmpfs can be mounted."""
     try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=30).returncode != 0:
-            # A server process may still hold a file there open: detach now, free it when closed.
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30, check=True)
-        mount_point.rmdir()
+        with nemesis.disk_full(pg_cluster, db_connection_string) as space:
+            yield space
+    except nemesis.FaultUnavailable as unavailable:
+        pytest.skip(str(unavailable))
 
 
-@contextlib.contextmanager
-def _tablespace(pg_cluster, location: Path, db_dsn: str) -> Iterator[str]:
-    """A tablespace at ``location``; afterwards every table of the test database in it is dropped, then it."""
-    name = f"chaos_full_{uuid.uuid4().hex[:8]}"
-    with pg_cluster.connect() as admin:
-        admin.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(sql.Identifier(name), sql.Literal(str(location))))
-    try:
-        yield name
-    finally:
-        with psycopg.connect(db_dsn, autocommit=True) as conn:
-            for (table,) in conn.execute(
-                    "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_tablespace t ON t.oid = c.reltablespace "
-                    "WHERE t.spcname = %s AND c.relkind IN ('r', 'p')", (name,)).fetchall():
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(table)))
-        with pg_cluster.connect() as admin:
-            admin.execute(sql.SQL("DROP TABLESPACE {}").format(sql.Identifier(name)))
-
-
-def test_real_full_disk_fails_the_transaction_and_leaves_pggit_whole(pg_cluster, db_connection_string):
+def test_real_full_disk_fails_the_transaction_and_leaves_pggit_whole(full_disk, db_connection_string):
     """When a tracked table's file system is full (53100 "No space left on device"), the failing transaction leaves no commit, no history and no version change, and pggit goes on working."""
-    with _tiny_tmpfs(pg_cluster.root) as mount_point, \
-            _tablespace(pg_cluster, mount_point, db_connection_string) as space, \
-            psycopg.connect(db_connection_string, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE TABLE filler (id int, pad text) TABLESPACE {}").format(sql.Identifier(space)))
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE filler (id int, pad text) TABLESPACE {}").format(sql.Identifier(full_disk)))
         first = commit(conn, "main", "filler created")
         before = DatabaseStateSnapshot.capture(conn, extra={"tracked": TRACKED_TABLES})
 
@@ -162,7 +118,7 @@ def test_real_full_disk_fails_the_transaction_and_leaves_pggit_whole(pg_cluster,
         with pytest.raises(psycopg.errors.DiskFull):
             conn.execute(sql.SQL("CREATE TABLE overflow TABLESPACE {} AS SELECT g AS id, "
                                  "(SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 30) i) AS pad "
-                                 "FROM generate_series(1, 20000) g").format(sql.Identifier(space)))
+                                 "FROM generate_series(1, 20000) g").format(sql.Identifier(full_disk)))
 
         after = DatabaseStateSnapshot.capture(conn, extra={"tracked": TRACKED_TABLES})
         before.assert_unchanged(after)

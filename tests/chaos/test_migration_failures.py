@@ -14,7 +14,7 @@ import threading
 
 import psycopg
 import pytest
-from pggit_chaos import checkers
+from pggit_chaos import checkers, nemesis
 from pggit_chaos.client import apply_migration
 from pggit_chaos.monitor import TransactionMonitor
 from pggit_chaos.snapshot import DatabaseStateSnapshot
@@ -40,7 +40,7 @@ EXTRA = {
     "accounts": "SELECT * FROM accounts ORDER BY id",
 }
 
-# A migration that fails, the SQLSTATE it must fail with, and the session setting it needs.
+# A migration that fails, the SQLSTATE it must fail with, and the session settings it needs.
 FAILING = {
     "syntax error": ("CREATE TABLE mf_new (id int); CREATE TABLE mf_other (id int", "42601", None),
     "runtime error after statements": (
@@ -58,7 +58,7 @@ FAILING = {
         "23503", None),
     "statement timeout": (
         "CREATE TABLE mf_new (id int); ALTER TABLE accounts ADD COLUMN note text; SELECT pg_sleep(30)",
-        "57014", "SET statement_timeout = '200ms'"),
+        "57014", {"statement_timeout": "200ms"}),
 }
 
 
@@ -81,14 +81,12 @@ def _no_trace(conn: psycopg.Connection, before: DatabaseStateSnapshot, version: 
 @pytest.mark.parametrize("kind", sorted(FAILING))
 def test_failing_migration_leaves_no_trace(conn, kind):
     """A migration that fails part-way (bad SQL, bad data, a timeout) raises its own SQLSTATE naming the version and leaves no schema change, no record and no history; the version can then be applied with fixed SQL."""
-    up, sqlstate, setting = FAILING[kind]
+    up, sqlstate, settings = FAILING[kind]
     before = DatabaseStateSnapshot.capture(conn, extra=EXTRA)
-    if setting:
-        conn.execute(setting)
-    with pytest.raises(psycopg.Error, match=r'migration "mf-1" \(up\) failed') as err:
+    with nemesis.session_configured(conn, **(settings or {})), \
+            pytest.raises(psycopg.Error, match=r'migration "mf-1" \(up\) failed') as err:
         apply_migration(conn, "mf-1", up)
     assert err.value.sqlstate == sqlstate, err.value
-    conn.execute("RESET ALL")
     _no_trace(conn, before, "mf-1")
 
     # Nothing is left behind, not even a lock: the same version applies once the SQL is fixed.

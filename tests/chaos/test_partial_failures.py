@@ -53,11 +53,15 @@ def setup(db_connection_string):
         yield monitor
 
 
-def _fault(kind: str, pg_cluster, conn: psycopg.Connection) -> None:
+def _fault(kind: str, pg_cluster, conn: psycopg.Connection, history: History | None = None) -> None:
     if kind == "cut connection":
-        nemesis.cut_connection(conn)
+        nemesis.cut_connection(conn, history=history)
     else:
-        nemesis.terminate_backend(pg_cluster, conn)
+        nemesis.terminate_backend(pg_cluster, conn, history=history)
+
+
+# The name each fault is recorded under in a history.
+FAULT_NAMES = {"cut connection": "cut", "terminate backend": "terminate"}
 
 
 @pytest.mark.parametrize("fault", ["cut connection", "terminate backend"])
@@ -72,13 +76,17 @@ def test_a_multi_step_transaction_cut_half_way_leaves_nothing(db_connection_stri
         with history.record(0, name) as op:
             op.result = step(victim)
     pid = victim.info.backend_pid
-    _fault(fault, pg_cluster, victim)
+    _fault(fault, pg_cluster, victim, history)
     with pytest.raises(psycopg.OperationalError), history.record(0, "commit transaction"):
         victim.commit()
     victim.close()
     _wait_until_gone(monitor, pid)
 
     assert history.unknown("commit transaction") and len(history.acknowledged("commit")) == 1
+    # The fault struck the open transaction: after its last step, before its COMMIT.
+    (struck,) = history.faults(FAULT_NAMES[fault])
+    assert struck.ok and struck.args == (pid,)
+    assert history.of("data branch")[0].ended <= struck.started <= history.of("commit transaction")[0].started
     with psycopg.connect(db_connection_string, autocommit=True) as conn:
         DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
         head = conn.execute("SELECT head_commit_hash FROM pggit.branches WHERE name = 'main'").fetchone()[0]
@@ -171,7 +179,7 @@ def test_a_committer_waiting_on_a_dead_transaction_builds_on_the_old_head(db_con
         thread.start()
         lock = monitor.wait_until_blocked(waiter.info.backend_pid)
         assert holder.info.backend_pid in lock.blocking_pids
-        _fault(fault, pg_cluster, holder)
+        _fault(fault, pg_cluster, holder, history)
         thread.join(15)
         assert not thread.is_alive(), "the waiting committer never got the lock"
     finally:
@@ -184,5 +192,6 @@ def test_a_committer_waiting_on_a_dead_transaction_builds_on_the_old_head(db_con
         assert parent == old_head, f"the waiting commit's parent is {parent}, not the head before the dead one"
         assert checkers.linear_chain_invariant(conn, "main")[-2:] == [old_head, waited]
         assert conn.execute("SELECT count(*) FROM pggit.commits WHERE hash = %s", (doomed,)).fetchone()[0] == 0
-        checkers.acknowledged_commits_present(conn, history)
-        checkers.integrity_ok(conn)
+        checkers.pggit_consistent(conn, history)
+    # The fault struck while the waiting commit was blocked on the dead transaction.
+    assert checkers.fault_struck(history, FAULT_NAMES[fault], "commit") == history.of("commit")

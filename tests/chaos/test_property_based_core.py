@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from pggit_chaos import checkers
+from pggit_chaos import checkers, nemesis
 from pggit_chaos.client import commit
 from pggit_chaos.generators import (
     MAX_COMMIT_MESSAGE_LENGTH,
@@ -219,11 +219,6 @@ SESSION_SETTINGS = st.fixed_dictionaries({
 })
 
 
-def _apply_settings(conn: psycopg.Connection, settings: dict[str, str]) -> None:
-    for name, value in settings.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-
-
 def _hash(conn: psycopg.Connection, qualified: sql.Composable) -> str:
     return conn.execute("SELECT pggit.calculate_schema_hash(%s)", (qualified.as_string(conn),)).fetchone()[0]
 
@@ -249,18 +244,17 @@ def test_schema_hash_is_the_same_for_the_same_table_in_any_database_schema_and_s
     different settings, hashes the same everywhere (and the same as pggit recorded it)."""
     conn_a, conn_b = two_databases
     try:
-        _apply_settings(conn_a, settings_a)
-        _apply_settings(conn_b, settings_b)
-        conn_a.execute(table.create_sql())
-        conn_b.execute(table.create_sql("elsewhere"))
-        conn_a.execute(table.create_sql("elsewhere"))
-        hashes = {
-            "database A, public": _hash(conn_a, table.qualified_name("public")),
-            "database A, elsewhere": _hash(conn_a, table.qualified_name("elsewhere")),
-            "database B, elsewhere": _hash(conn_b, table.qualified_name("elsewhere")),
-        }
-        _apply_settings(conn_a, settings_b)  # the same session, read under other settings
-        hashes["database A, public, other settings"] = _hash(conn_a, table.qualified_name("public"))
+        with nemesis.session_configured(conn_a, **settings_a), nemesis.session_configured(conn_b, **settings_b):
+            conn_a.execute(table.create_sql())
+            conn_b.execute(table.create_sql("elsewhere"))
+            conn_a.execute(table.create_sql("elsewhere"))
+            hashes = {
+                "database A, public": _hash(conn_a, table.qualified_name("public")),
+                "database A, elsewhere": _hash(conn_a, table.qualified_name("elsewhere")),
+                "database B, elsewhere": _hash(conn_b, table.qualified_name("elsewhere")),
+            }
+            with nemesis.session_configured(conn_a, **settings_b):  # the same session, read under other settings
+                hashes["database A, public, other settings"] = _hash(conn_a, table.qualified_name("public"))
         recorded = conn_a.execute(
             "SELECT content_hash FROM pggit.objects WHERE is_active AND schema_name = 'public' AND object_name = %s",
             (table.name,)).fetchone()
@@ -393,8 +387,8 @@ def test_defaults_that_print_per_session_hash_as_recorded_under_any_session_sett
         sync_conn.execute(PRINTED_DEFAULTS)
         recorded = sync_conn.execute(
             "SELECT content_hash FROM pggit.objects WHERE is_active AND object_name = 'printed'").fetchone()[0]
-        _apply_settings(sync_conn, settings)
-        assert _hash(sync_conn, sql.Identifier("printed")) == recorded, settings
+        with nemesis.session_configured(sync_conn, **settings):
+            assert _hash(sync_conn, sql.Identifier("printed")) == recorded, settings
     finally:
         sync_conn.rollback()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pggit_chaos import checkers
+from pggit_chaos import checkers, nemesis
 from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption, pytest.mark.recovery]
@@ -206,9 +206,8 @@ DRIFT = {
 def test_clear_drift_by_recording_records_each_drifted_table(conn, repo, kind):
     """After a change made while tracking was off, clear_drift_by_recording.sql records it through pggit (a change, a rename, or a drop) so that detect_drift is empty and the version follows the change."""
     ddl, drifted, expected = DRIFT[kind]
-    conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end DISABLE; ALTER EVENT TRIGGER pggit_sql_drop DISABLE")
-    conn.execute(ddl)
-    conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE; ALTER EVENT TRIGGER pggit_sql_drop ENABLE")
+    with nemesis.tracking_paused(conn):
+        conn.execute(ddl)
     assert checkers.drift_is(conn, {drifted})
     comment = conn.execute("SELECT obj_description(to_regclass('invoices'), 'pg_class')").fetchone()[0]
 
@@ -228,16 +227,16 @@ def test_clear_drift_by_recording_records_each_drifted_table(conn, repo, kind):
 @pytest.mark.parametrize("how", ["trigger disabled", "replica role"])
 def test_clear_drift_by_recording_refuses_while_tracking_is_off(conn, repo, how):
     """Run while pggit's event triggers would not fire, clear_drift_by_recording.sql stops with a clear error instead of silently recording nothing."""
-    conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end DISABLE")
-    conn.execute("ALTER TABLE accounts ADD COLUMN sneaky int")
-    if how == "replica role":
-        conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE")
-        conn.execute("SET session_replication_role = replica")
-    before = _snapshot(conn)
-    with pytest.raises(psycopg.errors.RaiseException, match="event triggers would not fire in this session"):
-        _run_procedure(conn, "clear_drift_by_recording.sql")
-    before.assert_unchanged(_snapshot(conn))
-    conn.execute("RESET session_replication_role; ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE")
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE accounts ADD COLUMN sneaky int")
+    # One trigger of the two disabled is enough to refuse.
+    off = (nemesis.tracking_paused(conn, triggers=["pggit_ddl_command_end"]) if how == "trigger disabled"
+           else nemesis.tracking_paused(conn, how="replica"))
+    with off:
+        before = _snapshot(conn)
+        with pytest.raises(psycopg.errors.RaiseException, match="event triggers would not fire in this session"):
+            _run_procedure(conn, "clear_drift_by_recording.sql")
+        before.assert_unchanged(_snapshot(conn))
     _repaired(conn, "clear_drift_by_recording.sql")
 
 

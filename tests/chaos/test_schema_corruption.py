@@ -10,9 +10,7 @@ once the change is recorded through pggit.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -20,29 +18,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pggit_chaos import checkers
 from pggit_chaos.generators import shadowed_by_pg_catalog
+from pggit_chaos.nemesis import tracking_paused
 from psycopg import sql
 
 pytestmark = [pytest.mark.chaos, pytest.mark.corruption]
 
 TRIGGERS = ("pggit_ddl_command_end", "pggit_sql_drop")
-
-
-@contextlib.contextmanager
-def tracking_paused(conn: psycopg.Connection, how: str = "disable") -> Iterator[None]:
-    """pggit sees nothing inside the block: its event triggers disabled, or the session in replica role."""
-    if how == "disable":
-        for trigger in TRIGGERS:
-            conn.execute(sql.SQL("ALTER EVENT TRIGGER {} DISABLE").format(sql.Identifier(trigger)))
-    else:
-        conn.execute("SET session_replication_role = replica")
-    try:
-        yield
-    finally:
-        if how == "disable":
-            for trigger in TRIGGERS:
-                conn.execute(sql.SQL("ALTER EVENT TRIGGER {} ENABLE").format(sql.Identifier(trigger)))
-        else:
-            conn.execute("RESET session_replication_role")
 
 
 def _drift(conn: psycopg.Connection) -> list[tuple]:

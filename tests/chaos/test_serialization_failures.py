@@ -13,8 +13,8 @@ caller's own tables.
 Workload: committers at REPEATABLE READ or SERIALIZABLE, released together or
 in a fixed interleaving; doctors going off call. Fault: concurrent snapshots.
 History: every attempt, its outcome and SQLSTATE. Invariants:
-``linear_chain_invariant``, ``acknowledged_commits_present``,
-``failed_commits_absent``, ``single_branch``, ``integrity_ok``.
+``single_branch`` and ``pggit_consistent`` (linear chains, acknowledged
+commits present, failed attempts absent, unique IDs, integrity).
 """
 
 from __future__ import annotations
@@ -86,12 +86,8 @@ def test_retried_commits_under_strict_isolation_form_one_linear_chain(db_connect
                     if op.ok is not True and op.sqlstate != SERIALIZATION_FAILURE]
     assert not other_errors, f"failures other than 40001: {other_errors}"
     checkers.single_branch(sync_conn, branch)
-    chain = checkers.linear_chain_invariant(sync_conn, branch)
+    chain = checkers.pggit_consistent(sync_conn, history, branch=branch).chains[branch]
     assert set(chain) == {op.result for op in history.acknowledged("commit")}
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.failed_commits_absent(sync_conn, history)
-    checkers.unique_trinity_ids(sync_conn)
-    checkers.integrity_ok(sync_conn)
 
 
 @pytest.mark.parametrize("branch_exists", [True, False], ids=["existing_branch", "new_branch"])
@@ -123,10 +119,7 @@ def test_committer_that_waited_gets_40001_and_its_retry_builds_on_the_winner(db_
     assert first_b.ok is False and first_b.sqlstate == SERIALIZATION_FAILURE, history.dump()
     assert parent_of(sync_conn, b_id) == a_id
     checkers.single_branch(sync_conn, branch)
-    assert checkers.linear_chain_invariant(sync_conn, branch) == [a_id, b_id]
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.failed_commits_absent(sync_conn, history)
-    checkers.integrity_ok(sync_conn)
+    assert checkers.pggit_consistent(sync_conn, history, branch=branch).chains[branch] == [a_id, b_id]
 
 
 def _go_off_call(conn: psycopg.Connection, history: History, worker: int, doctor: str,
@@ -181,8 +174,4 @@ def test_write_skew_around_pggit_calls_is_caught_by_serializable(db_connection_s
             assert sync_conn.execute("SELECT count(*) FROM on_call WHERE on_duty").fetchone()[0] == 1
 
     assert all(op.sqlstate == SERIALIZATION_FAILURE for op in history.failed("commit")), history.dump()
-    checkers.acknowledged_commits_present(sync_conn, history)
-    checkers.failed_commits_absent(sync_conn, history)
-    for doctor in ("alice", "bob"):
-        checkers.linear_chain_invariant(sync_conn, f"rota/{doctor}")
-    checkers.integrity_ok(sync_conn)
+    checkers.pggit_consistent(sync_conn, history, branch=("rota/alice", "rota/bob"))

@@ -148,30 +148,6 @@ def history_count(conn: psycopg.Connection) -> int:
     return scalar(conn, "SELECT count(*) FROM pggit.history")
 
 
-def event_triggers(conn: psycopg.Connection) -> list[str]:
-    """Names of the event triggers that belong to the pggit extension."""
-    return [
-        row[0]
-        for row in conn.execute(
-            """
-            SELECT e.evtname
-              FROM pg_event_trigger e
-              JOIN pg_depend d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid
-                              AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-              JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'pggit'
-             ORDER BY 1
-            """
-        )
-    ]
-
-
-def set_event_triggers(conn: psycopg.Connection, enabled: bool) -> None:
-    for name in event_triggers(conn):
-        conn.execute(
-            sql.SQL("ALTER EVENT TRIGGER {} {}").format(sql.Identifier(name), sql.SQL("ENABLE" if enabled else "DISABLE"))
-        )
-
-
 # --------------------------------------------------------------------------
 # Two sessions, one of them waiting for the other
 # --------------------------------------------------------------------------

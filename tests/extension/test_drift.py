@@ -5,11 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from pggit_chaos import nemesis
 from tests.extension.helpers import (
     assert_nothing_written,
     rows,
     schema_hash,
-    set_event_triggers,
     snapshot,
     tracked_object,
 )
@@ -28,11 +28,8 @@ def drift(conn: psycopg.Connection) -> list[dict]:
 
 
 def behind_pggits_back(conn: psycopg.Connection, statement: str) -> None:
-    set_event_triggers(conn, enabled=False)
-    try:
+    with nemesis.tracking_paused(conn):
         conn.execute(statement)
-    finally:
-        set_event_triggers(conn, enabled=True)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.extension.helpers import PGGIT_TABLES, event_triggers, rows, scalar
+from pggit_chaos.nemesis import event_triggers
+from tests.extension.helpers import PGGIT_TABLES, rows, scalar
 
 CONTRACT_COLUMNS = {
     "branches": ["id", "name", "parent_branch_id", "head_commit_hash", "status", "created_at", "created_by"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from pggit_chaos import nemesis
 from tests.extension.helpers import assert_nothing_written, commit, create_branch, rows, scalar, snapshot
 
 # Check names documented in docs/reference/pggit.md, by the contract clause they cover.
@@ -38,12 +39,9 @@ def assert_all_ok(conn: psycopg.Connection) -> None:
 
 def as_superuser_behind_pggits_back(conn: psycopg.Connection, *statements: str) -> None:
     """Damage metadata directly: replica mode skips any trigger or foreign key that would stop it."""
-    conn.execute("SET session_replication_role = replica")
-    try:
+    with nemesis.tracking_paused(conn, how="replica"):
         for statement in statements:
             conn.execute(statement)
-    finally:
-        conn.execute("RESET session_replication_role")
 
 
 def make_busy(conn: psycopg.Connection) -> None:

@@ -9,6 +9,7 @@ import re
 import psycopg
 import pytest
 
+from pggit_chaos import nemesis
 from tests.extension.helpers import commit, scalar
 
 # docs/reference/pggit.md: TRN-<UTC time YYYYMMDDHH24MISS>-<sequence number, 12 digits>-<8 random hex digits>
@@ -105,10 +106,9 @@ def test_trinity_ids_stay_unique_after_a_crash_and_restart(pg_cluster, db_connec
         # A transaction still open when the server dies: its IDs were handed out too.
         c.execute("BEGIN")
         in_flight = generate(c, 50)
-        pg_cluster.crash()
+        nemesis.crash_postmaster(pg_cluster)  # SIGKILL, then a restart that runs crash recovery
     finally:
         c.close()
-    pg_cluster.start()
     with psycopg.connect(db_connection_string, autocommit=True) as c:
         after = generate(c, 100)
         assert c.execute("SELECT count(*) FROM pggit.commits").fetchone()[0] == 1

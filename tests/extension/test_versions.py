@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pggit_chaos import nemesis
 from tests.extension.helpers import (
     INVALID_PARAMETER_VALUE,
     assert_nothing_written,
     expect_error,
     rows,
     scalar,
-    set_event_triggers,
     snapshot,
     version,
 )
@@ -86,9 +86,8 @@ def test_get_version_returns_no_row_for_an_untracked_system_table(conn, name):
 
 
 def test_get_version_returns_no_row_for_a_table_made_while_tracking_was_off(conn):
-    set_event_triggers(conn, enabled=False)
-    conn.execute("CREATE TABLE untracked (id int)")
-    set_event_triggers(conn, enabled=True)
+    with nemesis.tracking_paused(conn):
+        conn.execute("CREATE TABLE untracked (id int)")
     assert rows(conn, "SELECT * FROM pggit.get_version('untracked')") == []
 
 

@@ -69,9 +69,8 @@ def test_integrity_and_drift_checkers(sync_conn):
     assert checkers.integrity_ok(sync_conn) > 0
     assert checkers.drift_is(sync_conn) == set()
     sync_conn.execute("CREATE TABLE d (a int)")
-    sync_conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end DISABLE")
-    sync_conn.execute("ALTER TABLE d ADD COLUMN behind_the_back int")
-    sync_conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE")
+    with nemesis.tracking_paused(sync_conn):
+        sync_conn.execute("ALTER TABLE d ADD COLUMN behind_the_back int")
     with pytest.raises(checkers.InvariantViolation, match="public.d"):
         checkers.drift_is(sync_conn)
     assert checkers.drift_is(sync_conn, {"public.d"}) == {"public.d"}
@@ -140,13 +139,13 @@ def test_proxy_reset_mid_commit_leaves_the_commit_whole_or_absent(db_connection_
 
 @pytest.mark.needs_control
 def test_connections_exhausted_holds_every_slot_then_frees_them(pg_cluster, db_connection_string):
-    pg_cluster.set_config(max_connections=12)
-    with nemesis.connections_exhausted(db_connection_string) as held:
-        assert len(held) >= 5
-        with pytest.raises(psycopg.OperationalError, match="too many clients|reserved"):
-            psycopg.connect(db_connection_string, connect_timeout=5)
-    with psycopg.connect(db_connection_string) as conn:
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with nemesis.server_configured(pg_cluster, max_connections=12):
+        with nemesis.connections_exhausted(db_connection_string) as held:
+            assert len(held) >= 5
+            with pytest.raises(psycopg.OperationalError, match="too many clients|reserved"):
+                psycopg.connect(db_connection_string, connect_timeout=5)
+        with psycopg.connect(db_connection_string) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 @pytest.mark.needs_control

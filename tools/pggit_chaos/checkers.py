@@ -2,7 +2,10 @@
 
 Each checker is a plain function over a connection (and, where it needs
 one, the workload's history). It returns what it verified, or raises
-``InvariantViolation`` naming the offending rows.
+``InvariantViolation`` naming the offending rows. The composed checkers at
+the end (``pggit_consistent``, ``table_consistent``, ``schema_consistent``)
+run the sets that most tests end with, and ``fault_struck`` reads the faults
+of a history.
 """
 
 from __future__ import annotations
@@ -10,14 +13,27 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import psycopg
 
-from pggit_chaos.history import History
+from pggit_chaos.history import History, Operation
 
 
 class InvariantViolation(AssertionError):
-    """An invariant does not hold; the message names the rows that break it."""
+    """An invariant does not hold; the message names the rows that break it.
+
+    An ``AssertionError``, so pytest reports it as a failed check;
+    ``invariant``, ``detail`` and ``rows`` keep the parts.
+
+    ```python
+    from pggit_chaos.checkers import InvariantViolation
+
+    error = InvariantViolation("unique Trinity IDs", "duplicate commit hashes (hash, count)", [("TRN-1", 2)])
+    assert isinstance(error, AssertionError) and error.rows == [("TRN-1", 2)]
+    assert str(error).splitlines() == ["unique Trinity IDs: duplicate commit hashes (hash, count)", "  ('TRN-1', 2)"]
+    ```
+    """
 
     def __init__(self, invariant: str, detail: str, rows: Iterable = ()):
         self.invariant, self.detail, self.rows = invariant, detail, list(rows)
@@ -51,6 +67,15 @@ def linear_chain_invariant(conn: psycopg.Connection, branch: str) -> list[str]:
     """The branch's commits form one chain: no forks, no lost head, nothing unreachable.
 
     Returns the chain's Trinity IDs from oldest to newest.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+    from pggit_chaos.client import commit
+
+    sync_conn.autocommit = True
+    ids = [commit(sync_conn, "main", f"c{i}") for i in range(3)]
+    assert checkers.linear_chain_invariant(sync_conn, "main") == ids
+    ```
     """
     branch_row = conn.execute(
         "SELECT id, head_commit_hash FROM pggit.branches WHERE name = %s", (branch,)
@@ -91,7 +116,20 @@ def _exists(conn: psycopg.Connection, trinity_id: str) -> bool:
 
 
 def unique_trinity_ids(conn: psycopg.Connection, extra_ids: Iterable[str] = ()) -> int:
-    """No Trinity ID appears twice: in pggit.commits, and among ``extra_ids`` (IDs handed out elsewhere)."""
+    """No Trinity ID appears twice: in pggit.commits, and among ``extra_ids`` (IDs handed out elsewhere).
+
+    Returns how many IDs were checked.
+
+    ```python fixture:sync_conn
+    import pytest
+    from pggit_chaos import checkers
+
+    ids = [sync_conn.execute("SELECT pggit.generate_trinity_id()").fetchone()[0] for _ in range(3)]
+    assert checkers.unique_trinity_ids(sync_conn, extra_ids=ids) == 3
+    with pytest.raises(checkers.InvariantViolation, match="more than once"):
+        checkers.unique_trinity_ids(sync_conn, extra_ids=ids + ids[:1])
+    ```
+    """
     duplicates = _rows(conn, "SELECT hash, count(*) FROM pggit.commits GROUP BY hash HAVING count(*) > 1")
     if duplicates:
         raise InvariantViolation("unique Trinity IDs", "duplicate commit hashes (hash, count)", duplicates)
@@ -103,7 +141,24 @@ def unique_trinity_ids(conn: psycopg.Connection, extra_ids: Iterable[str] = ()) 
 
 
 def acknowledged_commits_present(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
-    """Every commit a client was told succeeded is in pggit.commits, exactly once, with its message."""
+    """Every commit a client was told succeeded is in pggit.commits, exactly once, with its message.
+
+    ``op`` names the history's commit operations, recorded with the branch
+    and message as arguments and the Trinity ID as result. Returns how many
+    were checked.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+    from pggit_chaos.client import commit
+    from pggit_chaos.history import History
+
+    sync_conn.autocommit = True
+    history = History()
+    with history.record(0, "commit", "main", "kept") as op:
+        op.result = commit(sync_conn, "main", "kept")
+    assert checkers.acknowledged_commits_present(sync_conn, history) == 1
+    ```
+    """
     acked = history.acknowledged(op)
     stored = dict(_rows(conn, "SELECT hash, message FROM pggit.commits WHERE hash = ANY(%s)",
                         ([o.result for o in acked],)))
@@ -121,7 +176,22 @@ def acknowledged_commits_present(conn: psycopg.Connection, history: History, op:
 def failed_commits_absent(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
     """A commit whose call raised left nothing: no row carries its message.
 
-    Workloads give each commit a unique message so a half-done commit is visible.
+    Workloads give each commit a unique message so a half-done commit is
+    visible. Returns how many failed commits were checked.
+
+    ```python fixture:sync_conn
+    import psycopg
+    import pytest
+    from pggit_chaos import checkers
+    from pggit_chaos.client import commit
+    from pggit_chaos.history import History
+
+    sync_conn.autocommit = True
+    history = History()
+    with pytest.raises(psycopg.Error), history.record(0, "commit", "main", "x" * 10_001):
+        commit(sync_conn, "main", "x" * 10_001)
+    assert checkers.failed_commits_absent(sync_conn, history) == 1
+    ```
     """
     failed = history.failed(op)
     messages = [o.args[1] for o in failed if len(o.args) > 1]
@@ -135,6 +205,14 @@ def versions_strictly_increasing(conn: psycopg.Connection, table: str) -> list[s
     """The table's history is complete and its versions only go up; the current version is the last one.
 
     Returns the versions in order.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    sync_conn.execute("ALTER TABLE t ADD COLUMN b int")
+    assert checkers.versions_strictly_increasing(sync_conn, "t") == ["1.0.0", "1.1.0"]
+    ```
     """
     object_id, *current = _tracked_table(conn, table, "versions increase")
     steps = _rows(conn, "SELECT id, change_type, old_version, new_version FROM pggit.history "
@@ -163,6 +241,16 @@ def migration_all_or_nothing(conn: psycopg.Connection, version: str, effect_quer
 
     ``effect_query`` returns one boolean: is the migration's change visible?
     Returns whether it was applied.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+    from pggit_chaos.client import apply_migration
+
+    effect = "SELECT to_regclass('m1_t') IS NOT NULL"
+    assert checkers.migration_all_or_nothing(sync_conn, "m1", effect) is False
+    apply_migration(sync_conn, "m1", "CREATE TABLE m1_t (a int)")
+    assert checkers.migration_all_or_nothing(sync_conn, "m1", effect) is True
+    ```
     """
     recorded = conn.execute(
         "SELECT status FROM pggit.migrations WHERE version = %s", (version,)
@@ -177,7 +265,14 @@ def migration_all_or_nothing(conn: psycopg.Connection, version: str, effect_quer
 
 
 def integrity_ok(conn: psycopg.Connection) -> int:
-    """pggit.verify_integrity() reports every check ok; returns how many checks ran."""
+    """pggit.verify_integrity() reports every check ok; returns how many checks ran.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    assert checkers.integrity_ok(sync_conn) >= 6
+    ```
+    """
     rows = _rows(conn, "SELECT check_name, ok, detail FROM pggit.verify_integrity()")
     bad = [r for r in rows if not r[1]]
     if bad:
@@ -188,7 +283,15 @@ def integrity_ok(conn: psycopg.Connection) -> int:
 
 
 def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]:
-    """detect_drift() reports exactly the ``schema.table`` names given (none by default)."""
+    """detect_drift() reports exactly the ``schema.table`` names given (none by default).
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    assert checkers.drift_is(sync_conn) == set()
+    ```
+    """
     found = {f"{s}.{t}" for s, t, *_ in _rows(conn, "SELECT * FROM pggit.detect_drift()")}
     wanted = set(expected)
     if found != wanted:
@@ -198,7 +301,14 @@ def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]
 
 
 def single_branch(conn: psycopg.Connection, name: str) -> dict:
-    """Exactly one pggit.branches row carries ``name``; returns it as a dict."""
+    """Exactly one pggit.branches row carries ``name``; returns it as a dict.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    assert checkers.single_branch(sync_conn, "main")["status"] == "ACTIVE"
+    ```
+    """
     cur = conn.execute(
         "SELECT id, name, parent_branch_id, head_commit_hash, status FROM pggit.branches WHERE name = %s", (name,)
     )
@@ -213,6 +323,16 @@ def no_error_with_sqlstate(history: History, sqlstate: str, op: str | None = Non
     """No operation (of kind ``op``, or of any kind) in the history failed with ``sqlstate``.
 
     Returns how many operations were looked at.
+
+    ```python
+    from pggit_chaos import checkers
+    from pggit_chaos.history import History
+
+    history = History()
+    with history.record(0, "commit", "main", "m") as op:
+        op.result = "TRN-1"
+    assert checkers.no_error_with_sqlstate(history, "40P01") == 1
+    ```
     """
     looked_at = history.of(op) if op else list(history.operations)
     hits = [(o.worker, o.op, o.args, o.error) for o in looked_at if o.sqlstate == sqlstate]
@@ -228,6 +348,23 @@ def refused_after_acknowledged(history: History, cutoff_op: str, op: str, sqlsta
     Once a client has been told that (say) a branch is deleted, no later
     request on it may succeed: linearizability, checked from the client side.
     Returns how many operations started after the cutoff.
+
+    ```python fixture:sync_conn
+    import psycopg
+    import pytest
+    from pggit_chaos import checkers
+    from pggit_chaos.client import commit, create_branch
+    from pggit_chaos.history import History
+
+    sync_conn.autocommit = True
+    create_branch(sync_conn, "doomed")
+    history = History()
+    with history.record(0, "delete", "doomed"):
+        sync_conn.execute("SELECT pggit.delete_branch_simple('doomed')")
+    with pytest.raises(psycopg.Error), history.record(1, "commit", "doomed", "late"):
+        commit(sync_conn, "doomed", "late")
+    assert checkers.refused_after_acknowledged(history, "delete", "commit", "55000") == 1
+    ```
     """
     cutoffs = [o.ended for o in history.acknowledged(cutoff_op) if o.ended is not None]
     if not cutoffs:
@@ -244,7 +381,18 @@ def refused_after_acknowledged(history: History, cutoff_op: str, op: str, sqlsta
 
 
 def recorded_hash_is_live(conn: psycopg.Connection, table: str) -> str:
-    """The table's recorded ``objects.content_hash`` equals ``calculate_schema_hash`` of the live table."""
+    """The table's recorded ``objects.content_hash`` equals ``calculate_schema_hash`` of the live table.
+
+    Returns the hash.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+    from pggit_chaos.client import schema_hash
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    assert checkers.recorded_hash_is_live(sync_conn, "t") == schema_hash(sync_conn, "t")
+    ```
+    """
     object_id, recorded, live = _tracked_table(
         conn, table, "recorded hash is live", "o.id, o.content_hash, pggit.calculate_schema_hash(%(table)s)")
     if live is None or recorded != live:
@@ -263,6 +411,15 @@ def version_steps_match_changes(conn: psycopg.Connection, table: str, expected: 
     ``expected`` maps ``MAJOR``/``MINOR``/``PATCH`` to the number of changes
     the workload applied (one history row per change, no more, no fewer).
     Returns the current version.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    sync_conn.execute("ALTER TABLE t ADD COLUMN b int")
+    sync_conn.execute("COMMENT ON TABLE t IS 'patched'")
+    assert checkers.version_steps_match_changes(sync_conn, "t", {"MINOR": 1, "PATCH": 1}) == (1, 1, 1)
+    ```
     """
     object_id, *current = _tracked_table(conn, table, "version steps")
     steps = _rows(conn, "SELECT id, severity, old_version, new_version FROM pggit.history "
@@ -285,6 +442,13 @@ def trinity_sequence_increasing(ids_by_session: dict, pattern: str = r"^TRN-\d{1
     and no sequence part was handed to two sessions.
 
     ``ids_by_session`` maps a session (any key) to its IDs in issue order. Returns how many IDs were checked.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    ids = [sync_conn.execute("SELECT pggit.generate_trinity_id()").fetchone()[0] for _ in range(5)]
+    assert checkers.trinity_sequence_increasing({"one session": ids}) == 5
+    ```
     """
     parts: dict[int, list] = {}
     problems = []
@@ -309,7 +473,16 @@ def trinity_sequence_increasing(ids_by_session: dict, pattern: str = r"^TRN-\d{1
 
 def commit_rows_complete(conn: psycopg.Connection) -> int:
     """Every commit row is whole: hash, branch, message, author and time are all there, and every
-    branch head is one of the commits. Returns how many commits were checked."""
+    branch head is one of the commits. Returns how many commits were checked.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+    from pggit_chaos.client import commit
+
+    commit(sync_conn, "main", "whole")
+    assert checkers.commit_rows_complete(sync_conn) == 1
+    ```
+    """
     partial = _rows(conn, "SELECT id, hash, branch_id, message IS NULL, author, committed_at FROM pggit.commits "
                           "WHERE hash IS NULL OR branch_id IS NULL OR message IS NULL OR author IS NULL "
                           "OR committed_at IS NULL ORDER BY id")
@@ -329,6 +502,13 @@ def tracked_tables_match_catalog(conn: psycopg.Connection) -> set[str]:
 
     A table pggit does not know, or a live object whose table is gone, means
     the DDL history and the catalog disagree. Returns the tables.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    assert checkers.tracked_tables_match_catalog(sync_conn) == {"public.t"}
+    ```
     """
     live = {f"{s}.{t}" for s, t in _rows(conn, """
         SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
@@ -343,3 +523,154 @@ def tracked_tables_match_catalog(conn: psycopg.Connection) -> set[str]:
             "tracked tables match the catalog", "(table, exists, tracked)",
             sorted((name, name in live, name in tracked) for name in live ^ tracked))
     return live
+
+
+# ---------------------------------------------------------------------------
+# Composed checkers: the sets most tests end with
+# ---------------------------------------------------------------------------
+
+# A branch name pggit's contract refuses (git refuses ``*`` in a ref), so it can stand for "every branch".
+EVERY_BRANCH = "*"
+
+
+@dataclass(frozen=True)
+class Consistent:
+    """What ``pggit_consistent`` verified: how many integrity checks and commits, each branch's chain,
+    and how many acknowledged and failed commits of the history it compared.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    result = checkers.pggit_consistent(sync_conn)
+    assert result == checkers.Consistent(result.integrity_checks, commits=0, chains={"main": []})
+    ```
+    """
+
+    integrity_checks: int
+    commits: int
+    chains: dict[str, list[str]]
+    acknowledged: int = 0
+    failed: int = 0
+
+
+def _part(name: str, check, *args, **kwargs):
+    """Run one checker of a composed one; a violation is re-raised naming that part."""
+    try:
+        return check(*args, **kwargs)
+    except InvariantViolation as violation:
+        raise InvariantViolation(f"{name} ({violation.invariant})", violation.detail, violation.rows) from violation
+
+
+def pggit_consistent(conn: psycopg.Connection, history: History | None = None,
+                     branch: str | Iterable[str] = "main", *, op: str = "commit") -> Consistent:
+    """pggit's commit metadata is whole and agrees with what the clients were told.
+
+    Runs, in order: ``integrity_ok``, ``commit_rows_complete``,
+    ``unique_trinity_ids`` (with the acknowledged commits' IDs), then
+    ``linear_chain_invariant`` for ``branch`` (a name, several, or
+    ``EVERY_BRANCH``), and with a ``history`` ``acknowledged_commits_present``
+    and ``failed_commits_absent`` for its ``op`` operations. The first part
+    that fails raises ``InvariantViolation`` named after it, e.g.
+    ``"linear_chain_invariant('main') (linear chain)"``.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+    from pggit_chaos.client import commit
+    from pggit_chaos.history import History
+
+    sync_conn.autocommit = True
+    history = History()
+    with history.record(0, "commit", "main", "first") as op:
+        op.result = commit(sync_conn, "main", "first")
+    result = checkers.pggit_consistent(sync_conn, history)
+    assert result.chains == {"main": [op.result]} and result.acknowledged == 1
+    ```
+    """
+    checks = _part("integrity_ok", integrity_ok, conn)
+    commits = _part("commit_rows_complete", commit_rows_complete, conn)
+    acknowledged_ids = [o.result for o in history.acknowledged(op)] if history is not None else []
+    _part("unique_trinity_ids", unique_trinity_ids, conn, extra_ids=acknowledged_ids)
+    if branch == EVERY_BRANCH:
+        branches = [name for (name,) in _rows(conn, "SELECT name FROM pggit.branches ORDER BY name")]
+    else:
+        branches = [branch] if isinstance(branch, str) else list(branch)
+    chains = {name: _part(f"linear_chain_invariant({name!r})", linear_chain_invariant, conn, name) for name in branches}
+    if history is None:
+        return Consistent(checks, commits, chains)
+    acknowledged = _part("acknowledged_commits_present", acknowledged_commits_present, conn, history, op)
+    failed = _part("failed_commits_absent", failed_commits_absent, conn, history, op)
+    return Consistent(checks, commits, chains, acknowledged, failed)
+
+
+def table_consistent(conn: psycopg.Connection, table: str, changes: dict[str, int] | None = None) -> list[str]:
+    """One tracked table's versioning is whole: its history only goes up, its recorded hash is the
+    live one, and (given ``changes``, as for ``version_steps_match_changes``) it has exactly one
+    history row per change applied.
+
+    Returns the table's versions in order; a failing part raises
+    ``InvariantViolation`` named after it.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    sync_conn.execute("ALTER TABLE t ADD COLUMN b int")
+    assert checkers.table_consistent(sync_conn, "t", {"MINOR": 1}) == ["1.0.0", "1.1.0"]
+    ```
+    """
+    versions = _part(f"versions_strictly_increasing({table!r})", versions_strictly_increasing, conn, table)
+    if changes is not None:
+        _part(f"version_steps_match_changes({table!r})", version_steps_match_changes, conn, table, changes)
+    _part(f"recorded_hash_is_live({table!r})", recorded_hash_is_live, conn, table)
+    return versions
+
+
+def schema_consistent(conn: psycopg.Connection) -> set[str]:
+    """pggit's record of the schema agrees with the catalog: it tracks exactly the tables that exist,
+    each one's versioning is whole (``table_consistent``), nothing drifted, and integrity holds.
+
+    Returns the tracked tables; a failing part raises ``InvariantViolation`` named after it.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.execute("CREATE TABLE t (a int)")
+    assert checkers.schema_consistent(sync_conn) == {"public.t"}
+    ```
+    """
+    tables = _part("tracked_tables_match_catalog", tracked_tables_match_catalog, conn)
+    for table in sorted(tables):
+        table_consistent(conn, table)
+    _part("drift_is", drift_is, conn)
+    _part("integrity_ok", integrity_ok, conn)
+    return tables
+
+
+def fault_struck(history: History, fault: str, op: str | None = None) -> list[Operation]:
+    """The history holds fault ``fault``, it completed, and worker operations (named ``op``, or any)
+    were running while it was in force: the fault really hit the workload.
+
+    Returns those operations.
+
+    ```python
+    from pggit_chaos import checkers
+    from pggit_chaos.history import History
+
+    history = History()
+    with history.record(0, "commit", "main", "hit") as op, history.fault("crash"):
+        op.result = "TRN-1"
+    assert checkers.fault_struck(history, "crash", "commit") == [op]
+    ```
+    """
+    faults = history.faults(fault)
+    if not faults:
+        raise InvariantViolation("fault struck", f"no {fault!r} fault in the history",
+                                 [(f.op, f.args) for f in history.faults()])
+    incomplete = [(f.op, f.args, f.error) for f in faults if f.ok is not True]
+    if incomplete:
+        raise InvariantViolation("fault struck", f"a {fault!r} fault did not complete (fault, args, error)", incomplete)
+    hit = [o for f in faults for o in history.during(f, op)]
+    if not hit:
+        raise InvariantViolation("fault struck", f"no {op or 'worker'} operation was running during the "
+                                 f"{fault!r} fault(s) (started, ended)", [(f.started, f.ended) for f in faults])
+    return hit

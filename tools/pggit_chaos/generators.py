@@ -94,7 +94,20 @@ _PG_CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\
 
 
 def pg_text(min_size: int = 0, max_size: int | None = None) -> st.SearchStrategy[str]:
-    """Any Unicode text a PostgreSQL ``text`` value (UTF-8 database) can hold."""
+    """Any Unicode text a PostgreSQL ``text`` value (UTF-8 database) can hold.
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from pggit_chaos.generators import pg_text
+
+    @settings(max_examples=20)
+    @given(text=pg_text(max_size=50))
+    def round_trips(text):
+        assert sync_conn.execute("SELECT %s::text", (text,)).fetchone() == (text,)
+
+    round_trips()
+    ```
+    """
     return st.text(_PG_CHARACTERS, min_size=min_size, max_size=max_size)
 
 
@@ -104,7 +117,14 @@ def pg_text(min_size: int = 0, max_size: int | None = None) -> st.SearchStrategy
 
 
 def shadowed_by_pg_catalog(name: str) -> bool:
-    """Whether a table of this name could be hidden by a pg_catalog relation of the same name."""
+    """Whether a table of this name could be hidden by a pg_catalog relation of the same name.
+
+    ```python
+    from pggit_chaos.generators import shadowed_by_pg_catalog
+
+    assert shadowed_by_pg_catalog("pg_class") and not shadowed_by_pg_catalog("accounts")
+    ```
+    """
     return name.startswith(SYSTEM_RELATION_PREFIX)
 
 
@@ -114,6 +134,20 @@ def pg_identifier(max_length: int = MAX_IDENTIFIER_BYTES) -> st.SearchStrategy[s
 
     ``max_length`` below 63 leaves room for a suffix (pggit's data branches
     are named ``<table>__<branch>``).
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from pggit_chaos.generators import pg_identifier
+
+    @settings(max_examples=20)
+    @given(name=pg_identifier())
+    def usable_unquoted(name):
+        with sync_conn.transaction(force_rollback=True):
+            sync_conn.execute(f"CREATE TABLE {name} (id int)")
+            assert sync_conn.execute("SELECT to_regclass(%s)::text", (name,)).fetchone() == (name,)
+
+    usable_unquoted()
+    ```
     """
     if not 1 <= max_length <= MAX_IDENTIFIER_BYTES:
         raise ValueError(f"max_length must be 1..{MAX_IDENTIFIER_BYTES}, got {max_length}")
@@ -129,7 +163,18 @@ def pg_identifier(max_length: int = MAX_IDENTIFIER_BYTES) -> st.SearchStrategy[s
 
 @dataclass(frozen=True)
 class ColumnType:
-    """A column type: how to write it, how ``format_type()`` prints it, and its values."""
+    """A column type: how to write it, how ``format_type()`` prints it, and its values.
+
+    ```python fixture:sync_conn
+    from hypothesis import strategies as st
+    from pggit_chaos.generators import ColumnType
+
+    short = ColumnType("varchar(5)", "character varying(5)", st.text(max_size=5))
+    sync_conn.execute(f"CREATE TABLE typed (c {short.sql})")
+    assert sync_conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                             "WHERE attrelid = 'typed'::regclass AND attname = 'c'").fetchone() == (short.canonical,)
+    ```
+    """
 
     sql: str
     canonical: str
@@ -192,7 +237,24 @@ _FIXED_TYPES = (
 
 
 def column_type() -> st.SearchStrategy[ColumnType]:
-    """One of the common column types, parametrised ones (varchar(n), numeric(p,s)) included."""
+    """One of the common column types, parametrised ones (varchar(n), numeric(p,s)) included.
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from pggit_chaos.generators import column_type
+
+    @settings(max_examples=20)
+    @given(col_type=column_type())
+    def printed_as_canonical(col_type):
+        with sync_conn.transaction(force_rollback=True):
+            sync_conn.execute(f"CREATE TABLE typed (c {col_type.sql})")
+            printed = sync_conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                                        "WHERE attrelid = 'typed'::regclass AND attname = 'c'").fetchone()[0]
+            assert printed == col_type.canonical
+
+    printed_as_canonical()
+    ```
+    """
     numeric = st.integers(1, 18).flatmap(
         lambda p: st.integers(0, min(p, 6)).map(lambda s: _numeric(p, s))
     )
@@ -201,7 +263,17 @@ def column_type() -> st.SearchStrategy[ColumnType]:
 
 @dataclass(frozen=True)
 class ColumnDefinition:
-    """One column: name, type, nullability and an optional default (a Python value, or ``Jsonb``)."""
+    """One column: name, type, nullability and an optional default (a Python value, or ``Jsonb``).
+
+    ```python fixture:sync_conn
+    from hypothesis import strategies as st
+    from pggit_chaos.generators import ColumnDefinition, ColumnType
+
+    age = ColumnDefinition("age", ColumnType("integer", "integer", st.integers()), nullable=False,
+                           has_default=True, default=0)
+    assert age.sql().as_string(sync_conn) == '"age" integer NOT NULL DEFAULT 0'
+    ```
+    """
 
     name: str
     type: ColumnType
@@ -210,6 +282,7 @@ class ColumnDefinition:
     default: Any = None
 
     def sql(self) -> sql.Composed:
+        """The column's definition in ``CREATE TABLE``, the name quoted."""
         parts = [sql.Identifier(self.name), sql.SQL(self.type.sql)]
         if not self.nullable:
             parts.append(sql.SQL("NOT NULL"))
@@ -220,16 +293,31 @@ class ColumnDefinition:
 
 @dataclass(frozen=True)
 class TableDefinition:
-    """A generated table: a name and one or more columns with distinct names."""
+    """A generated table: a name and one or more columns with distinct names (``table_definition`` makes them).
+
+    ```python fixture:sync_conn
+    from hypothesis import strategies as st
+    from pggit_chaos.generators import ColumnDefinition, ColumnType, TableDefinition
+
+    text = ColumnType("text", "text", st.text())
+    people = TableDefinition("people", (ColumnDefinition("name", text), ColumnDefinition("email", text)))
+    sync_conn.execute(people.create_sql())
+    sync_conn.execute(people.insert_sql(), {"name": "Ada", "email": None})
+    assert people.column_names == ("name", "email")
+    assert people.qualified_name("public").as_string(sync_conn) == '"public"."people"'
+    ```
+    """
 
     name: str
     columns: tuple[ColumnDefinition, ...]
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """The columns' names, in order."""
         return tuple(col.name for col in self.columns)
 
     def qualified_name(self, schema: str | None = None) -> sql.Identifier:
+        """The table's name, in ``schema`` when one is given, as a quoted identifier."""
         return sql.Identifier(schema, self.name) if schema else sql.Identifier(self.name)
 
     def create_sql(self, schema: str | None = None) -> sql.Composed:
@@ -260,11 +348,35 @@ def _column(draw: st.DrawFn, name: str) -> ColumnDefinition:
     )
 
 
-@st.composite
 def table_definition(
-    draw: st.DrawFn, max_columns: int = 6, name: st.SearchStrategy[str] | None = None
+    max_columns: int = 6, name: st.SearchStrategy[str] | None = None
+) -> st.SearchStrategy[TableDefinition]:
+    """A table name (``pg_identifier()`` unless ``name`` is given) and 1..``max_columns`` columns.
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from pggit_chaos.generators import data_row, table_definition
+
+    @settings(max_examples=15)
+    @given(data=st.data(), table=table_definition())
+    def created_tracked_and_filled(data, table):
+        with sync_conn.transaction(force_rollback=True):
+            sync_conn.execute(table.create_sql())
+            sync_conn.execute(table.insert_sql(), data.draw(data_row(table)))
+            version = sync_conn.execute("SELECT full_version FROM pggit.get_version(%s)", (table.name,)).fetchone()
+            assert version == ("1.0.0",)
+
+    created_tracked_and_filled()
+    ```
+    """
+    return _table_definition(max_columns, name)
+
+
+@st.composite
+def _table_definition(
+    draw: st.DrawFn, max_columns: int, name: st.SearchStrategy[str] | None
 ) -> TableDefinition:
-    """A table name (``pg_identifier()`` unless ``name`` is given) and 1..``max_columns`` columns."""
     names = pg_identifier() if name is None else name.filter(lambda n: not shadowed_by_pg_catalog(n))
     table_name = draw(names)
     column_names = draw(st.lists(
@@ -274,13 +386,35 @@ def table_definition(
     return TableDefinition(table_name, tuple(draw(_column(col)) for col in column_names))
 
 
-@st.composite
-def data_row(draw: st.DrawFn, table: TableDefinition) -> dict[str, Any]:
+def data_row(table: TableDefinition) -> st.SearchStrategy[dict[str, Any]]:
     """``{column: value}`` for ``table``, ready as query parameters for ``table.insert_sql()``.
 
     Values fit their column's type (jsonb values come wrapped in ``Jsonb``);
     NOT NULL columns never get None.
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from pggit_chaos.generators import ColumnDefinition, ColumnType, TableDefinition, data_row
+
+    counts = TableDefinition("counts", (ColumnDefinition("n", ColumnType("integer", "integer", st.integers(0, 9)),
+                                                         nullable=False),))
+    sync_conn.execute(counts.create_sql())
+
+    @settings(max_examples=10)
+    @given(row=data_row(counts))
+    def inserts(row):
+        assert row["n"] is not None
+        sync_conn.execute(counts.insert_sql(), row)
+
+    inserts()
+    ```
     """
+    return _data_row(table)
+
+
+@st.composite
+def _data_row(draw: st.DrawFn, table: TableDefinition) -> dict[str, Any]:
     row = {}
     for col in table.columns:
         values = col.type.values
@@ -317,8 +451,7 @@ def _valid_branch_name(name: str) -> bool:
     )
 
 
-@st.composite
-def git_branch_name(draw: st.DrawFn) -> str:
+def git_branch_name() -> st.SearchStrategy[str]:
     """A branch name git accepts (``git check-ref-format --branch``) and pggit must accept.
 
     No space, control character, ``..`` or any of ``~^:?*[\\``; no leading
@@ -326,7 +459,25 @@ def git_branch_name(draw: st.DrawFn) -> str:
     ``.lock``, no ``@{``, no ``//``, no trailing ``/``; 1 to 255 characters;
     never ``main``, ``master`` or ``HEAD``. Mostly short slash-separated
     names, sometimes one near the 255-character limit.
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from pggit_chaos.generators import git_branch_name
+
+    @settings(max_examples=20)
+    @given(name=git_branch_name())
+    def accepted(name):
+        with sync_conn.transaction(force_rollback=True):
+            sync_conn.execute("SELECT pggit.create_branch(%s)", (name,))
+
+    accepted()
+    ```
     """
+    return _git_branch_name()
+
+
+@st.composite
+def _git_branch_name(draw: st.DrawFn) -> str:
     if draw(st.integers(0, 9)) < 9:
         component = st.text(_BRANCH_CHARS, min_size=1, max_size=30).filter(_valid_component)
         name_strategy = st.lists(component, min_size=1, max_size=4).map("/".join)
@@ -336,13 +487,32 @@ def git_branch_name(draw: st.DrawFn) -> str:
     return draw(name_strategy.filter(_valid_branch_name))
 
 
-@st.composite
-def invalid_branch_name(draw: st.DrawFn, include_null: bool = False) -> str | None:
+def invalid_branch_name(include_null: bool = False) -> st.SearchStrategy[str | None]:
     """A name pggit's ``create_branch`` must refuse: blank, over 255 characters, or a forbidden character.
 
     Forbidden: space, control characters, ``..``, and ``~^:?*[\\``. With
     ``include_null`` it also yields None (SQL NULL).
+
+    ```python fixture:sync_conn
+    import psycopg
+    import pytest
+    from hypothesis import given, settings
+    from pggit_chaos.generators import invalid_branch_name
+
+    @settings(max_examples=20)
+    @given(name=invalid_branch_name(include_null=True))
+    def refused(name):
+        with sync_conn.transaction(force_rollback=True), pytest.raises(psycopg.errors.InvalidParameterValue):
+            sync_conn.execute("SELECT pggit.create_branch(%s)", (name,))
+
+    refused()
+    ```
     """
+    return _invalid_branch_name(include_null)
+
+
+@st.composite
+def _invalid_branch_name(draw: st.DrawFn, include_null: bool) -> str | None:
     kinds = ["blank", "too_long", "forbidden_char", "double_dot"] + (["null"] if include_null else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "null":
@@ -366,15 +536,34 @@ _TRICKY_TEXT = (
 )
 
 
-@st.composite
-def commit_message(draw: st.DrawFn, max_length: int = MAX_COMMIT_MESSAGE_LENGTH) -> str:
+def commit_message(max_length: int = MAX_COMMIT_MESSAGE_LENGTH) -> st.SearchStrategy[str]:
     """Any text PostgreSQL can hold, 0 to ``max_length`` characters (pggit's limit: 10,000).
 
     Unicode throughout, with quotes, backslashes, newlines, placeholders and
     emoji mixed in; no NUL and no lone surrogate, which no ``text`` value can
     hold. Mostly short; about one in ten within 10 characters of the limit,
     the limit itself included (a drawn piece repeated to that length).
+
+    ```python fixture:sync_conn
+    from hypothesis import given, settings
+    from pggit_chaos.client import commit
+    from pggit_chaos.generators import commit_message
+
+    @settings(max_examples=20)
+    @given(message=commit_message())
+    def stored_exactly(message):
+        trinity_id = commit(sync_conn, "main", message)
+        stored = sync_conn.execute("SELECT message FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()
+        assert stored == (message,)
+
+    stored_exactly()
+    ```
     """
+    return _commit_message(max_length)
+
+
+@st.composite
+def _commit_message(draw: st.DrawFn, max_length: int) -> str:
     kind = draw(st.integers(0, 9))  # shrinks towards 0: towards the short messages
     if kind < 7:
         pieces = st.lists(pg_text(max_size=20) | st.sampled_from(_TRICKY_TEXT), max_size=8)

@@ -12,7 +12,20 @@ import psycopg
 
 @dataclass(frozen=True)
 class BackendActivity:
-    """One session as pg_stat_activity shows it."""
+    """One session as pg_stat_activity shows it.
+
+    ```python fixture:db_connection_string
+    import psycopg
+    from pggit_chaos.monitor import TransactionMonitor
+
+    with (psycopg.connect(db_connection_string, application_name="seen") as conn,
+          TransactionMonitor(db_connection_string) as monitor):
+        conn.execute("SELECT 1")
+        activity = monitor.activity(conn.info.backend_pid)
+    assert (activity.application_name, activity.state) == ("seen", "idle in transaction")
+    assert not activity.waiting_on_lock
+    ```
+    """
 
     pid: int
     database: str | None
@@ -27,12 +40,24 @@ class BackendActivity:
 
     @property
     def waiting_on_lock(self) -> bool:
+        """The session waits for a lock (``wait_event_type`` is ``Lock``)."""
         return self.wait_event_type == "Lock"
 
 
 @dataclass(frozen=True)
 class LockInfo:
-    """One row of pg_locks, with the relation's name where there is one."""
+    """One row of pg_locks, with the relation's name where there is one.
+
+    ```python fixture:db_connection_string
+    import psycopg
+    from pggit_chaos.monitor import TransactionMonitor
+
+    with psycopg.connect(db_connection_string) as conn, TransactionMonitor(db_connection_string) as monitor:
+        conn.execute("LOCK TABLE pggit.commits IN EXCLUSIVE MODE")
+        (lock,) = [lock for lock in monitor.locks(conn.info.backend_pid) if lock.relation == "pggit.commits"]
+    assert (lock.locktype, lock.mode, lock.granted) == ("relation", "ExclusiveLock", True)
+    ```
+    """
 
     pid: int | None
     locktype: str
@@ -45,7 +70,28 @@ class LockInfo:
 
 @dataclass(frozen=True)
 class BlockingPair:
-    """``blocked_pid`` waits for a lock that ``blocking_pid`` holds or waits for ahead of it."""
+    """``blocked_pid`` waits for a lock that ``blocking_pid`` holds or waits for ahead of it.
+
+    ```python fixture:db_connection_string
+    import threading
+
+    import psycopg
+    from pggit_chaos.monitor import TransactionMonitor
+
+    with (psycopg.connect(db_connection_string) as a, psycopg.connect(db_connection_string, autocommit=True) as b,
+          TransactionMonitor(db_connection_string) as monitor):
+        a.execute("LOCK TABLE pggit.branches")
+        waiter = threading.Thread(target=lambda: b.execute("SELECT 1 FROM pggit.branches"))
+        waiter.start()
+        wait = monitor.wait_until_blocked(b.info.backend_pid)
+        (pair,) = monitor.blocking_pairs()
+        assert (pair.blocked_pid, pair.blocking_pid) == (b.info.backend_pid, a.info.backend_pid)
+        assert wait.blocking_pids == (a.info.backend_pid,)
+        assert pair.blocking_state == "idle in transaction"
+        a.rollback()
+        waiter.join(10)
+    ```
+    """
 
     blocked_pid: int
     blocking_pid: int
@@ -57,7 +103,21 @@ class BlockingPair:
 
 @dataclass(frozen=True)
 class LockWait:
-    """A session caught waiting on a lock, by ``wait_until_blocked``."""
+    """A session caught waiting on a lock, by ``wait_until_blocked``.
+
+    ```python fixture:db_connection_string
+    import psycopg
+    from pggit_chaos.interleavings import run_blocked
+    from pggit_chaos.monitor import LockWait, TransactionMonitor
+
+    with (psycopg.connect(db_connection_string) as a, psycopg.connect(db_connection_string, autocommit=True) as b,
+          TransactionMonitor(db_connection_string) as monitor):
+        a.execute("LOCK TABLE pggit.branches")
+        wait = run_blocked(monitor, a, b, lambda: b.execute("SELECT 1 FROM pggit.branches")).wait
+        assert isinstance(wait, LockWait) and wait.blocking_pids == (a.info.backend_pid,)
+        assert wait.query == "SELECT 1 FROM pggit.branches"
+    ```
+    """
 
     pid: int
     wait_event: str | None
@@ -77,6 +137,25 @@ class TransactionMonitor:
     itself excluded; ``all_databases=True`` widens that to the server. In an
     asyncio test, call ``wait_until_blocked`` through ``asyncio.to_thread``
     so the event loop keeps running the session that is to block.
+
+    ```python fixture:db_connection_string
+    import threading
+
+    import psycopg
+    from pggit_chaos.monitor import TransactionMonitor
+
+    with (psycopg.connect(db_connection_string) as holder,
+          psycopg.connect(db_connection_string, autocommit=True) as waiter,
+          TransactionMonitor(db_connection_string) as monitor):
+        holder.execute("SELECT * FROM pggit.branches WHERE name = 'main' FOR UPDATE")
+        thread = threading.Thread(target=lambda: waiter.execute("SELECT pggit.commit_changes('main', 'waits')"))
+        thread.start()
+        wait = monitor.wait_until_blocked(waiter.info.backend_pid)
+        assert holder.info.backend_pid in wait.blocking_pids
+        assert monitor.who_blocks_whom() == {waiter.info.backend_pid: (holder.info.backend_pid,)}
+        holder.rollback()
+        thread.join(10)
+    ```
     """
 
     def __init__(self, conn_or_dsn: psycopg.Connection | str, all_databases: bool = False) -> None:
@@ -94,6 +173,7 @@ class TransactionMonitor:
         self.all_databases = all_databases
 
     def close(self) -> None:
+        """Close the connection if the monitor opened it."""
         if self._owned:
             self.conn.close()
 
@@ -108,7 +188,18 @@ class TransactionMonitor:
         return own if self.all_databases else f"{own} AND {alias}.datname = current_database()"
 
     def active_transactions(self) -> list[BackendActivity]:
-        """Client sessions with an open transaction (active or idle in transaction), oldest first."""
+        """Client sessions with an open transaction (active or idle in transaction), oldest first.
+
+        ```python fixture:db_connection_string
+        import psycopg
+        from pggit_chaos.monitor import TransactionMonitor
+
+        with psycopg.connect(db_connection_string) as open_tx, TransactionMonitor(db_connection_string) as monitor:
+            open_tx.execute("SELECT 1")
+            (activity,) = monitor.active_transactions()
+            assert activity.pid == open_tx.info.backend_pid and activity.state == "idle in transaction"
+        ```
+        """
         rows = self.conn.execute(
             "SELECT a.pid, a.datname, a.application_name, a.state, a.xact_start, a.query_start, a.query, "
             "a.wait_event_type, a.wait_event, a.backend_xid::text "
@@ -119,7 +210,18 @@ class TransactionMonitor:
         return [BackendActivity(*row) for row in rows]
 
     def activity(self, pid: int) -> BackendActivity | None:
-        """What one session is doing now, or None when it is gone."""
+        """What one session is doing now, or None when it is gone.
+
+        ```python fixture:db_connection_string
+        import psycopg
+        from pggit_chaos.monitor import TransactionMonitor
+
+        with (psycopg.connect(db_connection_string, autocommit=True) as conn,
+              TransactionMonitor(db_connection_string) as monitor):
+            assert monitor.activity(conn.info.backend_pid).state == "idle"
+            assert monitor.activity(0) is None
+        ```
+        """
         row = self.conn.execute(
             "SELECT a.pid, a.datname, a.application_name, a.state, a.xact_start, a.query_start, a.query, "
             "a.wait_event_type, a.wait_event, a.backend_xid::text "
@@ -129,7 +231,18 @@ class TransactionMonitor:
         return BackendActivity(*row) if row else None
 
     def locks(self, pid: int | None = None) -> list[LockInfo]:
-        """Locks held or awaited (``granted`` false), of one session or of every watched one."""
+        """Locks held or awaited (``granted`` false), of one session or of every watched one.
+
+        ```python fixture:db_connection_string
+        import psycopg
+        from pggit_chaos.monitor import TransactionMonitor
+
+        with psycopg.connect(db_connection_string) as conn, TransactionMonitor(db_connection_string) as monitor:
+            conn.execute("LOCK TABLE pggit.branches IN SHARE MODE")
+            modes = {(lock.relation, lock.mode) for lock in monitor.locks(conn.info.backend_pid)}
+            assert ("pggit.branches", "ShareLock") in modes
+        ```
+        """
         rows = self.conn.execute(
             "SELECT l.pid, l.locktype, l.mode, l.granted, "
             # An OID from another database would resolve to an unrelated name here.
@@ -147,7 +260,7 @@ class TransactionMonitor:
         return [LockInfo(*row) for row in rows]
 
     def blocking_pairs(self) -> list[BlockingPair]:
-        """Every (blocked, blocker) pair, from ``pg_blocking_pids``."""
+        """Every (blocked, blocker) pair, from ``pg_blocking_pids`` (the class's example shows one)."""
         rows = self.conn.execute(
             "SELECT a.pid, blocker.pid, a.query, b.query, b.state, a.wait_event "
             "FROM pg_stat_activity a "
@@ -159,7 +272,7 @@ class TransactionMonitor:
         return [BlockingPair(*row) for row in rows]
 
     def who_blocks_whom(self) -> dict[int, tuple[int, ...]]:
-        """``{blocked_pid: (blocking_pid, ...)}`` for every session waiting on a lock."""
+        """``{blocked_pid: (blocking_pid, ...)}`` for every session waiting on a lock (the class shows one)."""
         graph: dict[int, tuple[int, ...]] = {}
         for pair in self.blocking_pairs():
             graph[pair.blocked_pid] = graph.get(pair.blocked_pid, ()) + (pair.blocking_pid,)

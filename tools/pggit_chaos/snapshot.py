@@ -43,7 +43,15 @@ def _freeze(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One named query's result: column names and rows, in the order the query gave them."""
+    """One named query's result: column names and rows, in the order the query gave them.
+
+    ```python fixture:sync_conn
+    from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+    snapshot = DatabaseStateSnapshot.capture(sync_conn)
+    assert [row["name"] for row in snapshot["branches"].as_dicts()] == ["main"]
+    ```
+    """
 
     name: str
     sql: str
@@ -51,6 +59,7 @@ class QueryResult:
     rows: tuple[tuple[Any, ...], ...]
 
     def as_dicts(self) -> list[dict[str, Any]]:
+        """The rows as ``{column: value}`` dicts."""
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
@@ -61,6 +70,15 @@ class QueryDiff:
     ``added`` and ``removed`` are multisets (a duplicated row counts twice);
     ``reordered`` means the same rows came back in another order; ``missing``
     names the snapshot ("before" or "after") that lacks the query altogether.
+
+    ```python fixture:sync_conn
+    from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+    before = DatabaseStateSnapshot.capture(sync_conn)
+    sync_conn.execute("SELECT pggit.create_branch('feature/z')")
+    change = before.diff(DatabaseStateSnapshot.capture(sync_conn))["branches"]
+    assert len(change.added) == 1 and change.removed == () and "1 row(s) added" in change.describe()
+    ```
     """
 
     name: str
@@ -72,6 +90,7 @@ class QueryDiff:
     missing: str | None = None
 
     def describe(self, max_rows: int = 10) -> str:
+        """The difference in words, at most ``max_rows`` rows of each kind shown."""
         if self.missing:
             return f"{self.name}: query only in one snapshot (missing {self.missing})"
         lines = [f"{self.name}:"]
@@ -90,7 +109,18 @@ class QueryDiff:
 
 @dataclass(frozen=True)
 class SnapshotDiff:
-    """Every named query whose result changed; false when nothing did."""
+    """Every named query whose result changed; false when nothing did.
+
+    ```python fixture:sync_conn
+    from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+    before = DatabaseStateSnapshot.capture(sync_conn)
+    assert not before.diff(DatabaseStateSnapshot.capture(sync_conn))
+    sync_conn.execute("CREATE TABLE t (a int)")
+    changed = before.diff(DatabaseStateSnapshot.capture(sync_conn))
+    assert "objects" in changed and "user_tables" in changed and "commits" not in changed
+    ```
+    """
 
     changes: dict[str, QueryDiff]
 
@@ -104,6 +134,7 @@ class SnapshotDiff:
         return self.changes[name]
 
     def describe(self, max_rows: int = 10) -> str:
+        """Every change in words (``QueryDiff.describe``), or "no differences"."""
         if not self.changes:
             return "no differences"
         return "\n".join(change.describe(max_rows) for change in self.changes.values())
@@ -115,11 +146,20 @@ class DatabaseStateSnapshot:
 
     ``capture`` is read-only and leaves a caller's transaction as it found
     it; see its docstring. Compare two snapshots with ``diff`` or
-    ``assert_unchanged``::
+    ``assert_unchanged``.
 
-        before = DatabaseStateSnapshot.capture(conn)
-        ...  # inject a fault
-        DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
+    ```python fixture:db_connection_string
+    import psycopg
+    from pggit_chaos import nemesis
+    from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+    before = DatabaseStateSnapshot.capture(db_connection_string)
+    victim = psycopg.connect(db_connection_string)
+    victim.execute("SELECT pggit.commit_changes('main', 'lost with the link')")
+    nemesis.cut_connection(victim)  # the fault: the open transaction dies with the link
+    victim.close()
+    DatabaseStateSnapshot.capture(db_connection_string).assert_unchanged(before)
+    ```
     """
 
     results: dict[str, QueryResult]
@@ -151,6 +191,15 @@ class DatabaseStateSnapshot:
         in a savepoint made read-only and rolled back, so a failing query
         does not abort the caller's transaction. ``conn`` may also be a
         connection string.
+
+        ```python fixture:sync_conn
+        from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+        sync_conn.execute("SELECT pggit.commit_changes('main', 'not committed yet')")
+        snapshot = DatabaseStateSnapshot.capture(sync_conn, queries={"messages": "SELECT message FROM pggit.commits"})
+        assert snapshot.names == ("messages",) and snapshot["messages"].rows == (("not committed yet",),)
+        assert sync_conn.info.transaction_status.name == "INTRANS"  # the caller's transaction goes on
+        ```
         """
         if isinstance(conn, str):
             with psycopg.connect(conn, autocommit=True) as own:
@@ -182,7 +231,22 @@ class DatabaseStateSnapshot:
         queries: Mapping[str, str] | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> DatabaseStateSnapshot:
-        """``capture`` for an asyncio connection, same rules."""
+        """``capture`` for an asyncio connection, same rules.
+
+        ```python fixture:db_connection_string
+        import asyncio
+
+        import psycopg
+        from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+        async def both() -> tuple:
+            async with await psycopg.AsyncConnection.connect(db_connection_string) as conn:
+                return await DatabaseStateSnapshot.acapture(conn), DatabaseStateSnapshot.capture(db_connection_string)
+
+        async_snapshot, sync_snapshot = asyncio.run(both())
+        assert not async_snapshot.diff(sync_snapshot)
+        ```
+        """
         status = conn.info.transaction_status
         if status == pq.TransactionStatus.INERROR:
             raise ValueError("the connection is in a failed transaction: roll it back before capturing")
@@ -231,12 +295,13 @@ class DatabaseStateSnapshot:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The queries' names, in the order they ran."""
         return tuple(self.results)
 
     # ---- comparison ---------------------------------------------------------
 
     def diff(self, other: DatabaseStateSnapshot) -> SnapshotDiff:
-        """What changed from this snapshot (before) to ``other`` (after), query by query."""
+        """What changed from this snapshot (before) to ``other`` (after), query by query (see ``SnapshotDiff``)."""
         changes: dict[str, QueryDiff] = {}
         for name in list(self.results) + [n for n in other.results if n not in self.results]:
             mine, theirs = self.results.get(name), other.results.get(name)
@@ -262,9 +327,18 @@ class DatabaseStateSnapshot:
         return SnapshotDiff(changes)
 
     def assert_unchanged(self, other: DatabaseStateSnapshot, max_rows: int = 10) -> None:
-        """Raise AssertionError naming every query whose rows differ between the two snapshots."""
+        """Raise AssertionError naming every query whose rows differ between the two snapshots.
+
+        ```python fixture:sync_conn
+        import pytest
+        from pggit_chaos.snapshot import DatabaseStateSnapshot
+
+        before = DatabaseStateSnapshot.capture(sync_conn)
+        sync_conn.execute("SELECT pggit.commit_changes('main', 'a change')")
+        with pytest.raises(AssertionError, match="commits:"):
+            before.assert_unchanged(DatabaseStateSnapshot.capture(sync_conn))
+        ```
+        """
         difference = self.diff(other)
         if difference:
             raise AssertionError("database state changed:\n" + difference.describe(max_rows))
-
-

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from pggit_chaos.history import History, Operation
+
 T = TypeVar("T")
 
 DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (
@@ -21,14 +23,18 @@ DEFAULT_RETRY_ON: tuple[type[BaseException], ...] = (
 )
 
 
-# ==========================================================================
-# ChaosInjector
-# ==========================================================================
-
-
 @dataclass
 class FailureInjection:
-    """What ``simulate_connection_failure`` did: ``injected`` tells whether the connection was broken."""
+    """What ``simulate_connection_failure`` did: ``injected`` tells whether the connection was broken.
+
+    True exactly when it was:
+
+    ```python
+    from pggit_chaos.nemesis import FailureInjection
+
+    assert not FailureInjection(injected=False, backend_pid=42)
+    ```
+    """
 
     injected: bool
     backend_pid: int | None
@@ -41,12 +47,15 @@ class FailureInjection:
 class _ConnectionFailure:
     """Context manager behind ``simulate_connection_failure``: usable with ``with`` and ``async with``."""
 
-    def __init__(self, conn: psycopg.Connection | psycopg.AsyncConnection, probability: float, rng: Any) -> None:
+    def __init__(self, conn: psycopg.Connection | psycopg.AsyncConnection, probability: float, rng: Any,
+                 history: History | None = None) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"probability must be between 0 and 1, got {probability!r}")
         self._conn = conn
         self._probability = probability
         self._rng = rng if rng is not None else random
+        self._history = history
+        self._fault: Operation | None = None
 
     def _inject(self) -> FailureInjection:
         pid = None if self._conn.closed else self._conn.info.backend_pid
@@ -54,19 +63,26 @@ class _ConnectionFailure:
         injected = self._rng.random() < self._probability
         if injected:
             ChaosInjector.break_connection(self._conn)
+            if self._history is not None:
+                self._fault = self._history.fault_began("cut", pid)
         return FailureInjection(injected=injected, backend_pid=pid)
+
+    def _end(self) -> None:
+        if self._fault is not None:
+            self._history.fault_ended(self._fault)
+            self._fault = None
 
     def __enter__(self) -> FailureInjection:
         return self._inject()
 
     def __exit__(self, *exc_info: object) -> None:
-        return None
+        self._end()
 
     async def __aenter__(self) -> FailureInjection:
         return self._inject()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        return None
+        self._end()
 
 
 class ChaosInjector:
@@ -81,6 +97,19 @@ class ChaosInjector:
     flag: ``random_delay`` / ``arandom_delay``, ``with_retry`` /
     ``awith_retry``. ``simulate_connection_failure`` works with both
     ``with`` and ``async with``, on sync and async connections.
+
+    ```python fixture:db_connection_string
+    import random
+
+    import psycopg
+    from pggit_chaos.nemesis import ChaosInjector
+
+    with psycopg.connect(db_connection_string, autocommit=True) as conn:
+        seconds = ChaosInjector.random_delay(1, 5, rng=random.Random(1))
+        trinity_id = ChaosInjector.with_retry(
+            lambda: conn.execute("SELECT pggit.commit_changes('main', 'retried')").fetchone()[0])
+    assert 0.001 <= seconds <= 0.005 and trinity_id.startswith("TRN-")
+    ```
     """
 
     # ---- delays -------------------------------------------------------------
@@ -93,14 +122,37 @@ class ChaosInjector:
 
     @classmethod
     def random_delay(cls, min_ms: float = 0, max_ms: float = 100, rng: Any = None) -> float:
-        """Sleep (blocking) for a random time between ``min_ms`` and ``max_ms``; return the seconds chosen."""
+        """Sleep (blocking) for a random time between ``min_ms`` and ``max_ms``; return the seconds chosen.
+
+        ```python
+        import random
+        import time
+
+        from pggit_chaos.nemesis import ChaosInjector
+
+        started = time.monotonic()
+        seconds = ChaosInjector.random_delay(10, 20, rng=random.Random(7))
+        assert 0.010 <= seconds <= 0.020 and time.monotonic() - started >= seconds
+        ```
+        """
         seconds = cls._pick_delay(min_ms, max_ms, rng)
         time.sleep(seconds)
         return seconds
 
     @classmethod
     async def arandom_delay(cls, min_ms: float = 0, max_ms: float = 100, rng: Any = None) -> float:
-        """``await`` a random time between ``min_ms`` and ``max_ms``; return the seconds chosen."""
+        """``await`` a random time between ``min_ms`` and ``max_ms``; return the seconds chosen.
+
+        ```python
+        import asyncio
+        import random
+
+        from pggit_chaos.nemesis import ChaosInjector
+
+        seconds = asyncio.run(ChaosInjector.arandom_delay(1, 3, rng=random.Random(7)))
+        assert 0.001 <= seconds <= 0.003
+        ```
+        """
         seconds = cls._pick_delay(min_ms, max_ms, rng)
         await asyncio.sleep(seconds)
         return seconds
@@ -115,6 +167,19 @@ class ChaosInjector:
         ``conn`` raises ``psycopg.OperationalError`` and leaves it ``broken``;
         the server sees the connection drop and rolls back its open
         transaction.
+
+        ```python fixture:db_connection_string
+        import psycopg
+        import pytest
+        from pggit_chaos.nemesis import ChaosInjector
+
+        conn = psycopg.connect(db_connection_string, autocommit=True)
+        ChaosInjector.break_connection(conn)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
+        assert conn.broken
+        conn.close()
+        ```
         """
         # A socket shutdown gives no goodbye, like a dropped link; pg_terminate_backend
         # would first send a polite FATAL AdminShutdown message that no real network failure sends.
@@ -133,21 +198,35 @@ class ChaosInjector:
         conn: psycopg.Connection | psycopg.AsyncConnection,
         probability: float = 0.1,
         rng: Any = None,
+        history: History | None = None,
     ) -> _ConnectionFailure:
         """With the given probability, really break ``conn`` on entering the block.
 
         ``with`` (or ``async with``) yields a ``FailureInjection``; when its
         ``injected`` is true, the next statement on ``conn`` inside the block
         raises a real ``psycopg.OperationalError``. The block's exceptions are
-        not swallowed::
+        not swallowed. With ``history``, an injected failure is recorded as
+        fault ``"cut"`` (with the session's pid), in force for the block.
 
-            with ChaosInjector.simulate_connection_failure(conn, probability=0.5) as failure:
-                try:
-                    conn.execute("SELECT 1")
-                except psycopg.OperationalError:
-                    assert failure.injected
+        ```python fixture:db_connection_string
+        import random
+
+        import psycopg
+        from pggit_chaos.nemesis import ChaosInjector
+
+        rng, broken = random.Random(3), 0
+        for _ in range(10):
+            with psycopg.connect(db_connection_string, autocommit=True) as conn:
+                with ChaosInjector.simulate_connection_failure(conn, probability=0.5, rng=rng) as failure:
+                    try:
+                        conn.execute("SELECT 1")
+                    except psycopg.OperationalError:
+                        assert failure.injected
+                        broken += 1
+        assert 0 < broken < 10
+        ```
         """
-        return _ConnectionFailure(conn, probability, rng)
+        return _ConnectionFailure(conn, probability, rng, history)
 
     # ---- retry --------------------------------------------------------------
 
@@ -192,6 +271,22 @@ class ChaosInjector:
 
         ``func`` should run a whole transaction (``with conn.transaction():``)
         so that a failed attempt is rolled back before the next one.
+
+        ```python
+        import psycopg
+        from pggit_chaos.nemesis import ChaosInjector
+
+        attempts = []
+
+        def flaky() -> str:
+            attempts.append(len(attempts) + 1)
+            if len(attempts) < 3:
+                raise psycopg.errors.SerializationFailure("conflict")
+            return "done"
+
+        assert ChaosInjector.with_retry(flaky, max_attempts=3, backoff=0.001) == "done"
+        assert attempts == [1, 2, 3]
+        ```
         """
         cls._check_retry_args(max_attempts, backoff, jitter)
         for attempt in range(max_attempts):
@@ -221,7 +316,25 @@ class ChaosInjector:
         rng: Any = None,
         **kwargs: Any,
     ) -> T:
-        """``with_retry`` for a coroutine function: ``await func(*args, **kwargs)``, same rules."""
+        """``with_retry`` for a coroutine function: ``await func(*args, **kwargs)``, same rules.
+
+        ```python
+        import asyncio
+
+        import psycopg
+        from pggit_chaos.nemesis import ChaosInjector
+
+        attempts = []
+
+        async def flaky() -> str:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise psycopg.errors.DeadlockDetected("deadlock")
+            return "done"
+
+        assert asyncio.run(ChaosInjector.awith_retry(flaky, backoff=0.001)) == "done" and len(attempts) == 2
+        ```
+        """
         cls._check_retry_args(max_attempts, backoff, jitter)
         for attempt in range(max_attempts):
             try:
@@ -235,5 +348,3 @@ class ChaosInjector:
                     on_retry(attempt + 1, error, delay)
                 await sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
-
-
