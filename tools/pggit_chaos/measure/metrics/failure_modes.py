@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pggit_chaos.pages import markexpr
 from pggit_chaos.measure.suite_run import CHAOS_PATHS, TIERS
+from pggit_chaos.pages import markexpr
 from pggit_chaos.paths import REPO
 
 FAILURE_MODES_ENV = "PGGIT_FAILURE_MODES"
@@ -30,7 +30,7 @@ CATEGORIES = ["property", "concurrent", "transaction", "crash", "resource", "loa
 # The faults, columns of the matrix: what a test does to pggit, recognised in its code.
 FAULTS: dict[str, tuple[str, str]] = {
     "server crash": (r"\bcrash_postmaster\b|\.crash\(", "the postmaster and every backend killed (SIGKILL), crash recovery on restart"),
-    "restart or reload": (r"\.restart\(|\.set_config\(|\.configured\(|\breset_config\b",
+    "restart or reload": (r"\.restart\(|\.set_config\(|\.configured\(|\breset_config\b|\b(?:server|session)_configured\b",
                           "the server restarted or its settings changed under running sessions"),
     "backend terminated": (r"\bterminate_backends?\b|pg_terminate_backend", "the server ends a session (pg_terminate_backend)"),
     "connection cut": (r"\bcut_connection\b|\bbreak_connection\b|\bsimulate_connection_failure\b",
@@ -39,7 +39,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "connections exhausted": (r"\bconnections_exhausted\b|max_connections|PoolTimeout|TooManyConnections",
                               "no connection left, on the server or in a pool"),
     "memory capped": (r"\bmemory_capped\b|work_mem", "sorts and hashes limited to the smallest work_mem"),
-    "disk capped": (r"\btemp_disk_capped\b|temp_file_limit|DiskFull", "temporary files limited"),
+    "disk capped": (r"\btemp_disk_capped\b|temp_file_limit|DiskFull|\bdisk_full\b", "temporary files limited"),
     "timeout or cancel": (r"statement_timeout|lock_timeout|idle_in_transaction|pg_cancel_backend|QueryCanceled|LockNotAvailable",
                           "a statement cancelled by a timeout or a cancel request"),
     "concurrent sessions": (r"\brun_workers\b|\bBarrier\b|ThreadPoolExecutor|threading\.Thread|asyncio\.gather|\bchaos_pool\b",
@@ -55,7 +55,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     # Every pattern of a tuple must match: a migration call and an expected error.
     "failing migration": ((r"\b(?:apply|rollback)_migration\b", r"pytest\.raises|psycopg\.errors|sqlstate|except psycopg"),
                           "migration SQL that fails, and must leave no trace"),
-    "tracking switched off": (r"\bDISABLE\b|session_replication_role", "DDL made while pggit's event triggers do not fire"),
+    "tracking switched off": (r"\bDISABLE\b|session_replication_role|\btracking_paused\b", "DDL made while pggit's event triggers do not fire"),
     "metadata damage": (r"\bDAMAGE\b|\b(?:UPDATE|DELETE\s+FROM|INSERT\s+INTO|TRUNCATE|ALTER\s+TABLE)\s+pggit\.|setval\(",
                         "pggit's own tables or sequence changed behind its back"),
     "input at a limit": (r"\b1_?600\b|\b10_?00[01]\b|\b25[56]\b|NAMEDATALEN|2147483647|2 ?\*\* ?31",
