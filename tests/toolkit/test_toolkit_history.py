@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -132,6 +134,67 @@ def test_the_timeout_bounds_a_worker_hung_on_a_lock(db_connection_string, hangs)
         finally:
             holder.rollback()  # frees a hung worker, which then finishes on its own
         assert time.monotonic() - started < 5.0
+
+
+def _terminate(dsn: str, application_name: str) -> int:
+    """End the server sessions named ``application_name``; how many there were."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE application_name = %s", (application_name,)).fetchone()[0]
+
+
+def test_the_timeout_bounds_a_worker_that_never_returns_from_the_server(db_connection_string):
+    """A worker in pg_sleep(3600), which nothing here ends, makes run_workers raise; then its backend is ended."""
+    name = "hung-worker-in-process"
+    started = threading.Event()
+
+    def work(worker: int, history: History) -> None:
+        if worker == 0:
+            with psycopg.connect(db_connection_string, autocommit=True, application_name=name) as conn:
+                started.set()
+                conn.execute("SELECT pg_sleep(3600)")
+
+    try:
+        with pytest.raises(TimeoutError, match=r"worker\(s\) \[0\] still running after 1.0 s") as error:
+            run_workers(2, work, timeout=1.0)
+        assert started.is_set() and 'conn.execute("SELECT pg_sleep(3600)")' in str(error.value)  # its stack
+    finally:
+        deadline = time.monotonic() + 30
+        while _terminate(db_connection_string, name) == 0 and started.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the session may not be in pg_stat_activity yet
+    deadline = time.monotonic() + 30
+    while any(thread.name == "run_workers-0" for thread in threading.enumerate()):
+        assert time.monotonic() < deadline, "the hung worker outlived its backend"
+        time.sleep(0.05)
+
+
+_HUNG_RUN = """
+import sys
+import psycopg
+from pggit_chaos.history import run_workers
+
+def work(worker, history):
+    with psycopg.connect(sys.argv[1], autocommit=True, application_name=sys.argv[2]) as conn:
+        conn.execute("SELECT pg_sleep(3600)")
+
+try:
+    run_workers(2, work, timeout=1.0)
+except TimeoutError as error:
+    print("raised", str(error).splitlines()[0])
+"""
+
+
+@pytest.mark.slow
+def test_a_process_whose_worker_hangs_in_the_server_still_exits(db_connection_string):
+    """Nothing ends the hung backend until the process is gone: the process must exit on its own all the same."""
+    name = "hung-worker-subprocess"
+    try:
+        done = subprocess.run([sys.executable, "-c", _HUNG_RUN, db_connection_string, name],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["raised run_workers: worker(s) [0, 1] still running after 1.0 s"]
+    finally:
+        _terminate(db_connection_string, name)
 
 
 # --------------------------------------------------------------------------
