@@ -116,4 +116,8 @@ def test_an_existing_server_offers_databases_and_refuses_every_control(existing_
     other.restore()
     other.destroy()
     assert existing_server.postmaster_pid == postmaster, "restore() and destroy() leave someone else's server alone"
-    assert "password" not in repr(server.ExistingServer(existing_server.dsn(password="secret")))
+    with_password = server.ExistingServer(existing_server.dsn(password=existing_server.password))
+    try:
+        assert existing_server.password not in repr(with_password) and "password" not in repr(with_password)
+    finally:
+        with_password.destroy()

@@ -63,7 +63,9 @@ def test_terminate_backends_really_cuts_the_connection(pg_cluster, make_database
     victim = psycopg.connect(dsn, autocommit=True, application_name="victim")
     bystander = psycopg.connect(dsn, autocommit=True, application_name="bystander")
     try:
-        assert pg_cluster.terminate_backends(application_name="victim") == 1
+        # Only in the test's own database: on a shared server (--dsn) other runs may use the same name.
+        dbname = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+        assert pg_cluster.terminate_backends(dbname=dbname, application_name="victim") == 1
         with pytest.raises(psycopg.OperationalError):
             victim.execute("SELECT 1")
         assert victim.broken
@@ -183,7 +185,18 @@ INNER_TEST = textwrap.dedent(
     """
     import os, pathlib, time
 
+    import pytest
     from pggit_chaos.server import sysv_segment_id
+
+    @pytest.fixture(autouse=True)
+    def teardown_that_waits():
+        # With LINGER set, the teardown pauses until the outer test has sent its further signals.
+        yield
+        if os.environ.get("LINGER"):
+            pathlib.Path(os.environ["REPORT"] + ".tearing-down").write_text("")
+            deadline = time.monotonic() + 60
+            while not pathlib.Path(os.environ["REPORT"] + ".go-on").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def test_inner(pg_server, pg_cluster):
         shmid = sysv_segment_id(pg_server.datadir)
@@ -207,15 +220,15 @@ def _postgres_processes_under(root: str) -> list[str]:
     return [line for line in ps.splitlines() if root in line and "postgres" in line]
 
 
-def _inner_run(tmp_path: Path, mode: str) -> tuple[subprocess.Popen, Path]:
+def _inner_run(tmp_path: Path, mode: str, *args: str, linger: bool = False) -> tuple[subprocess.Popen, Path]:
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(INNER_TEST)
     report = tmp_path / f"report-{mode}"
-    env = {**os.environ, "MODE": mode, "REPORT": str(report), "PYTHONPATH": str(REPO)}
-    env.pop("PYTEST_XDIST_WORKER", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "LINGER"))}
+    env.update(MODE=mode, REPORT=str(report), PYTHONPATH=str(REPO), **({"LINGER": "1"} if linger else {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
-         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path)],
+         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     return proc, report
@@ -244,25 +257,50 @@ def _sysv_segment_exists(shmid: str) -> bool:
                                 for row in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]))
 
 
+# How a run ends: (mode of the inner test, signal sent to the pytest process, its own arguments,
+# signals sent again while its teardown runs).
+ENDINGS = {
+    "pass": ("pass", None, (), ()),
+    "fail": ("fail", None, (), ()),
+    "crash": ("crash", None, (), ()),
+    "interrupt": ("interrupt", signal.SIGINT, (), ()),  # what Ctrl-C sends
+    "sigterm": ("interrupt", signal.SIGTERM, (), ()),  # what a timeout (the mutation runner's) sends
+    "sighup": ("interrupt", signal.SIGHUP, (), ()),  # a closed terminal
+    "sigterm-xdist": ("interrupt", signal.SIGTERM, ("-n", "2"), ()),
+    "sighup-xdist": ("interrupt", signal.SIGHUP, ("-n", "2"), ()),
+    "interrupt-again-in-teardown": ("interrupt", signal.SIGINT, (), (signal.SIGINT, signal.SIGTERM)),
+}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["pass", "fail", "crash", "interrupt"])
-def test_no_server_process_or_directory_survives_the_run(tmp_path, mode):
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_no_server_process_or_directory_survives_the_run(tmp_path, ending):
+    mode, sig, args, again = ENDINGS[ending]
     segments_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
-    proc, report = _inner_run(tmp_path, mode)
-    if mode == "interrupt":
-        deadline = time.monotonic() + 60
-        while not Path(str(report) + ".ready").exists():
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "inner run never got going"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    proc, report = _inner_run(tmp_path, mode, *args, linger=bool(again))
+    if sig is not None:
+        _wait_for(Path(f"{report}.ready"), proc, "inner run never got going")
+        proc.send_signal(sig)  # to the pytest process only (with xdist: the controller, not its workers)
+    if again:
+        _wait_for(Path(f"{report}.tearing-down"), proc, "inner run never began its teardown")
+        for further in again:  # an impatient second Ctrl-C, a timeout's SIGTERM
+            proc.send_signal(further)
+        Path(f"{report}.go-on").write_text("")
     output, _ = proc.communicate(timeout=120)
+    root, postmaster, shmid = report.read_text().split()
+    assert server.wait_gone([int(postmaster)], 10), f"the server (pid {postmaster}) survived:\n{output}"
+    assert _settled(lambda: Path(root).exists()) is False, f"cluster directory {root} survived:\n{output}"
     expected = {"pass": 0, "fail": 1, "crash": 1, "interrupt": 2}[mode]
     assert proc.returncode == expected, output
-    root, postmaster, shmid = report.read_text().split()
-    assert not Path(root).exists(), f"cluster directory {root} survived:\n{output}"
-    assert not server.pid_alive(int(postmaster))
-    assert _postgres_processes_under(root) == []
+    assert _settled(lambda: _postgres_processes_under(root)) == []
     assert _new_shared_memory_segments(segments_before) == set(), "shared memory segments survived the run"
     assert not _sysv_segment_exists(shmid), f"the server's System V segment {shmid} survived the run"
 

@@ -10,7 +10,8 @@ from pggit_chaos import paths, server
 from pggit_chaos.server import base
 
 SERVER_ROOM = paths.PACKAGE / "server"
-SHARED = ("connect", "major", "create_database", "drop_database", "next_database_name", "terminate_backends", "setting")
+SHARED = ("connect", "major", "create_database", "drop_database", "next_database_name", "create_role", "drop_role",
+          "terminate_backends", "setting")
 
 
 def test_both_servers_are_a_server_with_the_database_methods_written_once():

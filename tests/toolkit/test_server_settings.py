@@ -64,6 +64,19 @@ def test_with_a_dsn_the_settings_for_starting_a_server_are_not_read(tmp_path):
     assert settings == ServerSettings(dsn="host=127.0.0.1 user=postgres")
 
 
+@pytest.mark.parametrize(("options", "environ", "message"), [
+    ({"dsn": "host=db", "pggit_sql": "x.sql"}, {}, "--dsn and --pggit-sql cannot be used together"),
+    ({"dsn": "host=db", "pg_version": "17"}, {}, "--dsn and --pg-version cannot be used together"),
+    ({"pg_version": "17"}, {"PGGIT_TEST_DSN": "host=db"}, "PGGIT_TEST_DSN and --pg-version cannot be used together"),
+    ({"dsn": "host=db", "pg_config": "/x/pg_config"}, {}, "--dsn and --pg-config cannot be used together"),
+])
+def test_an_option_for_starting_a_server_is_refused_with_a_dsn_naming_both(options, environ, message):
+    """Silently ignored before: the run would test the DSN's pggit, not the script or version asked for."""
+    with pytest.raises(SettingsError) as err:
+        ServerSettings.resolve(options, environ)
+    assert str(err.value).startswith(message + ": ")
+
+
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         ServerSettings().pg_version = 16  # type: ignore[misc]
@@ -85,6 +98,7 @@ def _inner_run(tmp_path, *args: str, **environ: str) -> subprocess.CompletedProc
 @pytest.mark.parametrize(("args", "environ", "message"), [
     ((), {"PGGIT_PG_VERSION": "abc"}, "PGGIT_PG_VERSION must be a PostgreSQL major version number, got 'abc'"),
     (("--pg-version", "abc"), {}, "--pg-version must be a PostgreSQL major version number, got 'abc'"),
+    (("--dsn", "host=127.0.0.1", "--pggit-sql", "x.sql"), {}, "--dsn and --pggit-sql cannot be used together"),
 ])
 def test_a_bad_value_stops_the_run_with_its_message_and_no_traceback(tmp_path, args, environ, message):
     result = _inner_run(tmp_path, *args, **environ)

@@ -11,8 +11,14 @@ Options (each also read from an environment variable, so CI and make can set the
 --pg-bindir DIR    a local install's bin directory (PGGIT_PG_BINDIR)
 --pg-config PATH   a local install's pg_config (PG_CONFIG)
 --dsn DSN          an existing server with pggit's files installed (PGGIT_TEST_DSN);
-                   tests that restart, crash or reconfigure the server skip
+                   tests that restart, crash or reconfigure the server skip, and so
+                   do tests that need a superuser when the DSN's role is not one;
+                   the report header names the server (never the password)
 --pggit-sql PATH   install this script instead of extension/pggit--<version>.sql
+
+A run ended by SIGINT, SIGTERM or SIGHUP stops its servers first
+(``pggit_chaos.server.signals``); under xdist the controller passes the
+signal on to its workers, which own the servers.
 """
 
 from __future__ import annotations
@@ -22,16 +28,22 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 
 from pggit_chaos import server
-from pggit_chaos.server import janitor
+from pggit_chaos.server import janitor, signals
 from pggit_chaos.server.settings import SOURCES
+from pggit_chaos.server.sweep import describe
 
 SETTINGS = pytest.StashKey[server.ServerSettings]()
 CLUSTER_START_SECONDS = pytest.StashKey[float]()
+SUPERUSER_ROLE = pytest.StashKey[tuple[str, bool]]()
+HEADER = pytest.StashKey[str]()
 # Why a test that needs control of the server skips: the end of each skip message.
 EXISTING = "--dsn/PGGIT_TEST_DSN points at an existing one"
+# Fixtures that install pggit, whose control file says superuser = true (event triggers need one).
+INSTALLS_PGGIT = ("pggit_template", "db_connection_string")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +61,65 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_control: needs a server this run started (skipped with --dsn)")
+    config.addinivalue_line("markers", "needs_superuser: needs a superuser role (skipped when the --dsn role "
+                                       "is not one); given to every test that installs pggit")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Check a --dsn server once, before any test: an unreachable one ends the run with one message.
+
+    And an xdist controller owns no server, its workers do: a signal it gets goes on to them.
+    """
+    config = session.config
+    if config.getoption("--dsn") or os.environ.get(SOURCES["dsn"][1]):
+        settings = server_settings(config)
+        with _existing_server(settings) as existing:
+            role = "a superuser" if existing.is_superuser else "not a superuser: tests marked needs_superuser skip"
+            config.stash[SUPERUSER_ROLE] = (existing.user, existing.is_superuser)
+            config.stash[HEADER] = (f"pggit server: existing server ({settings.dsn_source}) {existing.target}, "
+                                    f"PostgreSQL {existing.version}, role {role}")
+    if config.pluginmanager.has_plugin("dsession"):
+        signals.acquire(forward_to_children=True)
+        config.add_cleanup(signals.release)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """With --dsn: which server the run uses (host, port, database, user, version; never the password)."""
+    return [config.stash[HEADER]] if HEADER in config.stash else []
+
+
+@contextlib.contextmanager
+def _existing_server(settings: server.ServerSettings) -> Iterator[server.ExistingServer]:
+    """The --dsn server, or the end of the run with one message naming the option and the reason."""
+    try:
+        existing = server.ExistingServer(settings.dsn)
+    except psycopg.Error as exc:
+        pytest.exit(f"{settings.dsn_source} {describe(settings.dsn)}: cannot connect: {' '.join(str(exc).split())}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
+    try:
+        yield existing
+    finally:
+        existing.destroy()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in INSTALLS_PGGIT):
+            item.add_marker(pytest.mark.needs_superuser)
+
+
+def _superuser_refusal(config: pytest.Config) -> str | None:
+    """Why a test that needs a superuser cannot run on the --dsn server, or None when it can."""
+    settings = server_settings(config)
+    if not settings.dsn:
+        return None
+    if SUPERUSER_ROLE not in config.stash:
+        with _existing_server(settings) as existing:
+            config.stash[SUPERUSER_ROLE] = (existing.user, existing.is_superuser)
+    user, superuser = config.stash[SUPERUSER_ROLE]
+    return None if superuser else (f"needs a superuser (pggit's control file says superuser = true); "
+                                   f"the role {user!r} of {settings.dsn_source} is not one")
 
 
 def server_settings(config: pytest.Config) -> server.ServerSettings:
@@ -80,6 +151,8 @@ def _skip_when_not_controllable() -> Iterator[None]:
 def pytest_runtest_setup(item: pytest.Item):
     if item.get_closest_marker("needs_control") and server_settings(item.config).dsn:
         pytest.skip(f"needs a server this test run started (to restart, crash or reconfigure it); {EXISTING}")
+    if item.get_closest_marker("needs_superuser") and (refusal := _superuser_refusal(item.config)):
+        pytest.skip(refusal)
     # Fixtures run in the setup phase: one that reconfigures the server skips the test too.
     with _skip_when_not_controllable():
         return (yield)
@@ -101,7 +174,8 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[server.Server]:
     """The run's server, started once (per xdist worker) and removed at the end."""
     settings = server_settings(request.config)
     if settings.dsn:
-        yield server.ExistingServer(settings.dsn)
+        with _existing_server(settings) as existing:
+            yield existing
         return
     try:
         install = server.find_install(
@@ -130,9 +204,19 @@ def pg_cluster(pg_server: server.Server) -> Iterator[server.Server]:
 
 
 @pytest.fixture(scope="session")
-def pggit_template(pg_server: server.Server) -> Iterator[str]:
-    """A database with pggit installed, cloned for every test (about 10 ms a clone)."""
-    name = janitor.create_template(pg_server)
+def pggit_template(pg_server: server.Server, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with pggit installed, cloned for every test (about 10 ms a clone).
+
+    A pggit that does not install fails each test that needs it with one
+    line naming the script (--pggit-sql) and PostgreSQL's reason, no traceback.
+    """
+    if (refusal := _superuser_refusal(request.config)) is not None:
+        pytest.skip(refusal)
+    pggit_sql = server_settings(request.config).pggit_sql
+    try:
+        name = janitor.create_template(pg_server, pggit_sql)
+    except server.ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)
     yield name
     janitor.drop_template(pg_server, name)
 

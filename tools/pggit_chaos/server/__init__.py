@@ -5,9 +5,11 @@ The modules, each importing only those above it:
 - ``base``: the ``Server`` protocol, its errors and shared names;
 - ``settings``: the run's server settings, options first, then the environment;
 - ``processes``: the server's account, ports, processes and shared memory;
+- ``signals``: a signal that ends the run stops its servers first;
 - ``binaries``: finding an installation, and the overlay that adds pggit;
 - ``janitor``: cluster directories and the pggit template database;
-- ``cluster``: the throwaway cluster; ``existing``: a server someone else runs.
+- ``cluster``: the throwaway cluster; ``existing``: a server someone else runs;
+- ``sweep``: ``pggit-chaos sweep``, what interrupted runs left on an existing server.
 """
 
 from pggit_chaos.server.base import (
@@ -15,12 +17,15 @@ from pggit_chaos.server.base import (
     TEMP_PREFIX,
     BinariesNotFound,
     ClusterError,
+    ForeignObjectError,
     Server,
     ServerNotControllable,
 )
 from pggit_chaos.server.settings import ServerSettings, SettingsError
 from pggit_chaos.server.processes import (
     children_of,
+    cluster_processes,
+    cluster_segment,
     free_port,
     pid_alive,
     release_shared_memory,
@@ -58,6 +63,7 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ExistingServer",
+    "ForeignObjectError",
     "PgInstall",
     "Server",
     "ServerNotControllable",
@@ -65,6 +71,8 @@ __all__ = [
     "SettingsError",
     "build_overlay",
     "children_of",
+    "cluster_processes",
+    "cluster_segment",
     "cluster_base_dir",
     "create_template",
     "drop_template",

@@ -5,12 +5,22 @@ Two servers implement it: the throwaway ``Cluster`` this process starts
 Databases, connections and sessions work the same on both and are written
 once here; the controls (restart, crash, reconfigure, ...) are each server's
 own, and a server that cannot be controlled raises ``ServerNotControllable``.
+
+Every database and role a server object creates gets a random run id in its
+name, is recorded in memory and is marked with ``COMMENT ... 'created by
+pggit_chaos run <run id> ...'``; on a server the run did not start, only
+what was recorded is dropped (``ForeignObjectError`` otherwise), and the
+marks let ``pggit-chaos sweep`` (``sweep.py``) find what a killed run left.
 """
 
 from __future__ import annotations
 
 import abc
 import os
+import re
+import secrets
+import socket
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import psycopg
@@ -19,6 +29,10 @@ from psycopg import sql
 # Cluster directories start with this, so a later run can find and sweep a killed run's.
 TEMP_PREFIX = "pggit-chaos-"
 SUPERUSER = "postgres"
+# The mark on every database and role a run creates, and the application_name of a run's anchor session.
+MARK = "created by pggit_chaos run {run_id}"
+MARK_PATTERN = re.compile(r"^created by pggit_chaos run ([0-9a-f]{16})\b")
+RUN_APPLICATION = "pggit_chaos run {run_id}"
 
 
 class ClusterError(RuntimeError):
@@ -35,6 +49,28 @@ class ServerNotControllable(RuntimeError):
     def __init__(self, control: str) -> None:
         super().__init__(f"{control} needs a server this process started; this one is an existing server")
         self.control = control
+
+
+def drop_owned_everywhere(admin: psycopg.Connection, connect: Callable[[str], psycopg.Connection], role: str) -> None:
+    """DROP OWNED BY ``role`` in every database where it owns or was granted something (pg_shdepend says where).
+
+    Roles are cluster-wide: before DROP ROLE, each such database must be
+    visited; ``connect(dbname)`` opens an autocommit connection to one.
+    """
+    databases = [row[0] for row in admin.execute(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_authid'::regclass "
+        "AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)", (role,))]
+    for database in databases:
+        try:
+            with connect(database) as db:
+                db.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+        except psycopg.OperationalError:
+            pass  # a database that went meanwhile
+
+
+class ForeignObjectError(RuntimeError):
+    """A run was asked to drop a database or role on a shared server that it did not create."""
 
 
 class Server(abc.ABC):
@@ -63,29 +99,90 @@ class Server(abc.ABC):
     def connect(self, dbname: str = "postgres", autocommit: bool = True, **kwargs) -> psycopg.Connection:
         return psycopg.connect(self.dsn(dbname), autocommit=autocommit, **kwargs)
 
+    # ---- what this run created ------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """Random, per server object: names and marks of what this run creates (pids coincide across containers)."""
+        if "_run_id" not in self.__dict__:
+            self._run_id = secrets.token_hex(8)
+        return self._run_id
+
+    def _created(self, kind: str) -> set[str]:
+        return self.__dict__.setdefault(f"_created_{kind}", set())
+
+    def _mark(self, conn: psycopg.Connection, kind: sql.SQL, name: str) -> None:
+        mark = (f"{MARK.format(run_id=self.run_id)} (pid {os.getpid()} on {socket.gethostname()}, "
+                f"backend {conn.info.backend_pid})")
+        conn.execute(sql.SQL("COMMENT ON {} {} IS {}").format(kind, sql.Identifier(name), sql.Literal(mark)))
+
+    def _refuse_foreign(self, kind: str, name: str) -> None:
+        if not self.can_control and name not in self._created(kind):
+            raise ForeignObjectError(f"refusing to drop {kind} {name!r}: this run "
+                                     f"({RUN_APPLICATION.format(run_id=self.run_id)}) did not create it")
+
     # ---- databases and sessions -----------------------------------------------
 
     def create_database(self, name: str, template: str = "template0") -> str:
         # FILE_COPY clones a small template in milliseconds; the default WAL_LOG (15+) copies block by block.
-        strategy = sql.SQL(" STRATEGY FILE_COPY") if self.major >= 15 and template != "template0" else sql.SQL("")
+        # FILE_COPY also forces a checkpoint: only on the run's own server.
+        file_copy = self.can_control and self.major >= 15 and template != "template0"
+        strategy = sql.SQL(" STRATEGY FILE_COPY") if file_copy else sql.SQL("")
         with self.connect() as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
                 + strategy
             )
+            self._created("database").add(name)
+            self._mark(conn, sql.SQL("DATABASE"), name)
         return name
 
     def drop_database(self, name: str) -> None:
+        """Drop a database; on a server the run did not start, only one this server object created."""
+        self._refuse_foreign("database", name)
         with self.connect() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def next_database_name(self, prefix: str = "test") -> str:
-        """A database name no other process of the run uses: the pid keeps xdist workers apart."""
+        """A database name no other run and no other process of this run uses: the random run id, a counter."""
         self._database_counter += 1
-        return f"{prefix}_{os.getpid()}_{self._database_counter}"
+        return f"{prefix}_{self.run_id}_{self._database_counter}"
+
+    def _role_password(self) -> str | None:
+        """The password a role this run creates logs in with: the run's own (None: the server needs none)."""
+        return psycopg.conninfo.conninfo_to_dict(self.dsn()).get("password")
+
+    def create_role(self, prefix: str = "pggit_role") -> str:
+        """A new login role of this run (its password the run's own); ``drop_role`` removes it."""
+        name = f"{prefix}_{secrets.token_hex(6)}"
+        password = self._role_password()
+        with self.connect() as conn:
+            # Hashed here, as psql's \password does: the password itself never reaches the server or its log.
+            login = sql.SQL("")
+            if password:
+                verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+                login = sql.SQL(" PASSWORD {}").format(sql.Literal(verifier.decode()))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)) + login)
+            self._created("role").add(name)
+            self._mark(conn, sql.SQL("ROLE"), name)
+        return name
+
+    def drop_role(self, name: str) -> None:
+        """End the role's sessions, drop what it owns or was granted in every database, then the role."""
+        self._refuse_foreign("role", name)
+        with self.connect() as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            drop_owned_everywhere(admin, self.connect, name)
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
     def terminate_backends(self, dbname: str | None = None, application_name: str | None = None) -> int:
-        """pg_terminate_backend every client backend (of one database or app); returns the count."""
+        """pg_terminate_backend every client backend (of one database or app); returns the count.
+
+        On a server the run did not start, only sessions of a database this
+        run created: other people's sessions are not the run's to end.
+        """
+        if not self.can_control and (dbname is None or dbname not in self._created("database")):
+            raise ServerNotControllable("terminate_backends() outside a database of this run")
         query = (
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' "

@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,19 +60,38 @@ class PgInstall:
         return self.bindir / name
 
 
-def _pg_config_values(pg_config: Path) -> dict[str, str]:
+# Seconds pg_config may take to answer: it prints a few paths.
+PG_CONFIG_TIMEOUT = 30.0
+
+
+def _pg_config_values(pg_config: Path, timeout: float = PG_CONFIG_TIMEOUT) -> dict[str, str]:
     flags = ["--bindir", "--sharedir", "--pkglibdir", "--libdir", "--version"]
     try:
-        out = subprocess.run(
-            [str(pg_config), *flags], capture_output=True, text=True, check=True, timeout=30
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError) as exc:
+        # Its own session: a hung pg_config and whatever it started are killed together.
+        proc = subprocess.Popen([str(pg_config), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    except OSError as exc:
         raise BinariesNotFound(f"pg_config {str(pg_config)!r} did not run: {exc}") from exc
-    return dict(zip(flags, out))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise BinariesNotFound(f"pg_config {str(pg_config)!r} did not answer within {timeout:g} s "
+                               "(timed out): is it a working PostgreSQL pg_config?") from None
+    if proc.returncode != 0:
+        raise BinariesNotFound(f"pg_config {str(pg_config)!r} did not run: exit status {proc.returncode}: "
+                               f"{err.strip()}")
+    values = dict(zip(flags, out.splitlines()))
+    if len(values) < len(flags):
+        raise BinariesNotFound(f"pg_config {str(pg_config)!r} is not a PostgreSQL pg_config: "
+                               f"it printed {out.strip()[:200]!r} for {' '.join(flags)}")
+    return values
 
 
-def install_from_pg_config(pg_config: Path, origin: str = "local") -> PgInstall:
-    values = _pg_config_values(pg_config)
+def install_from_pg_config(pg_config: Path, origin: str = "local", timeout: float = PG_CONFIG_TIMEOUT) -> PgInstall:
+    values = _pg_config_values(pg_config, timeout)
     match = re.search(r"(\d+)(?:\.(\d+))?", values["--version"])
     if not match:
         raise BinariesNotFound(f"cannot read the version from {pg_config}: {values['--version']!r}")

@@ -5,12 +5,17 @@ own data directory, socket directory and a free loopback port, and runs the
 ``postgres`` of a pggit overlay (see ``binaries.py``). A server this run did
 not start is an ``ExistingServer`` (``existing.py``) instead; both are a
 ``Server`` (``base.py``).
+
+Only the run can reach it: a socket directory for the server account alone,
+and SCRAM with a random password kept in the run's passfile (0600), named in
+every DSN. A signal that ends the test run stops it first (``signals.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,15 +27,17 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from pggit_chaos.server import signals
 from pggit_chaos.server.base import SUPERUSER, TEMP_PREFIX, ClusterError, Server
 from pggit_chaos.server.binaries import PgInstall, build_overlay, pggit_files
-from pggit_chaos.server.janitor import cluster_base_dir, remove_stale_directories
+from pggit_chaos.server.janitor import claim, cluster_base_dir, remove_stale_directories
 from pggit_chaos.server.processes import (
     children_of,
     free_port,
     kill_and_wait,
     release_shared_memory,
     server_account,
+    write_private,
 )
 
 # Settings every throwaway cluster starts with, and why.
@@ -52,7 +59,9 @@ BASE_SETTINGS = {
     "log_min_messages": "warning",
     "log_line_prefix": "%m [%p] %d ",
     "lc_messages": "C",
-    "unix_socket_permissions": "0777",
+    # The socket directory is the server account's alone (0700); the socket file likewise.
+    "unix_socket_permissions": "0700",
+    "password_encryption": "scram-sha-256",
     "deadlock_timeout": "200ms",
 }
 
@@ -68,7 +77,9 @@ class Cluster(Server):
     port: int | None = None
     process: subprocess.Popen | None = None
     postgres_binary: Path | None = None
+    password: str | None = field(default=None, repr=False)
     _changed_needs_restart: bool = False
+    _owner_lock: object = field(default=None, repr=False)  # held while the cluster lives (janitor.claim)
 
     can_control = True
 
@@ -87,11 +98,20 @@ class Cluster(Server):
         return self.root / "server.log"
 
     @property
+    def passfile(self) -> Path:
+        """The run's own passfile (0600): the password stays out of DSNs, logs and command lines."""
+        return self.root / "pgpass"
+
+    @property
     def version(self) -> str:
         return self.install.version
 
     def dsn(self, dbname: str = "postgres", **params: str) -> str:
-        parts = {"host": "127.0.0.1", "port": str(self.port), "user": SUPERUSER, "dbname": dbname}
+        parts = {"host": "127.0.0.1", "port": str(self.port), "user": SUPERUSER, "dbname": dbname,
+                 "passfile": str(self.passfile)}
+        if psycopg.pq.version() >= 160000:
+            # Never hand the password to whatever answers on the port but a SCRAM exchange.
+            parts["require_auth"] = "scram-sha-256"
         parts.update(params)
         return psycopg.conninfo.make_conninfo(**parts)
 
@@ -101,37 +121,48 @@ class Cluster(Server):
         """initdb into a fresh private directory and build the pggit overlay."""
         remove_stale_directories()
         self.root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=cluster_base_dir()))
-        (self.root / "owner.pid").write_text(str(os.getpid()))
-        # The server may run as another account: it must reach its files.
-        self.root.chmod(0o755)
+        self._owner_lock = claim(self.root)
+        signals.acquire()  # from here on, a signal ending the run stops this cluster first
+        # The server may run as another account: it must reach its files, and nobody else needs to list them.
+        self.root.chmod(0o711)
         self.postgres_binary = build_overlay(
             self.install, self.root / "install", pggit_files(self.pggit_sql)
         )
-        self.socket_dir.mkdir()
-        self.socket_dir.chmod(0o777)
-        self.datadir.mkdir(mode=0o700)
         account = server_account()
-        if account:
-            os.chown(self.datadir, account.pw_uid, account.pw_gid)
-        self._run(
-            [
-                str(self.install.binary("initdb")),
-                "-D", str(self.datadir),
-                "-U", SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-                # initdb runs from the original install: point it at the real share dir.
-                "-L", str(self.install.sharedir),
-            ],
-            "initdb",
-        )
+        for private in (self.socket_dir, self.datadir):
+            private.mkdir(mode=0o700)
+            if account:
+                os.chown(private, account.pw_uid, account.pw_gid)
+        self.password = secrets.token_urlsafe(32)
+        write_private(self.passfile, f"127.0.0.1:*:*:*:{self.password}\n")
+        pwfile = self.root / "initdb.pw"
+        write_private(pwfile, self.password + "\n", account)
+        try:
+            self._run(
+                [
+                    str(self.install.binary("initdb")),
+                    "-D", str(self.datadir),
+                    "-U", SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    # initdb runs from the original install: point it at the real share dir.
+                    "-L", str(self.install.sharedir),
+                ],
+                "initdb",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         settings = {**BASE_SETTINGS, **self.settings}
         with open(self.datadir / "postgresql.conf", "a") as conf:
             conf.write("\n# Throwaway cluster of the pggit chaos suite\n")
             conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
         return self
+
+    def _role_password(self) -> str | None:
+        return self.password
 
     def _run(self, argv: list[str], what: str) -> None:
         account = server_account()
@@ -167,22 +198,24 @@ class Cluster(Server):
             argv = [str(self.postgres_binary), "-D", str(self.datadir), "-p", str(self.port),
                     "-k", str(self.socket_dir)]
             account = server_account()
-            log = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child
+            log = open(os.open(self.logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # noqa: SIM115
             try:
-                self.process = subprocess.Popen(
-                    argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    user=account.pw_uid if account else None,
-                    group=account.pw_gid if account else None,
-                    extra_groups=[] if account else None,
-                    cwd=self.root,
-                    env=self._server_env(),
-                    # Own process group: Ctrl-C reaches the test run, which then stops
-                    # the server in order, instead of reaching the server directly.
-                    start_new_session=True,
-                )
+                # A signal between the fork and the assignment would lose the server: hold it until it is recorded.
+                with signals.holding():
+                    self.process = subprocess.Popen(
+                        argv,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        user=account.pw_uid if account else None,
+                        group=account.pw_gid if account else None,
+                        extra_groups=[] if account else None,
+                        cwd=self.root,
+                        env=self._server_env(),
+                        # Own process group: Ctrl-C reaches the test run, which then stops
+                        # the server in order, instead of reaching the server directly.
+                        start_new_session=True,
+                    )
             finally:
                 log.close()
             if self._wait_ready(timeout):
@@ -252,14 +285,19 @@ class Cluster(Server):
         kill_and_wait(children)
 
     def destroy(self) -> None:
-        """Stop the server (if running) and remove every file of the cluster."""
-        try:
-            if self.is_running():
-                self.stop("immediate", timeout=15)
-        finally:
-            if self.root and self.root.exists():
-                release_shared_memory(self.datadir)  # left by a crash() not followed by start()
-                shutil.rmtree(self.root, ignore_errors=True)
+        """Stop the server (if running) and remove every file of the cluster; no signal cuts this short."""
+        with signals.holding():
+            try:
+                if self.is_running():
+                    self.stop("immediate", timeout=15)
+            finally:
+                if self.root and self.root.exists():
+                    release_shared_memory(self.datadir)  # left by a crash() not followed by start()
+                    shutil.rmtree(self.root, ignore_errors=True)
+                if self._owner_lock:
+                    self._owner_lock.close()
+                    self._owner_lock = None
+                    signals.release()  # a signal held meanwhile is acted on now, with the server gone
 
     # ---- settings ------------------------------------------------------------
 

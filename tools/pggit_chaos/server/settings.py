@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -32,6 +32,8 @@ class ServerSettings:
     pg_config: str | None = None
     dsn: str | None = None
     pggit_sql: str | None = None
+    # Where the DSN came from (--dsn or PGGIT_TEST_DSN), for messages about it.
+    dsn_source: str | None = field(default=None, compare=False)
 
     @classmethod
     def resolve(cls, options: Mapping[str, object], environ: Mapping[str, str]) -> ServerSettings:
@@ -39,7 +41,9 @@ class ServerSettings:
 
         ``options`` is keyed by field name (``pg_version``, ...). With a DSN the
         run starts no server, so the settings for starting one are not read:
-        a stray ``PG_CONFIG`` in the environment cannot stop a ``--dsn`` run.
+        a stray ``PG_CONFIG`` in the environment cannot stop a ``--dsn`` run,
+        but such a setting given as an option would be silently ignored, and
+        is refused.
         """
         raw = {}
         for name, (option, variable) in SOURCES.items():
@@ -49,7 +53,14 @@ class ServerSettings:
             elif variable and environ.get(variable):
                 raw[name] = (variable, environ[variable])
         if "dsn" in raw:
-            return cls(dsn=_connection_string(*raw["dsn"]))
+            source = raw["dsn"][0]
+            for name in ("pggit_sql", "pg_version", "pg_bindir", "pg_config"):
+                if options.get(name) is not None:
+                    option = SOURCES[name][0]
+                    raise SettingsError(
+                        f"{source} and {option} cannot be used together: {option} sets up the server a run "
+                        f"starts, and with {source} the run starts none (install pggit on that server instead)")
+            return cls(dsn=_connection_string(*raw["dsn"]), dsn_source=source)
         checks = {"pg_version": _major_version, "pg_bindir": _directory,
                   "pg_config": _program, "pggit_sql": _script}
         return cls(**{name: checks[name](source, value) for name, (source, value) in raw.items()})
