@@ -14,6 +14,8 @@ MAX_LINES = 400
 ONE_CONCEPT = {
     "checkers.py": "the invariants, each a short function with an example",
     "generators.py": "the Hypothesis strategies, each with an example",
+    "nemesis/proxy.py": "FaultyProxy: the proxy, its links and their pumps, whose locking is easiest to read in one place",
+    "measure/mutants.py": "the catalog: data, one entry per hand-written bug",
 }
 # Rooms and the rooms they may import from: the toolkit never reaches into the pages or the measuring tools.
 ROOM_IMPORTS = {

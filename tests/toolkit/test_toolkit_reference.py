@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC_MODULES = ["client", "history", "checkers", "generators", "snapshot", "monitor", "interleavings",
-                  "nemesis.server", "nemesis.network", "nemesis.resources", "nemesis.settings", "nemesis.tracking",
+                  "nemesis.server", "nemesis.network", "nemesis.proxy", "nemesis.resources", "nemesis.settings", "nemesis.tracking",
                   "nemesis.injector"]
 
 

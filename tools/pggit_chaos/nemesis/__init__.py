@@ -11,7 +11,8 @@ it struck.
 """
 
 from pggit_chaos.nemesis.injector import ChaosInjector, FailureInjection
-from pggit_chaos.nemesis.network import FaultyProxy, cut_connection
+from pggit_chaos.nemesis.network import cut_connection
+from pggit_chaos.nemesis.proxy import FaultyProxy
 from pggit_chaos.nemesis.resources import (
     FaultUnavailable,
     connections_exhausted,
