@@ -29,6 +29,8 @@ CHECKS = {
     "branch_heads_exist", "branch_parents_exist", "commit_branches_exist", "commit_parents_exist",
     "commit_parents_precede_children", "linear_branch_history", "no_commit_cycles", "no_branch_cycles",
     "unique_commit_ids", "unique_branch_names", "sequence_ahead_of_ids", "versions_match_history",
+    "versions_increase", "history_objects_exist", "branch_rows_valid", "branch_heads_on_branch",
+    "branch_chains_end_at_heads", "commit_parents_on_branch_line", "commits_reachable",
 }
 
 
@@ -120,15 +122,20 @@ def _duplicate_branch_name(conn, repo):
 
 DAMAGE = {
     "head missing": Damage("branch_heads_exist", frozenset(), _head_missing),
-    "parent missing": Damage("commit_parents_exist", frozenset(), _parent_missing),
-    "commit cycle": Damage("no_commit_cycles", frozenset({"commit_parents_precede_children"}), _commit_cycle),
+    # The commits below the lost link are reached by no head any more.
+    "parent missing": Damage("commit_parents_exist", frozenset({"commits_reachable"}), _parent_missing),
+    # main's head gets a child: it no longer ends main's chain.
+    "commit cycle": Damage("no_commit_cycles", frozenset({"commit_parents_precede_children",
+                                                          "branch_chains_end_at_heads"}), _commit_cycle),
     "duplicate commit id": Damage("unique_commit_ids", frozenset({"linear_branch_history"}), _duplicate_commit_id),
     "sequence behind issued ids": Damage("sequence_ahead_of_ids", frozenset(), _sequence_behind),
     "version off its history": Damage("versions_match_history", frozenset(), _version_off_history),
-    "branch parent cycle": Damage("no_branch_cycles", frozenset(), _branch_cycle),
+    # The cycle cuts feature/x off main, where its first commit's parent is.
+    "branch parent cycle": Damage("no_branch_cycles", frozenset({"commit_parents_on_branch_line"}), _branch_cycle),
     "branch parent missing": Damage("branch_parents_exist", frozenset(), _branch_parent_missing),
     "commit of a missing branch": Damage("commit_branches_exist", frozenset(), _commit_branch_missing),
-    "fork": Damage("linear_branch_history", frozenset(), _fork),
+    # The forged second child is reached by no head.
+    "fork": Damage("linear_branch_history", frozenset({"commits_reachable"}), _fork),
     "child committed before parent": Damage("commit_parents_precede_children", frozenset(), _child_before_parent),
     "duplicate branch name": Damage("unique_branch_names", frozenset(), _duplicate_branch_name),
 }

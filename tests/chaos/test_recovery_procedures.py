@@ -152,8 +152,10 @@ def test_repair_branch_heads_restores_each_head(conn, repo, kind):
     healthy = _heads(conn)
     HEAD_DAMAGE[kind](conn, repo)
     if kind == "head moved back":
-        # verify_integrity cannot see a lost head; a walk from the head can.
-        assert _failing_checks(conn) == {}
+        # A lost head: the head does not end main's chain, and the newer commits hang unreachable behind it.
+        failing = _failing_checks(conn)
+        assert set(failing) == {"branch_chains_end_at_heads", "commits_reachable"}, failing
+        assert repo.main[3] in failing["commits_reachable"]
         with pytest.raises(checkers.InvariantViolation, match="not reachable from the head"):
             checkers.linear_chain_invariant(conn, "main")
     else:

@@ -2,8 +2,8 @@
 --
 -- For: verify_integrity() reports branch_heads_exist = false (a head names a
 -- commit that does not exist), or a head was moved back by hand so that the
--- branch's newer commits hang unreachable behind it (a "lost head", which
--- verify_integrity cannot see and a walk from the head can).
+-- branch's newer commits hang unreachable behind it (a "lost head":
+-- branch_chains_end_at_heads and commits_reachable = false).
 --
 -- Run as a superuser: it writes pggit.branches directly. Idempotent, and a
 -- no-op on a healthy database (it only touches heads that are wrong).

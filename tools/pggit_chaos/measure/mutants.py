@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pggit_chaos.measure.mutants_scale import HISTORY_MUTANTS
 from pggit_chaos.paths import EXTENSION_SQL
 
 # Mutant categories: the kinds of bug the issue asks the catalog to cover.
@@ -31,7 +32,8 @@ CATEGORIES = {
     "integrity": "verify_integrity() that misses damage or raises instead of reporting",
     "drift": "detect_drift() that misses or invents drift",
     "durability": "metadata that does not survive a crash",
-    "performance": "work that grows too fast with the size of a table",
+    "performance": "work that grows too fast with the size of a table or of pggit's history",
+    "backup": "history that pg_dump leaves out, or that a restore duplicates, collides with or records anew",
 }
 
 
@@ -154,8 +156,8 @@ MUTANTS: list[Mutant] = [
     _m(
         "hash_ignores_column_order", "schema-hash",
         "the schema hash sorts columns by name, so two tables with the same columns in another order hash alike",
-        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum);",
-        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_name);",
+        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum));",
+        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_name));",
     ),
     _m(
         "hash_ignores_search_path", "schema-hash",
@@ -207,12 +209,36 @@ MUTANTS: list[Mutant] = [
         "        SELECT c.relkind IN ('r', 'p')\n           AND c.relpersistence <> 't'",
         "        SELECT c.relkind = 'r'\n           AND c.relpersistence <> 't'",
     ),
+    _m(
+        "index_on_partitioned_table_skips_partitions", "ddl-tracking",
+        "only ALTER TABLE on a parent records its partitions: CREATE INDEX on a partitioned table leaves every partition's recorded hash stale",
+        "    -- whose structure really changed.\n    IF cardinality(v_tables) > 0 THEN\n",
+        "    -- whose structure really changed.\n    IF TG_TAG = 'ALTER TABLE' AND cardinality(v_tables) > 0 THEN\n",
+    ),
+    _m(
+        "detached_partition_not_recorded", "ddl-tracking",
+        "DETACH PARTITION records only the parent: the detached table (bound gone, a CHECK added by CONCURRENTLY) keeps a stale version",
+        "           AND l.mode = 'AccessExclusiveLock'\n",
+        "           AND false\n",
+    ),
+    _m(
+        "hash_includes_foreign_key_clones", "schema-hash",
+        "the schema hash includes the hidden per-partition clones of a foreign key: a new partition of a referenced table drifts the referencing table",
+        "           AND NOT (con.contype = 'f' AND con.conparentid <> 0::pg_catalog.oid\n",
+        "           AND NOT (false\n",
+    ),
+    _m(
+        "hash_ignores_partition_bound", "schema-hash",
+        "the schema hash leaves out a partition's parent and bound (and an inheritance child's parents): ATTACH and DETACH leave the partition's version as it was",
+        "         WHERE inh.inhrelid = p_rel\n         ORDER BY inh.inhseqno));",
+        "         WHERE false\n         ORDER BY inh.inhseqno));",
+    ),
     # ---- atomicity -------------------------------------------------------------
     _m(
         "migration_recorded_before_run", "atomicity",
         "the migration is recorded before its SQL runs, and a failure of the SQL is only logged, so a failed migration stays recorded as applied",
-        "    PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n"
-        "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n",
+        "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n"
+        "    PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n",
         "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n"
         "    BEGIN\n        PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n"
         "    EXCEPTION WHEN OTHERS THEN\n        RAISE WARNING '%', SQLERRM;\n    END;\n",
@@ -264,14 +290,57 @@ MUTANTS: list[Mutant] = [
     _m(
         "drift_name_spliced", "safety",
         "detect_drift looks tables up by spliced, unquoted names, so a mixed-case or odd name looks dropped",
-        "           SELECT pggit._schema_hash(to_regclass(format('%I.%I', o.schema_name, o.object_name))) AS hash",
-        "           SELECT pggit._schema_hash(to_regclass(o.schema_name || '.' || o.object_name)) AS hash",
+        "WHERE n.nspname = o.schema_name AND c.relname = o.object_name)) AS hash",
+        "WHERE c.oid = to_regclass(o.schema_name || '.' || o.object_name))) AS hash",
     ),
     _m(
         "metadata_writable_by_public", "safety",
         "pggit's tables are left writable by every role, so anyone can rewrite history behind the functions",
         "REVOKE ALL ON pggit.branches, pggit.commits, pggit.objects, pggit.history, pggit.migrations FROM PUBLIC;",
         "GRANT ALL ON pggit.branches, pggit.commits, pggit.objects, pggit.history, pggit.migrations TO PUBLIC;",
+    ),
+    _m(
+        "describe_table_unqualified_call", "safety",
+        "the table description calls quote_ident unqualified with the table's schema on the search_path, so a "
+        "quote_ident(name) planted there runs as pggit's owner inside the event triggers (any schema owner becomes superuser)",
+        "           'column ' || pg_catalog.quote_ident(a.attname) || ' ' || t.column_type",
+        "           'column ' || quote_ident(a.attname) || ' ' || t.column_type",
+    ),
+    _m(
+        "describe_table_array_operator", "safety",
+        "the table description appends lines with the array || operator under the table's schema on the search_path, "
+        "so an operator ||(text[], text[]) planted there runs as pggit's owner",
+        "    v_lines := pg_catalog.array_cat(v_lines, ARRAY(\n        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum));",
+        "    v_lines := v_lines || ARRAY(\n        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum);",
+    ),
+    _m(
+        "branch_copy_with_owner_rights", "safety",
+        "create_branch is SECURITY DEFINER around the data copy, so copying a table runs its CHECK constraints, index "
+        "expressions and generated columns as pggit's owner",
+        "RETURNS integer\nLANGUAGE plpgsql VOLATILE\nSET search_path = pg_catalog, pggit, pg_temp\nAS $$\nDECLARE\n    v_id integer;\n",
+        "RETURNS integer\nLANGUAGE plpgsql VOLATILE\nSECURITY DEFINER\nSET search_path = pg_catalog, pggit, pg_temp\nAS $$\n"
+        "DECLARE\n    v_id integer;\n",
+    ),
+    _m(
+        "data_branch_reuses_planted_table", "safety",
+        "create_data_branch returns any existing table of the copy's name, also one another role created there first",
+        "                          AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')) THEN",
+        "                          AND true) THEN",
+    ),
+    _m(
+        "record_helpers_executable_by_public", "safety",
+        "the record writers of create_branch and the migrations are executable by PUBLIC and trust the session's role, "
+        "so another role's SECURITY DEFINER trigger writes records on the session role's behalf",
+        "REVOKE EXECUTE ON FUNCTION pggit._create_branch_record(text, text) FROM PUBLIC;\n"
+        "REVOKE EXECUTE ON FUNCTION pggit._record_migration_applied(text, text, text, text, text) FROM PUBLIC;\n"
+        "REVOKE EXECUTE ON FUNCTION pggit._record_migration_rolled_back(text) FROM PUBLIC;\n",
+        "",
+    ),
+    _m(
+        "drift_needs_schema_usage", "drift",
+        "detect_drift looks tables up with to_regclass, which raises for a schema the caller has no USAGE on",
+        "WHERE n.nspname = o.schema_name AND c.relname = o.object_name)) AS hash",
+        "WHERE c.oid = to_regclass(format('%I.%I', o.schema_name, o.object_name)))) AS hash",
     ),
     # ---- branches --------------------------------------------------------------
     _m(
@@ -295,7 +364,7 @@ MUTANTS: list[Mutant] = [
     _m(
         "branch_name_allows_control_characters", "branches",
         "branch names may contain control characters (newlines forge log lines)",
-        "        WHEN p_name ~ '[\\x01-\\x1f\\x7f]'       THEN 'must not contain control characters'\n",
+        "        WHEN p_name ~ E'[\\\\x01-\\\\x1f\\\\x7f]'      THEN 'must not contain control characters'\n",
         "",
     ),
     # ---- integrity -------------------------------------------------------------
@@ -325,6 +394,48 @@ MUTANTS: list[Mutant] = [
         "        ok := v_bad IS NULL;",
         "           AND false;\n        ok := v_bad IS NULL;",
     ),
+    _m(
+        "integrity_misses_history_going_down", "integrity",
+        "a history row whose version goes down, or does not follow the one before, passes versions_increase",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every object''s versions increase with its history');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every object''s versions increase with its history');",
+    ),
+    _m(
+        "integrity_misses_orphan_history", "integrity",
+        "a history row of a missing object passes history_objects_exist",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every history row belongs to an existing object');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every history row belongs to an existing object');",
+    ),
+    _m(
+        "integrity_misses_invalid_branch_rows", "integrity",
+        "a branch row with a name git refuses, an unknown status, or no main branch passes branch_rows_valid",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every branch row is valid');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every branch row is valid');",
+    ),
+    _m(
+        "integrity_misses_head_off_branch", "integrity",
+        "a branch head on an unrelated branch passes branch_heads_on_branch",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every branch head is on its branch');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every branch head is on its branch');",
+    ),
+    _m(
+        "integrity_misses_head_behind_tip", "integrity",
+        "a branch head that is not the newest commit of its branch passes branch_chains_end_at_heads",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every branch''s chain ends at its head');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every branch''s chain ends at its head');",
+    ),
+    _m(
+        "integrity_misses_parent_off_line", "integrity",
+        "a commit whose parent is on an unrelated branch passes commit_parents_on_branch_line",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every parent commit is on its child''s branch line');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every parent commit is on its child''s branch line');",
+    ),
+    _m(
+        "integrity_misses_unreachable_commit", "integrity",
+        "a commit no branch head reaches passes commits_reachable",
+        "        ok := v_bad IS NULL;\n        detail := pggit._integrity_detail(v_bad, 'every commit is reachable from a branch head');",
+        "        ok := true;\n        detail := pggit._integrity_detail(v_bad, 'every commit is reachable from a branch head');",
+    ),
     # ---- drift -----------------------------------------------------------------
     _m(
         "drift_misses_dropped_tables", "drift",
@@ -352,7 +463,134 @@ MUTANTS: list[Mutant] = [
         "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, 0)",
         "                      ' default ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid)",
     ),
+    # ---- backup ----------------------------------------------------------------
+    _m(
+        "pggit_rows_not_dumped", "backup",
+        "pggit's tables are not extension configuration tables, so pg_dump leaves out every commit and migration record",
+        "SELECT pg_catalog.pg_extension_config_dump('pggit.branches', '');\n"
+        "SELECT pg_catalog.pg_extension_config_dump('pggit.commits', '');\n"
+        "SELECT pg_catalog.pg_extension_config_dump('pggit.objects', '');\n"
+        "SELECT pg_catalog.pg_extension_config_dump('pggit.history', '');\n"
+        "SELECT pg_catalog.pg_extension_config_dump('pggit.migrations', '');\n",
+        "",
+    ),
+    _m(
+        "pggit_sequences_not_dumped", "backup",
+        "the Trinity ID sequence and the identity sequences are not dumped, so IDs issued after a restore collide",
+        "SELECT pg_catalog.pg_extension_config_dump('pggit.trinity_id_seq', '');\n"
+        "-- One call per statement: each one updates the pg_extension row.\n"
+        "SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('pggit.branches', 'id')::regclass, '');\n"
+        "SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('pggit.commits', 'id')::regclass, '');\n",
+        "",
+    ),
+    _m(
+        "restored_main_collides_with_seed", "backup",
+        "the dump's 'main' row does not replace the one CREATE EXTENSION inserts, so the restore of pggit.branches fails",
+        "    FOR EACH ROW WHEN (NEW.name = 'main')\n",
+        "    FOR EACH ROW WHEN (NEW.name = 'main' AND false)\n",
+    ),
+    _m(
+        "restore_recorded_as_new_ddl", "backup",
+        "the event trigger records the restore's CREATE TABLE statements as new tables, whose rows then collide with the restored ones",
+        "    IF pggit._restoring_dump() THEN\n        RETURN;\n    END IF;\n"
+        "    FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP",
+        "    FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP",
+    ),
+    _m(
+        "restored_objects_keep_stale_oids", "backup",
+        "restored objects rows keep the source's table OIDs, so a rename after the restore starts a new object at 1.0.0",
+        "    NEW.table_oid := pg_catalog.to_regclass(pg_catalog.format('%I.%I', NEW.schema_name, NEW.object_name));\n",
+        "",
+    ),
+    _m(
+        "restore_recognised_for_any_role", "backup",
+        "any role that sets the settings of a dump script passes for a restore, and its DDL goes untracked",
+        "       AND coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r\n"
+        "                      WHERE r.rolname = pggit._invoking_user()), false);",
+        ";",
+    ),
+    _m(
+        "restore_recognised_by_settings_alone", "backup",
+        "a superuser session that merely sets what a dump script sets passes for a restore, and its DDL goes untracked",
+        "    SELECT coalesce(pg_catalog.current_setting('pggit.installed_in_this_session', true) = 'on', false)\n"
+        "       AND pg_catalog.current_setting('check_function_bodies') = 'off'",
+        "    SELECT pg_catalog.current_setting('check_function_bodies') = 'off'",
+    ),
+    _m(
+        "data_branch_shares_source_sequences", "branches",
+        "a data branch's defaults still call the source's sequences, so the source cannot be dropped and each uses up the other's numbers",
+        "    PERFORM pggit._own_default_sequences(format('%I.%I', v_schema, v_target)::regclass);\n",
+        "",
+    ),
+    # ---- isolation levels and session settings ------------------------------------
+    _m(
+        "apply_migration_runs_before_recording", "migrations",
+        "apply_migration runs the up SQL before writing the record: under REPEATABLE READ a session whose snapshot "
+        "predates a concurrent apply runs the SQL again and fails with its error (23505) instead of 40001",
+        "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n"
+        "    PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n",
+        "    PERFORM pggit._run_migration_sql(p_version, 'up', p_up_sql);\n"
+        "    PERFORM pggit._record_migration_applied(p_version, p_description, v_checksum, p_up_sql, p_down_sql);\n",
+    ),
+    _m(
+        "rollback_migration_runs_before_marking", "migrations",
+        "rollback_migration runs the down SQL before marking the record: a stale snapshot runs it a second time",
+        "    PERFORM pggit._record_migration_rolled_back(p_version);\n"
+        "    PERFORM pggit._run_migration_sql(p_version, 'down', v_row.down_sql);\n",
+        "    PERFORM pggit._run_migration_sql(p_version, 'down', v_row.down_sql);\n"
+        "    PERFORM pggit._record_migration_rolled_back(p_version);\n",
+    ),
+    _m(
+        "tracking_insert_raises_unique_violation", "ddl-tracking",
+        "DDL on a table whose pggit row is newer than the transaction's snapshot inserts a second live row and "
+        "fails with unique_violation, which no retry heals, instead of 40001",
+        "        ON CONFLICT (object_type, schema_name, object_name) WHERE is_active DO NOTHING\n"
+        "        RETURNING id INTO v_object_id;\n",
+        "        RETURNING id INTO v_object_id;\n",
+    ),
+    _m(
+        "drop_tracking_trusts_stale_snapshot", "ddl-tracking",
+        "DROP TABLE of a table created after the transaction's snapshot finds no pggit row and records nothing: "
+        "the dropped table stays live in pggit.objects",
+        "        IF current_setting('transaction_isolation') <> 'read committed' THEN\n"
+        "            INSERT INTO pggit.objects (object_type, schema_name, object_name, is_active, table_oid)\n",
+        "        IF false THEN\n"
+        "            INSERT INTO pggit.objects (object_type, schema_name, object_name, is_active, table_oid)\n",
+    ),
+    _m(
+        "data_branch_copy_seen_through_stale_snapshot", "branches",
+        "create_data_branch that waited for a concurrent copy looks it up in pg_class with its old snapshot and "
+        "reports 'exists and is not a table' (42P07) instead of 40001",
+        "        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = v_target_rel) THEN\n",
+        "        IF false THEN\n",
+    ),
+    _m(
+        "branch_name_rules_in_plain_literals", "branches",
+        "a branch-name regex with a backslash in a plain literal: a session with standard_conforming_strings off "
+        "compiles it as '(^|/).', and every name is refused",
+        "        WHEN p_name ~ E'(^|/)\\\\.'             THEN",
+        "        WHEN p_name ~ '(^|/)\\.'               THEN",
+    ),
+    _m(
+        "schema_hash_follows_quote_all_identifiers", "schema-hash",
+        "the table description is printed with the session's quote_all_identifiers: every hash differs per session "
+        "and detect_drift reports drift that is not there",
+        "SET standard_conforming_strings = on\n"
+        "-- quote_ident(), format_type() and pg_get_*def() quote every name when it is on.\n"
+        "SET quote_all_identifiers = off\n",
+        "SET standard_conforming_strings = on\n",
+    ),
+    _m(
+        "trackable_check_sees_two_catalog_rows", "ddl-tracking",
+        "_is_trackable reads pg_class with a scalar subquery: DDL under REPEATABLE READ that waited for another "
+        "session's DDL of the table sees two versions of its row and fails with 21000 instead of 40001",
+        "         LIMIT 1), false);\n",
+        "         ), false);\n",
+    ),
 ]
+
+# The history-size performance mutants: whole blocks of the script, kept in a module of their own.
+MUTANTS += [_m(*mutant) for mutant in HISTORY_MUTANTS]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -2,7 +2,7 @@
 
 Installing the package is enough: any project gets ``pg_server``,
 ``pg_cluster``, ``make_database``, ``db_connection_string``, ``sync_conn``,
-``async_conn``, ``chaos_pool`` and the ``--pg-*`` / ``--dsn`` options with no
+``async_conn``, ``chaos_pool``, ``make_role`` and the ``--pg-*`` / ``--dsn`` options with no
 conftest of its own.
 """
 

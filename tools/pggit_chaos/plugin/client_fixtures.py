@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import psycopg
 import pytest
@@ -55,6 +55,28 @@ def isolated_schema(sync_conn: psycopg.Connection) -> str:
     sync_conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(name)))
     sync_conn.commit()
     return name
+
+
+@pytest.fixture
+def make_role(pg_server, make_database) -> Iterator[Callable[..., str]]:
+    """Factory of login roles with unique names; each is dropped after the test.
+
+    ``pg_server.create_role`` marks each role as this run's and gives it the
+    run's password; ``drop_role`` runs ``DROP OWNED BY`` in every database
+    where the role owns or was granted something, then ``DROP ROLE``, and
+    drops only roles this run created. Depending on ``make_database`` makes
+    this run before the test's databases are dropped.
+    """
+    made: list[str] = []
+
+    def factory(prefix: str = "pggit_role") -> str:
+        name = pg_server.create_role(prefix)
+        made.append(name)
+        return name
+
+    yield factory
+    for name in made:
+        pg_server.drop_role(name)
 
 
 @pytest.fixture

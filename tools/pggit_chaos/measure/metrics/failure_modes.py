@@ -25,7 +25,8 @@ FAILURE_MODES_ENV = "PGGIT_FAILURE_MODES"
 
 # The chaos categories (pytest markers), rows of the failure-mode matrix.
 CATEGORIES = ["property", "concurrent", "transaction", "crash", "resource", "load",
-              "corruption", "migration", "integrity", "recovery"]
+              "corruption", "migration", "integrity", "recovery", "security",
+              "partitions", "isolation", "settings", "backup"]
 
 # The faults, columns of the matrix: what a test does to pggit, recognised in its code.
 FAULTS: dict[str, tuple[str, str]] = {
