@@ -15,9 +15,9 @@ def test_growth_exponent_recovers_the_power_of_exact_data(power):
 
 
 def test_growth_exponent_refuses_what_it_cannot_fit_naming_the_values():
-    with pytest.raises(ValueError, match=r"positive: widths \[100, 200\], seconds \[0.0, 1.0\]"):
+    with pytest.raises(ValueError, match=r"positive: sizes \[100, 200\], seconds \[0.0, 1.0\]"):
         bench_describe.growth_exponent([100, 200], [0.0, 1.0])
-    with pytest.raises(ValueError, match=r"widths must differ.*\[100, 100\]"):
+    with pytest.raises(ValueError, match=r"sizes must differ.*\[100, 100\]"):
         bench_describe.growth_exponent([100, 100], [1.0, 2.0])
     with pytest.raises(ValueError, match="two or more"):
         bench_describe.growth_exponent([100], [1.0])

@@ -1,15 +1,16 @@
-"""``pggit-chaos``: the one command line of the measuring tools, a subcommand each (mutate, stability, benchmarks, metrics)."""
+"""``pggit-chaos``: the one command line of the measuring tools, a subcommand each (mutate, hollow, stability, benchmarks, metrics)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pggit_chaos.measure import bench_cluster, bench_describe, runner, stability
+from pggit_chaos.measure import bench_cluster, bench_describe, bench_history, hollow, runner, stability
 from pggit_chaos.measure.metrics import page
+from pggit_chaos.server import sweep
 
-# In the order --help lists them: measuring first, the page that shows the results last.
-TOOLS = (runner, stability, bench_describe, bench_cluster, page)
+# In the order --help lists them: measuring first, the page that shows the results, then housekeeping.
+TOOLS = (runner, hollow, stability, bench_describe, bench_history, bench_cluster, page, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

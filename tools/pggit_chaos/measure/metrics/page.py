@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pggit_chaos.measure.metrics import failure_modes, sections
+from pggit_chaos.measure.metrics import failure_modes, history_cost, sections
 from pggit_chaos.measure.metrics.markdown import pct, table
 from pggit_chaos.measure.metrics.measured import (
     Measured,
@@ -30,25 +30,30 @@ PAGE = REPO / "docs" / "metrics.md"
 SUMMARY = DATA_DIR / "summary.md"
 
 
-def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: dict | None = None) -> str:
+def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: dict | None = None,
+           hollow: dict | None = None, history: dict | None = None) -> str:
     """The whole page (its plots are written on the way), section by section."""
-    m = Measured(smoke, full, stability, modes, bench)
+    m = Measured(smoke, full, stability, modes, bench, hollow, history)
     plots = draw_plots(m)
     return "\n".join([
         *sections.introduction(m),
         *sections.detection_rate(m, plots["kills"]),
+        *sections.unmeasured_mutants(m),
         *sections.surviving_mutants(m),
         *sections.every_mutant(m),
+        *sections.hollow(m.hollow),
         *sections.failure_modes(m.modes),
         *sections.stability(m, plots.get("stability")),
         *sections.performance(m, plots["times"]),
         *sections.describe_cost(m.bench, plots.get("describe")),
+        *history_cost.section(m.history, plots.get("history")),
         *sections.shrinking(m),
         *sections.how_to_measure(),
     ])
 
 
-def render_summary(smoke: dict, full: dict, stability: dict | None, bench: dict | None) -> str:
+def render_summary(smoke: dict, full: dict, stability: dict | None, bench: dict | None,
+                   history: dict | None = None) -> str:
     """The headline numbers as a table, for the chaos guide to include."""
     rows = []
     for tier, data in (("smoke", smoke), ("full", full)):
@@ -68,6 +73,8 @@ def render_summary(smoke: dict, full: dict, stability: dict | None, bench: dict 
         widest = bench["widths"][-1]
         rows.append(["describing a wide table", f"{describe_total(base, widest) * 1000:.0f} ms at {widest} columns, "
                      f"growth exponent {describe_exponent(base):.2f}"])
+    if history:
+        rows.append(["verify_integrity() as history grows", history_cost.history_summary(history)])
     machine = full["machine"]
     dates = measured_dates(smoke, full, stability)
     lines = [
@@ -103,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
             failure_modes.collect_failure_modes(out)
             shutil.copy(out, DATA_DIR / "failure-modes.json")
     m = load_results()
-    PAGE.write_text(render(m.smoke, m.full, m.stability, m.modes, m.bench))
-    SUMMARY.write_text(render_summary(m.smoke, m.full, m.stability, m.bench))
+    PAGE.write_text(render(m.smoke, m.full, m.stability, m.modes, m.bench, m.hollow, m.history))
+    SUMMARY.write_text(render_summary(m.smoke, m.full, m.stability, m.bench, m.history))
     print(f"wrote {PAGE.relative_to(REPO)} and {PLOT_DIR.relative_to(REPO)}/")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from pggit_chaos.measure.metrics import history_cost
 from pggit_chaos.measure.metrics.measured import Measured, describe_exponent, describe_total, passing_run_seconds
 from pggit_chaos.measure.mutants import CATEGORIES as MUTANT_CATEGORIES
 from pggit_chaos.paths import REPO
@@ -127,4 +128,6 @@ def draw_plots(measured: Measured) -> dict[str, str]:
         plots["stability"] = plot_stability(measured.stability)
     if measured.bench:
         plots["describe"] = plot_describe_cost(measured.bench)
+    if measured.history:
+        plots["history"] = history_cost.plot(measured.history, _pyplot, _save)
     return plots

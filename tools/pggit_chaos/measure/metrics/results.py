@@ -12,7 +12,8 @@ from pggit_chaos.paths import REPO
 BUILD_DIR = METRICS_DIR
 # What the page is made from: committed, so the site builds without measuring anything.
 DATA_DIR = REPO / "docs" / "_data" / "metrics"
-RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json")
+RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json", "hollow.json",
+                "bench-history.json")
 REQUIRED_FILES = ("mutation-smoke.json", "mutation-full.json", "failure-modes.json")
 
 
@@ -36,7 +37,7 @@ def import_results() -> list[str]:
         if not source.exists():
             continue
         data = json.loads(source.read_text())
-        if name.startswith("mutation-") and not data.get("complete"):
+        if (name.startswith("mutation-") or name == "hollow.json") and not data.get("complete"):
             continue
         (DATA_DIR / name).write_text(json.dumps(_slim(name, data), indent=1) + "\n")
         copied.append(name)
@@ -44,7 +45,7 @@ def import_results() -> list[str]:
 
 
 def load_results() -> Measured:
-    """The results in docs/_data/metrics; the stability runs and the benchmark may be missing."""
+    """The results in docs/_data/metrics; the stability runs, the benchmark and the hollow run may be missing."""
     missing = [n for n in REQUIRED_FILES if not (DATA_DIR / n).exists()]
     if missing:
         raise SystemExit(f"missing results in {DATA_DIR}: {', '.join(missing)}; run make metrics")
@@ -54,4 +55,5 @@ def load_results() -> Measured:
         return json.loads(path.read_text()) if path.exists() else None
 
     return Measured(load("mutation-smoke.json"), load("mutation-full.json"), load("stability.json"),
-                    load("failure-modes.json"), load("bench-describe.json"))
+                    load("failure-modes.json"), load("bench-describe.json"), load("hollow.json"),
+                    load("bench-history.json"))

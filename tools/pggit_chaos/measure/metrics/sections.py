@@ -71,6 +71,25 @@ def detection_rate(m: Measured, kills_plot: str) -> list[str]:
     return lines + [f"![Mutants killed per category, smoke and full tier]({kills_plot})", ""]
 
 
+def unmeasured_mutants(m: Measured) -> list[str]:
+    """The catalog's mutants added after the recorded runs: named, and kept out of every score above."""
+    if not m.unmeasured:
+        return []
+    by_category = defaultdict(list)
+    for name, category in m.unmeasured:
+        by_category[category].append(code(name))
+    return [
+        "### Not measured yet",
+        "",
+        f"{len(m.unmeasured)} mutants joined the catalog after these runs were measured, each with the",
+        "chaos test that was shown to kill it when it was added; the scores above leave them out",
+        "until `make metrics` measures the whole catalog again:",
+        "",
+        *[f"- {category}: {', '.join(names)}" for category, names in sorted(by_category.items())],
+        "",
+    ]
+
+
 def surviving_mutants(m: Measured) -> list[str]:
     """The mutants a tier lets through, and why where the results tell."""
     survivors = [n for n in m.names
@@ -99,6 +118,12 @@ def _survivor(m: Measured, name: str) -> str:
         line += (" Its answers are right, only slow, and no test asserts a time: the describe benchmark "
                  f"measures it (growth exponent {describe_exponent(m.benched[name]):.2f} against pggit's "
                  f"{describe_exponent(m.bench['results'][0]):.2f}; see [Performance](#performance)).")
+    if name in m.history_benched:
+        mine, base = m.history_benched[name], m.history["results"][0]
+        line += (" Its answers are right, only slow, and no test asserts a time: the history benchmark "
+                 f"measures it (`verify_integrity()` growth exponent {mine['growth_exponent']['verify_integrity']:.2f} "
+                 f"against pggit's {base['growth_exponent']['verify_integrity']:.2f}; see "
+                 "[Cost as pggit's history grows](#cost-as-pggits-history-grows)).")
     return line
 
 
@@ -124,6 +149,38 @@ def every_mutant(m: Measured) -> list[str]:
         shown = ", ".join(f"`{short_test(k)}`" for k in killers[:4])
         more = f", and {len(killers) - 4} more" if len(killers) > 4 else ""
         lines.append(f"- `{name}`: {shown}{more}")
+    return lines + [""]
+
+
+def hollow(data: dict | None) -> list[str]:
+    """The tests that pass against a pggit whose every function does nothing: the allow-list and any other."""
+    lines = ["## Tests against a hollow pggit", ""]
+    if not data:
+        return lines + ["Not measured yet (`pggit-chaos hollow`).", ""]
+    first, passing = data.get("first_measured") or {}, len(data["passing"])
+    lines += [
+        "A test that calls pggit must fail when pggit does nothing. `pggit-chaos hollow`",
+        "(`tools/pggit_chaos/measure/hollow.py`) builds a hollow pggit: the same tables, seed rows,",
+        f"grants, event triggers and function signatures, with each of its {len(data['functions'])} function bodies",
+        "replaced by one that returns NULL, no rows, or nothing. It runs the contract tests,",
+        f"the chaos suite, the examples and the guides (`{data['markexpr']}`) once against it,",
+        "every week in CI (`.github/workflows/weekly.yml`); tests that start no server are left out.",
+        "",
+        f"On {data['started'][:10]}, {passing} of {data['tests']} tests passed against the hollow build: "
+        f"{len(data['allowed_passing'])} on the allow-list, {len(data['unexplained'])} others.",
+    ]
+    if first:
+        lines += [f"When first measured ({first['date']}), {first['passing']} tests passed: "
+                  + ", ".join(f"{n} in `{f}`" for f, n in first["by_folder"].items()) + "."]
+    lines += ["", "The allow-list (`tools/pggit_chaos/measure/hollow_allowed.py`): tests whose subject",
+              "pggit's schema alone decides, so a hollow build passes them by design.", ""]
+    grouped: dict[str, list] = {}  # a parametrized test once, with its number of cases
+    for nodeid, reason in data["allowed"].items():
+        grouped.setdefault(nodeid.split("[")[0], [0, reason])[0] += 1
+    lines += table(["test", "cases", "why it may pass against a hollow pggit"],
+                   [[f"`{n}`", cases, reason] for n, (cases, reason) in grouped.items()])
+    lines += ["", "Tests outside the allow-list that still pass against the hollow build:", ""]
+    lines += [f"- `{n}`" for n in data["unexplained"]] or ["None."]
     return lines + [""]
 
 
@@ -314,6 +371,9 @@ def how_to_measure() -> list[str]:
         "  mutant meeting its last killers first, in a few minutes)",
         "- `pggit-chaos stability --runs 20`",
         "- `pggit-chaos bench-describe` (the cost of describing a wide table, by width)",
+        "- `pggit-chaos hollow` (the tests that still pass when every pggit function does nothing)",
+        "- `pggit-chaos bench-history` (what every function of pggit costs as its history",
+        "  grows, 10^3 to 10^5 commits)",
         "- `pggit-chaos metrics` (copies the results into `docs/_data/metrics/`",
         "  and renders this page and its plots)",
         "",
