@@ -155,6 +155,9 @@ def test_a_link_reset_during_a_migration_call_leaves_nothing_of_the_transaction(
     DatabaseStateSnapshot.capture(db_connection_string).assert_unchanged(before)
     with psycopg.connect(db_connection_string, autocommit=True) as check:
         assert checkers.migration_all_or_nothing(check, "reset-1", "SELECT to_regclass('reset_m') IS NOT NULL") is False
+        # Positive control: the same call, with the link up, applies the migration and its DDL.
+        assert check.execute("SELECT pggit.apply_migration('reset-1', 'CREATE TABLE reset_m (a int)')").fetchone()[0]
+        assert checkers.migration_all_or_nothing(check, "reset-1", "SELECT to_regclass('reset_m') IS NOT NULL") is True
 
 
 @pytest.mark.parametrize("fault", ["cut connection", "terminate backend"])

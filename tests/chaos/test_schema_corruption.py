@@ -230,6 +230,11 @@ def test_a_table_whose_name_needs_quoting_never_shows_up_as_drift(sync_conn, nam
         sync_conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(table))
         sync_conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN v text").format(table))
         assert _drift(sync_conn) == [], name
+        # Positive controls: pggit tracked the table by that name, and a change behind its back is reported.
+        assert _recorded(sync_conn, name)[1] == "1.1.0"
+        with tracking_paused(sync_conn, how="replica"):
+            sync_conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN sneaky int").format(table))
+        assert [row[:2] for row in _drift(sync_conn)] == [("public", name)]
     finally:
         sync_conn.rollback()
 

@@ -65,12 +65,15 @@ def test_new_branch_head_is_the_parent_head(conn):
     commit(conn, "main", "one")
     main_head = commit(conn, "main", "two")
     create_branch(conn, "feature")
-    assert head(conn, "feature") == main_head
+    assert main_head is not None and head(conn, "feature") == main_head
 
 
 def test_new_branch_of_a_branch_without_commits_has_no_head(conn):
     create_branch(conn, "feature")
-    assert head(conn, "feature") is None
+    assert branch(conn, "feature")["status"] == "ACTIVE" and head(conn, "feature") is None
+    # Positive control: its first commit becomes its head.
+    first = commit(conn, "feature", "first")
+    assert first is not None and head(conn, "feature") == first
 
 
 def test_new_branch_of_another_parent_takes_that_parents_head(conn):
@@ -89,6 +92,8 @@ def test_creating_a_branch_writes_no_commit(conn):
     before = scalar(conn, "SELECT count(*) FROM pggit.commits")
     create_branch(conn, "feature")
     assert scalar(conn, "SELECT count(*) FROM pggit.commits") == before
+    # Positive controls: the commit did write its row, and the branch was made.
+    assert before == 1 and branch(conn, "feature")["status"] == "ACTIVE"
 
 
 @pytest.mark.parametrize(
@@ -211,23 +216,34 @@ def test_delete_branch_leaves_other_branches_alone(conn):
 def test_delete_branch_returns_void(conn):
     create_branch(conn, "feature")
     assert scalar(conn, "SELECT pggit.delete_branch_simple('feature')::text") == ""
+    assert branch(conn, "feature")["status"] == "DELETED"
 
 
 def test_delete_unknown_branch_is_a_no_op(conn):
     before = snapshot(conn)
     conn.execute("SELECT pggit.delete_branch_simple('no-such-branch')")
     assert_nothing_written(conn, before)
+    # Positive control: the same call on a branch that exists deletes it.
+    create_branch(conn, "no-such-branch")
+    conn.execute("SELECT pggit.delete_branch_simple('no-such-branch')")
+    assert branch(conn, "no-such-branch")["status"] == "DELETED"
 
 
 def test_delete_null_branch_is_a_no_op(conn):
     before = snapshot(conn)
     conn.execute("SELECT pggit.delete_branch_simple(NULL)")
     assert_nothing_written(conn, before)
+    # Positive control: the same call with a branch's name deletes it.
+    create_branch(conn, "feature")
+    conn.execute("SELECT pggit.delete_branch_simple(%s)", ("feature",))
+    assert branch(conn, "feature")["status"] == "DELETED"
 
 
 def test_delete_already_deleted_branch_is_a_no_op(conn):
     create_branch(conn, "feature")
     conn.execute("SELECT pggit.delete_branch_simple('feature')")
+    # Positive control: the first call deleted it.
+    assert branch(conn, "feature")["status"] == "DELETED"
     before = snapshot(conn)
     conn.execute("SELECT pggit.delete_branch_simple('feature')")
     assert_nothing_written(conn, before)

@@ -177,3 +177,6 @@ def test_an_injection_attempt_in_a_name_does_not_execute(orders, table, to_branc
         assert exc.sqlstate != "42601", f"the name reached the SQL text unquoted: {exc}"
     assert scalar(orders, "SELECT to_regclass('public.victim') IS NOT NULL")
     assert scalar(orders, "SELECT count(*) FROM victim") == 1
+    # Positive control: the same call with plain names makes the copy, rows and all.
+    assert data_branch(orders, "orders", "feature") == "orders__feature"
+    assert len(table_rows(orders, "public", "orders__feature")) == 50

@@ -309,6 +309,10 @@ def test_rolled_back_ddl_leaves_no_history(conn, connect, statement):
     session.execute(statement)
     session.rollback()
     assert_nothing_written(conn, before)
+    # Positive control: the same statement, committed, is recorded.
+    session.execute(statement)
+    session.commit()
+    assert history_count(conn) > len(before["history"])
 
 
 def test_ddl_rolled_back_to_a_savepoint_leaves_no_history(conn, connect):
@@ -336,6 +340,9 @@ def test_a_failing_ddl_statement_leaves_no_history(conn, statement):
     with pytest.raises(psycopg.Error):
         conn.execute(statement)
     assert_nothing_written(conn, before)
+    # Positive control: a statement on the same table that succeeds is recorded.
+    conn.execute("ALTER TABLE t ADD COLUMN control int")
+    assert history_count(conn) == len(before["history"]) + 1 and version(conn, "t") == "1.1.0"
 
 
 def test_ddl_in_a_transaction_that_fails_later_leaves_no_history(conn, connect):
@@ -347,6 +354,10 @@ def test_ddl_in_a_transaction_that_fails_later_leaves_no_history(conn, connect):
         session.execute("SELECT 1 / 0")
     session.rollback()
     assert_nothing_written(conn, before)
+    # Positive control: the same ALTER in a transaction that commits is recorded.
+    session.execute("ALTER TABLE t ADD COLUMN d int")
+    session.commit()
+    assert version(conn, "t") == "1.1.0"
 
 
 UNTRACKED_PLACES = {
@@ -370,3 +381,6 @@ def test_tables_in_system_and_temporary_schemas_are_not_tracked(conn, place):
     for statement in UNTRACKED_PLACES[place]:
         conn.execute(statement)
     assert_nothing_written(conn, before)
+    # Positive control: a table in an ordinary schema is tracked.
+    conn.execute("CREATE TABLE public.scratch_control (id int)")
+    assert tracked_object(conn, "public", "scratch_control") is not None

@@ -41,6 +41,10 @@ def tracked(conn: psycopg.Connection) -> psycopg.Connection:
 
 def test_no_drift_in_a_fresh_database(conn):
     assert drift(conn) == []
+    # Positive control: once a tracked table changes behind pggit's back, the same call reports it.
+    conn.execute("CREATE TABLE watched (id int)")
+    behind_pggits_back(conn, "ALTER TABLE watched ADD COLUMN sneaky int")
+    assert [(d["schema_name"], d["object_name"]) for d in drift(conn)] == [("public", "watched")]
 
 
 def test_no_drift_after_tracked_creates_and_alters(tracked):
@@ -51,6 +55,9 @@ def test_no_drift_after_tracked_creates_and_alters(tracked):
     tracked.execute("CREATE TABLE dropped_later (id int)")
     tracked.execute("DROP TABLE dropped_later")
     assert drift(tracked) == []
+    # Positive control: the same call reports a change made behind pggit's back.
+    behind_pggits_back(tracked, "ALTER TABLE watched ADD COLUMN sneaky int")
+    assert [(d["schema_name"], d["object_name"]) for d in drift(tracked)] == [("public", "watched")]
 
 
 @pytest.mark.parametrize("change", CHANGES_BEHIND_PGGITS_BACK)
@@ -96,13 +103,15 @@ def test_drift_reports_names_that_need_quoting(conn):
 def test_detect_drift_writes_nothing(tracked):
     behind_pggits_back(tracked, "ALTER TABLE watched ADD COLUMN sneaky int")
     before = snapshot(tracked)
-    drift(tracked)
+    # Positive control: there is drift to report, so the call did the work that could have written.
+    assert [(d["schema_name"], d["object_name"]) for d in drift(tracked)] == [("public", "watched")]
     assert_nothing_written(tracked, before)
 
 
 def test_drift_is_unaffected_by_search_path(tracked):
     behind_pggits_back(tracked, "ALTER TABLE watched ADD COLUMN sneaky int")
     expected = drift(tracked)
+    assert [(d["schema_name"], d["object_name"]) for d in expected] == [("public", "watched")]
     tracked.execute("CREATE SCHEMA elsewhere")
     tracked.execute("CREATE TABLE elsewhere.watched (other int)")
     tracked.execute("SET search_path = elsewhere")

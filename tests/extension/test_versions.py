@@ -78,26 +78,43 @@ def test_get_version_takes_quoted_mixed_case_names_as_postgresql_does(conn):
 )
 def test_get_version_returns_no_row_for_a_missing_table(conn, name):
     assert rows(conn, "SELECT * FROM pggit.get_version(%s)", (name,)) == []
+    # Positive control: once the table exists, the same call finds it at 1.0.0.
+    schema = name.rpartition(".")[0]
+    if schema:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(f"CREATE TABLE {name} (id int)")
+    assert version(conn, name) == "1.0.0"
 
 
 @pytest.mark.parametrize("name", ["pg_catalog.pg_class", "pggit.branches", "information_schema.tables"])
 def test_get_version_returns_no_row_for_an_untracked_system_table(conn, name):
     assert rows(conn, "SELECT * FROM pggit.get_version(%s)", (name,)) == []
+    # Positive control: the same call on a table of an ordinary schema finds it.
+    conn.execute("CREATE TABLE ordinary (id int)")
+    assert version(conn, "public.ordinary") == "1.0.0"
 
 
 def test_get_version_returns_no_row_for_a_table_made_while_tracking_was_off(conn):
     with nemesis.tracking_paused(conn):
         conn.execute("CREATE TABLE untracked (id int)")
     assert rows(conn, "SELECT * FROM pggit.get_version('untracked')") == []
+    # Positive control: the same table made with tracking on has a version.
+    conn.execute("CREATE TABLE tracked (id int)")
+    assert version(conn, "tracked") == "1.0.0"
 
 
 def test_get_version_returns_no_row_for_a_temporary_table(conn):
     conn.execute("CREATE TEMP TABLE scratch (id int)")
     assert rows(conn, "SELECT * FROM pggit.get_version('scratch')") == []
+    # Positive control: an ordinary table of the same shape has a version.
+    conn.execute("CREATE TABLE public.kept (id int)")
+    assert version(conn, "public.kept") == "1.0.0"
 
 
 def test_get_version_returns_no_row_for_a_dropped_table(conn):
     conn.execute("CREATE TABLE gone (id int)")
+    # Positive control: before the drop, the same call finds it.
+    assert version(conn, "gone") == "1.0.0"
     conn.execute("DROP TABLE gone")
     assert rows(conn, "SELECT * FROM pggit.get_version('gone')") == []
 
@@ -105,7 +122,8 @@ def test_get_version_returns_no_row_for_a_dropped_table(conn):
 def test_get_version_writes_nothing(conn):
     conn.execute("CREATE TABLE t (id int)")
     before = snapshot(conn)
-    version(conn, "t")
+    # Positive control: the call finds the table (looking it up is what could have written).
+    assert version(conn, "t") == "1.0.0"
     version(conn, "missing")
     assert_nothing_written(conn, before)
 
