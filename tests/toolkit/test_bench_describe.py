@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pggit_chaos import cli
 from pggit_chaos.measure import bench_describe
 
 
@@ -25,17 +26,17 @@ def test_growth_exponent_refuses_what_it_cannot_fit_naming_the_values():
 
 def test_bad_widths_and_mutant_names_are_refused_naming_them(tmp_path):
     with pytest.raises(SystemExit, match=r"\[0, 1601\] outside 1..1600"):
-        bench_describe.main(["--widths", "0", "100", "1601", "--output", str(tmp_path / "x.json")])
+        cli.main(["bench-describe", "--widths", "0", "100", "1601", "--output", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match=r"two or more different widths.*\[50, 50\]"):
-        bench_describe.main(["--widths", "50", "50", "--output", str(tmp_path / "x.json")])
+        cli.main(["bench-describe", "--widths", "50", "50", "--output", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match="no such mutant 'no_such_bug'"):
-        bench_describe.main(["--widths", "10", "20", "--mutant", "no_such_bug", "--output", str(tmp_path / "x.json")])
+        cli.main(["bench-describe", "--widths", "10", "20", "--mutant", "no_such_bug", "--output", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
 
 
 def test_a_small_run_times_every_step_of_every_width_against_a_real_server(tmp_path):
     out = tmp_path / "bench.json"
-    assert bench_describe.main(["--widths", "5", "20", "--repeat", "1", "--mutant", "--output", str(out)]) == 0
+    assert cli.main(["bench-describe", "--widths", "5", "20", "--repeat", "1", "--mutant", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["widths"] == [5, 20] and data["pg_version"]
     (result,) = data["results"]

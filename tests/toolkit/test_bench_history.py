@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+from pggit_chaos import cli
 from pggit_chaos.measure import bench_history, mutants, mutants_scale
 from pggit_chaos.measure.growth import growth_exponent
 from pggit_chaos.measure.history_build import Shape
@@ -37,13 +38,13 @@ def test_growth_exponent_refuses_what_it_cannot_fit_naming_the_values():
 def test_bad_sizes_and_mutant_names_are_refused_naming_them(tmp_path):
     out = tmp_path / "x.json"
     with pytest.raises(SystemExit, match=r"\[5, 2000000\] outside 10..1000000"):
-        bench_history.main(["--sizes", "5", "100", "2000000", "--output", str(out)])
+        cli.main(["bench-history", "--sizes", "5", "100", "2000000", "--output", str(out)])
     with pytest.raises(SystemExit, match=r"two or more different sizes.*\[50, 50\]"):
-        bench_history.main(["--sizes", "50", "50", "--output", str(out)])
+        cli.main(["bench-history", "--sizes", "50", "50", "--output", str(out)])
     with pytest.raises(SystemExit, match="no such mutant 'no_such_bug'"):
-        bench_history.main(["--quick", "--mutant", "no_such_bug", "--output", str(out)])
+        cli.main(["bench-history", "--quick", "--mutant", "no_such_bug", "--output", str(out)])
     with pytest.raises(SystemExit):
-        bench_history.main(["--repeat", "0", "--output", str(out)])
+        cli.main(["bench-history", "--repeat", "0", "--output", str(out)])
     assert not out.exists()
 
 
@@ -76,7 +77,7 @@ def test_a_history_of_size_n_has_n_commits_and_about_n_history_rows(n):
 
 def test_a_quick_run_builds_clean_histories_and_times_every_step_against_a_real_server(tmp_path):
     out = tmp_path / "bench.json"
-    assert bench_history.main(["--quick", "--sizes", "20", "40", "--output", str(out)]) == 0
+    assert cli.main(["bench-history", "--quick", "--sizes", "20", "40", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["sizes"] == [20, 40] and data["pg_version"] and data["quick"] is True and data["repeat"] == 1
     assert len(data["load_average_at_start"]) == 3

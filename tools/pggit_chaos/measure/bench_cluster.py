@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 from pggit_chaos import server
@@ -67,12 +66,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"drop database             {ms(drops)}")
     print(f"crash + crash recovery    {ms(crashes)}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
-    return run(add_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -250,12 +249,3 @@ def run(args: argparse.Namespace) -> int:
     for nodeid in data["unexplained"]:
         print(f"  passes against hollow: {nodeid}")
     return 1 if data["unexplained"] else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
-    return run(add_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

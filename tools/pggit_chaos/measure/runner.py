@@ -33,7 +33,6 @@ import concurrent.futures
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -324,12 +323,3 @@ def run(args: argparse.Namespace) -> int:
     for name in score["errors"]:
         print(f"  ERROR (run broken, see its output): {name}")
     return 1 if score["errors"] else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
-    return run(add_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

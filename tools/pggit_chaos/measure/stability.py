@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -109,12 +108,3 @@ def run(args: argparse.Namespace) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{data['failed_runs']} of {len(smoke)} smoke runs failed; results in {args.output}")
     return 1 if data["failed_runs"] else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"pggit-chaos {COMMAND}", description=DESCRIPTION)
-    return run(add_arguments(parser).parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
