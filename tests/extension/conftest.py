@@ -15,16 +15,6 @@ import pytest
 
 
 @pytest.fixture
-def conn(db_connection_string: str) -> Iterator[psycopg.Connection]:
-    """A superuser connection to the test's database, in autocommit mode."""
-    connection = psycopg.connect(db_connection_string, autocommit=True)
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-@pytest.fixture
 def connect(db_connection_string: str) -> Iterator[Callable[..., psycopg.Connection]]:
     """Factory of further connections to the test's database (``autocommit``, ``user``), closed after the test."""
     opened: list[psycopg.Connection] = []
@@ -38,3 +28,9 @@ def connect(db_connection_string: str) -> Iterator[Callable[..., psycopg.Connect
     yield factory
     for connection in opened:
         connection.close()
+
+
+@pytest.fixture
+def conn(connect: Callable[..., psycopg.Connection]) -> psycopg.Connection:
+    """A superuser connection to the test's database, in autocommit mode."""
+    return connect()
