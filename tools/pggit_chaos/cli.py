@@ -1,4 +1,4 @@
-"""``pggit-chaos``: the one command line of the measuring tools, a subcommand each (mutate, hollow, stability, benchmarks, metrics)."""
+"""``pggit-chaos``: the one command line of the measuring tools and the sweep, a subcommand each (mutate, hollow, stability, benchmarks, metrics, sweep)."""
 
 from __future__ import annotations
 
