@@ -10,6 +10,7 @@ import pytest
 from pggit_chaos import checkers, nemesis
 from pggit_chaos.client import commit
 from pggit_chaos.history import run_workers
+from pggit_chaos.monitor import TransactionMonitor
 
 
 def test_linear_chain_invariant_returns_the_chain_and_names_a_fork(sync_conn):
@@ -126,11 +127,18 @@ def test_proxy_reset_mid_commit_leaves_the_commit_whole_or_absent(db_connection_
     sync_conn.autocommit = True
     with nemesis.FaultyProxy.for_dsn(db_connection_string) as proxy:
         conn = psycopg.connect(proxy.dsn(db_connection_string), autocommit=True)
+        cut_pid = conn.info.backend_pid
         proxy.reset_on(b"commit_changes")
         with pytest.raises(psycopg.OperationalError):
             commit(conn, "main", "cut mid-commit")
         conn.close()
     assert proxy.resets >= 1
+    # The verdict waits for the cut session's backend to end: whatever it was doing has landed or rolled back by then.
+    with TransactionMonitor(sync_conn) as monitor:
+        deadline = time.monotonic() + 30
+        while monitor.activity(cut_pid) is not None:
+            assert time.monotonic() < deadline, f"the cut session {cut_pid} is still on the server"
+            time.sleep(0.05)
     rows = sync_conn.execute("SELECT hash FROM pggit.commits WHERE message = 'cut mid-commit'").fetchall()
     assert len(rows) <= 1
     checkers.linear_chain_invariant(sync_conn, "main")
