@@ -1,6 +1,6 @@
 """The chaos toolkit does what its names say, against a real server.
 
-One test (or a few) per tool in ``tests/chaos/utils.py``; nothing is
+One test (or a few) per tool of ``pggit_chaos.nemesis.injector``, ``snapshot`` and ``monitor``; nothing is
 mocked. Tests that need no pggit use ``plain_dsn``, a bare database made
 directly on the run's server.
 """
