@@ -23,6 +23,8 @@ from psycopg_pool import ConnectionPool
 _COMMON = dict(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
 settings.register_profile("dev", max_examples=25, **_COMMON)
 settings.register_profile("ci", max_examples=50, derandomize=False, print_blob=True, **_COMMON)
+# The merge gate: the dev profile's size with a seed fixed per test, so no seed nobody chose blocks a merge.
+settings.register_profile("gate", max_examples=25, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
