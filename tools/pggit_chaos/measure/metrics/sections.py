@@ -45,7 +45,10 @@ def detection_rate(m: Measured, kills_plot: str) -> list[str]:
     lines = [
         "## Bug detection rate",
         "",
-        f"The catalog in `tools/pggit_chaos/measure/mutants.py` holds {full['score']['total']} realistic pggit bugs, each a",
+        f"The catalog in `tools/pggit_chaos/measure/mutants.py` "
+        + (f"held {full['score']['total']} realistic pggit bugs when these runs were measured "
+           f"({len(m.unmeasured)} more since, listed below), each a" if m.unmeasured else
+           f"holds {full['score']['total']} realistic pggit bugs, each a"),
         "small, named edit of the extension's SQL (a missing row lock, an ID taken from",
         "the clock, a schema hash that ignores a default, a name spliced into SQL, ...).",
         "`tools/pggit_chaos/measure/runner.py` installs each mutant into a throwaway PostgreSQL of",
