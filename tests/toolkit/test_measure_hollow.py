@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from pggit_chaos import server
 from pggit_chaos.measure import hollow
-from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED
+from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED, NOT_CALLING_PGGIT, allowed_reason
 from pggit_chaos.measure.suite_run import RunResult
 from pggit_chaos.paths import EXTENSION_SQL, REPO
 
@@ -165,6 +165,15 @@ def test_the_summary_counts_passing_tests_by_folder_outside_the_allow_list():
     assert data["outcomes"] == {"passed": 2 + bool(allowed), "failed": 1, "error": 0, "skipped": 1, "xfailed": 0}
 
 
+def test_a_test_that_calls_no_pggit_is_allowed_by_its_page_and_name_whatever_its_line():
+    (path, name), reason = next(iter(NOT_CALLING_PGGIT.items()))
+    assert allowed_reason(f"{path}::line-1::{name}") == allowed_reason(f"{path}::line-9999::{name}") == reason
+    assert allowed_reason(f"{path}::line-1::{name}_not_listed") is None
+    tests = {f"{path}::line-7::{name}": {"outcome": "passed"}}
+    data = hollow.summarize(RunResult(1, 1.0, tests), [], hollow.SUITE_PATHS)
+    assert data["unexplained"] == [] and data["allowed_passing"] == list(tests)
+
+
 def test_the_allow_list_names_only_existing_tests_each_with_a_one_line_reason():
     collected = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", hollow.MARKEXPR,
@@ -174,4 +183,8 @@ def test_the_allow_list_names_only_existing_tests_each_with_a_one_line_reason():
     assert sorted(set(ALLOWED) - nodeids) == []
     for nodeid, reason in ALLOWED.items():
         assert reason.strip() and "\n" not in reason and len(reason) <= 160, nodeid
+    by_function = {(n.split("::")[0], n.split("::")[-1].split("[")[0]) for n in nodeids}
+    assert sorted(set(NOT_CALLING_PGGIT) - by_function) == []
+    for key, reason in NOT_CALLING_PGGIT.items():
+        assert reason.strip() and "\n" not in reason and len(reason) <= 160, key
     assert not FIRST_MEASURED or FIRST_MEASURED["passing"] == sum(FIRST_MEASURED["by_folder"].values())

@@ -11,7 +11,8 @@ it compares two NULLs, or shows that something did not happen without
 showing that it happens when it should. The suite (contract tests, chaos
 tests, examples and the guides) runs once against the hollow build, and
 every test that passes is listed; the only ones allowed to pass are those of
-``ALLOWED`` (hollow_allowed.py), whose subject pggit's schema alone decides.
+``ALLOWED`` (hollow_allowed.py), whose subject pggit's schema alone decides,
+and those of ``NOT_CALLING_PGGIT``, which call no pggit function at all.
 
 Results go to ``_build/metrics/hollow.json`` (with ``--only``:
 ``hollow-only.json``); the exit status is 1 when a test outside the
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pggit_chaos.measure import hollow_select
-from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED
+from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED, NOT_CALLING_PGGIT, allowed_reason
 from pggit_chaos.measure.options import positive_float, positive_int
 from pggit_chaos.measure.suite_run import METRICS_DIR, RunResult, chaos_command, machine, run_pytest
 from pggit_chaos.paths import EXTENSION_SQL
@@ -152,7 +153,7 @@ def folder(nodeid: str) -> str:
 def summarize(run: RunResult, functions: list[HollowFunction], paths: list[str]) -> dict:
     """What the run against the hollow build showed: the passing tests, allowed or not, by folder."""
     passing = sorted(n for n, t in run.tests.items() if t["outcome"] == "passed")
-    unexplained = [n for n in passing if n not in ALLOWED]
+    unexplained = [n for n in passing if not allowed_reason(n)]
     by_folder: dict[str, int] = {}
     for nodeid in unexplained:
         by_folder[folder(nodeid)] = by_folder.get(folder(nodeid), 0) + 1
@@ -166,7 +167,8 @@ def summarize(run: RunResult, functions: list[HollowFunction], paths: list[str])
         "unexplained": unexplained,
         "unexplained_by_folder": dict(sorted(by_folder.items())),
         "allowed": {n: ALLOWED[n] for n in sorted(ALLOWED)},
-        "allowed_passing": [n for n in passing if n in ALLOWED],
+        "not_calling_pggit": {f"{path}::{name}": why for (path, name), why in sorted(NOT_CALLING_PGGIT.items())},
+        "allowed_passing": [n for n in passing if allowed_reason(n)],
         "first_measured": FIRST_MEASURED,
     }
 

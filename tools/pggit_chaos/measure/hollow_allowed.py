@@ -91,6 +91,57 @@ ALLOWED: dict[str, str] = {
         "volatility is a function attribute, kept by the hollow build",
 }
 
+# Tests that call no pggit function (no pggit.* call, no toolkit call that makes one): they show PostgreSQL's
+# own behaviour, so the hollow build cannot change their outcome. Keyed by (file path, test function name),
+# not by node id, because a guide's node id holds the line of its code block, which moves as the page changes.
+# A table they create fires pggit's event triggers, but none asserts what those record.
+# (path, test function) -> one-line reason.
+NOT_CALLING_PGGIT: dict[tuple[str, str], str] = {
+    ("docs/testing/TROUBLESHOOTING.md", "test_a_forgotten_transaction_hangs_a_test"):
+        "shows an idle transaction's lock hanging another session's ALTER TABLE; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_lock_timeout_turns_a_hang_into_an_error"):
+        "shows PostgreSQL's lock_timeout ending a lock wait; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_a_slow_first_example_makes_hypothesis_report_flakiness"):
+        "shows Hypothesis reporting a lock wait as flakiness; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_a_big_sort_outgrows_work_mem_and_temp_space"):
+        "shows PostgreSQL's own sort spilling to disk past temp_file_limit; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_set_local_gives_one_transaction_more_memory"):
+        "shows SET LOCAL work_mem lasting one transaction; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_a_setting_only_some_versions_have"):
+        "shows a setting missing from some PostgreSQL versions; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_ask_the_server_what_it_has"):
+        "reads pg_settings to tell PostgreSQL versions apart; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_workers_that_do_not_overlap_never_deadlock"):
+        "shows two LOCK TABLE workers that never overlap; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_a_deadlock_on_every_run"):
+        "shows PostgreSQL detecting a deadlock of two LOCK TABLEs; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_lock_table_needs_a_transaction"):
+        "shows PostgreSQL refusing LOCK TABLE outside a transaction; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_the_server_log_shows_the_failing_statement"):
+        "reads the server log for a failed division; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_find_the_session_that_blocks"):
+        "shows TransactionMonitor finding a blocking session in pg_stat_activity and pg_locks; pggit is not called",
+    ("docs/testing/TROUBLESHOOTING.md", "test_bounded_wait_for_a_lock"):
+        "shows lock_timeout bounding a wait on LOCK TABLE; pggit is not called",
+    ("docs/testing/PATTERNS.md", "test_streaming_keeps_the_client_peak_low"):
+        "measures the client's memory for a generate_series query; pggit is not called",
+    ("tests/chaos/test_session_settings.py", "test_every_user_setting_is_drawn_or_excluded_with_a_reason"):
+        "compares pg_settings with the module's lists of drawn and excluded settings; pggit is not called",
+}
+
+
+def not_calling_pggit(nodeid: str) -> str | None:
+    """The reason a test is listed in ``NOT_CALLING_PGGIT``, found by its file and function; None if not."""
+    parts = nodeid.split("::")
+    function = parts[-1].split("[")[0]
+    return NOT_CALLING_PGGIT.get((parts[0], function))
+
+
+def allowed_reason(nodeid: str) -> str | None:
+    """Why a test may pass against the hollow build (``ALLOWED`` or ``NOT_CALLING_PGGIT``); None if it may not."""
+    return ALLOWED.get(nodeid) or not_calling_pggit(nodeid)
+
+
 # The figure when the hollow run was first measured, before the suite was strengthened against it
 # (the tests that reach a server; page checks that start none were never counted).
 FIRST_MEASURED: dict = {
