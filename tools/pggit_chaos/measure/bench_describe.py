@@ -27,7 +27,6 @@ shows them on the Metrics page.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pggit_chaos.measure import mutants, mutants_scale
 from pggit_chaos.measure.bench_cluster import timed
 from pggit_chaos.measure.growth import growth_exponent
 from pggit_chaos.measure.options import benchmark_target_options, positive_int
-from pggit_chaos.measure.suite_run import METRICS_DIR, machine
+from pggit_chaos.measure.suite_run import METRICS_DIR, machine, write_results
 
 DEFAULT_WIDTHS = (100, 200, 400, 800, 1600)
 STEPS = ("create", "hash", "alter")
@@ -143,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
             record["mutant"] = name
             results.append(record)
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
+    write_results(args.output, {
         "started": started_at,
         "pg_version": install.version,
         "machine": machine(),
@@ -152,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         "repeat": args.repeat,
         "steps": list(STEPS),
         "results": results,
-    }, indent=1) + "\n")
+    })
     for r in results:
         print(f"{r['label']}: growth exponent " + ", ".join(f"{s} {k}" for s, k in r["growth_exponent"].items()))
     print(f"wrote {args.output}")

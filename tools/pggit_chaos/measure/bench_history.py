@@ -28,7 +28,6 @@ shows them on the Metrics page.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -41,7 +40,7 @@ from pggit_chaos.measure.bench_cluster import timed
 from pggit_chaos.measure.growth import growth_exponent
 from pggit_chaos.measure.history_build import build_history, check_clean
 from pggit_chaos.measure.options import benchmark_target_options, positive_int
-from pggit_chaos.measure.suite_run import METRICS_DIR, machine
+from pggit_chaos.measure.suite_run import METRICS_DIR, machine, write_results
 
 DEFAULT_SIZES = (1000, 10000, 100000)
 QUICK_SIZES = (20, 60)
@@ -191,8 +190,7 @@ def run(args: argparse.Namespace) -> int:
             record["function"] = mutants_scale.FUNCTION.get(name, "verify_integrity")
             results.append(record)
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
+    write_results(args.output, {
         "started": started_at,
         "pg_version": install.version,
         "machine": machine(),
@@ -205,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         "steps": list(STEPS),
         "histories": dict(sorted(shapes.items(), key=lambda kv: int(kv[0]))),
         "results": results,
-    }, indent=1) + "\n")
+    })
     for r in results:
         print(f"{r['label']}: growth exponent " + ", ".join(f"{s} {k}" for s, k in r["growth_exponent"].items()))
     print(f"wrote {args.output}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 from pggit_chaos.measure import hollow_select
 from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED, NOT_CALLING_PGGIT, allowed_reason
 from pggit_chaos.measure.options import positive_float, positive_int
-from pggit_chaos.measure.suite_run import METRICS_DIR, RunResult, chaos_command, machine, run_pytest
+from pggit_chaos.measure.suite_run import METRICS_DIR, RunResult, chaos_command, machine, run_pytest, write_results
 from pggit_chaos.paths import EXTENSION_SQL
 
 COMMAND = "hollow"
@@ -203,8 +202,7 @@ def measure(paths: list[str], workers: int, seed: int, test_timeout: int, run_ti
         "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
         **summarize(run, functions, paths),
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(data, indent=1) + "\n")
+    write_results(output, data)
     if not keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return data

@@ -33,6 +33,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -49,6 +50,7 @@ from pggit_chaos.measure.suite_run import (
     chaos_command,
     machine,
     run_pytest,
+    write_results,
 )
 from pggit_chaos.paths import REPO
 
@@ -270,11 +272,8 @@ def run_catalog(tier: str, jobs: int, only: list[str] | None, contract: bool, se
         },
         "mutants": ordered,
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(data, indent=1) + "\n")
+    write_results(output, data)
     if not keep:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     return data
 

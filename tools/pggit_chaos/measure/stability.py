@@ -12,7 +12,6 @@ same way, for its wall time. Results go to ``_build/metrics/stability.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from pggit_chaos.measure import mutants
 from pggit_chaos.measure.options import non_negative_int, positive_int
-from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_pytest
+from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_pytest, write_results
 
 COMMAND = "stability"
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -103,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "failures_by_test": dict(sorted(flaky.items())),
         "runs": runs,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(data, indent=1) + "\n")
+    write_results(args.output, data)
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{data['failed_runs']} of {len(smoke)} smoke runs failed; results in {args.output}")
     return 1 if data["failed_runs"] else 0

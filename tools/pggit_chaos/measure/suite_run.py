@@ -121,3 +121,9 @@ def machine() -> dict:
         "pytest": version("pytest"),
         "hypothesis": version("hypothesis"),
     }
+
+
+def write_results(output: Path, data: dict) -> None:
+    """Write a measuring tool's results as JSON, making the folder if needed (the Metrics page imports them)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(data, indent=1) + "\n")

@@ -47,7 +47,7 @@ def section(history: dict | None, plot: str | None) -> list[str]:
         f"{shape['tracked_tables']:,} tracked tables ({shape['live_tables']:,} live), "
         f"{shape['history_rows']:,} history rows.",
         "",
-        f"The growth exponent k fits `time ~ n**k` over the sizes: about 0 is constant, 1 linear;",
+        "The growth exponent k fits `time ~ n**k` over the sizes: about 0 is constant, 1 linear;",
         f"above {EXPONENT_LIMIT} (in bold) a function grows faster than the contract allows.",
         "Median seconds:",
         "",

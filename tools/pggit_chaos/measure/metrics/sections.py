@@ -45,7 +45,7 @@ def detection_rate(m: Measured, kills_plot: str) -> list[str]:
     lines = [
         "## Bug detection rate",
         "",
-        f"The catalog in `tools/pggit_chaos/measure/mutants.py` "
+        "The catalog in `tools/pggit_chaos/measure/mutants.py` "
         + (f"held {full['score']['total']} realistic pggit bugs when these runs were measured "
            f"({len(m.unmeasured)} more since, listed below), each a" if m.unmeasured else
            f"holds {full['score']['total']} realistic pggit bugs, each a"),
