@@ -256,6 +256,54 @@ AS $$
            END;
 $$;
 
+-- Raises insufficient_privilege unless the record writer asking was called
+-- by p_caller (a signature as PL/pgSQL prints it) running EXECUTE p_call.
+-- The SECURITY DEFINER record writers (_write_*) take the acting role as an
+-- argument from the one pggit function that passes its own current_user:
+-- inside another role's SECURITY DEFINER function or trigger that is the
+-- function's owner, not the session's role, so no role can write a record
+-- in another role's name. The call stack (PG_CONTEXT) names the caller:
+--   * PL/pgSQL prints a function schema-qualified when its schema is not on
+--     the search_path it was compiled under; the callers pin search_path to
+--     pg_catalog, pg_temp (and quote_all_identifiers off), so only a
+--     function in schema pggit (where no one but its owner may create one)
+--     prints as 'pggit.name(...)'.
+--   * The callers run the writer with EXECUTE, so the stack always shows
+--     the statement, then the caller's frame. The statement ends in a line
+--     comment: no statement that begins with the same text can go on to
+--     print the caller's frame after it, as the line break ends the comment
+--     and the frame's text is not valid SQL.
+-- The writer asks in a one-line assignment; PL/pgSQL prints that line too
+-- when it leaves its fast path (after an error in the same transaction).
+CREATE FUNCTION pggit._require_caller(p_caller text, p_call text, p_writer text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_stack text;
+    v_rest text;
+BEGIN
+    GET DIAGNOSTICS v_stack = PG_CONTEXT;
+    -- Drop this function's frame, the writer's line that called it if
+    -- printed, and the writer's frame: what is left is the writer's caller.
+    v_rest := pg_catalog.substr(v_stack, pg_catalog.strpos(v_stack, E'\n') + 1);
+    IF NOT pg_catalog.starts_with(v_rest, 'PL/pgSQL function ') THEN
+        v_rest := pg_catalog.substr(v_rest, pg_catalog.strpos(v_rest, E'\n') + 1);
+    END IF;
+    v_rest := CASE WHEN pg_catalog.strpos(v_rest, E'\n') > 0
+                   THEN pg_catalog.substr(v_rest, pg_catalog.strpos(v_rest, E'\n') + 1)
+                   ELSE '' END;
+    IF pg_catalog.starts_with(v_rest, 'SQL statement "' || p_call || E'"\nPL/pgSQL function ' || p_caller || ' line ') THEN
+        RETURN true;
+    END IF;
+    RAISE EXCEPTION 'permission denied: % may only be called by %', p_writer, p_caller
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'It was called from: '
+                       || coalesce(nullif(pg_catalog.split_part(v_rest, E'\n', 1), ''), 'a statement of the session') || '.';
+END;
+$$;
+
 -- Raises invalid_parameter_value unless p_name is a usable branch name. The
 -- rules are git's rules for ref names (git check-ref-format) plus a length
 -- limit of 255 characters.
@@ -716,10 +764,11 @@ BEGIN
 END;
 $$;
 
--- Writes the branch row of create_branch(). SECURITY DEFINER because callers
--- cannot write pggit tables; callable by PUBLIC but refuses anyone who may
--- not execute create_branch itself, so it adds no power beyond that grant.
-CREATE FUNCTION pggit._create_branch_record(p_branch_name text, p_parent_branch text)
+-- Writes the branch row of create_branch(), created by p_acting_role.
+-- SECURITY DEFINER because callers cannot write pggit tables; accepts calls
+-- only from _create_branch_record, and refuses a role that may not execute
+-- create_branch itself, so it adds no power beyond that grant.
+CREATE FUNCTION pggit._write_branch_record(p_branch_name text, p_parent_branch text, p_acting_role text)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
@@ -728,8 +777,10 @@ AS $$
 DECLARE
     v_parent pggit.branches%ROWTYPE;
     v_id integer;
-    v_user text := pggit._invoking_user();
+    v_user text := p_acting_role;
+    v_ok boolean;
 BEGIN
+    v_ok := pggit._require_caller('pggit._create_branch_record(text,text)', 'SELECT pggit._write_branch_record($1, $2, $3) -- the acting role', 'pggit._write_branch_record');
     IF NOT has_function_privilege(v_user, 'pggit.create_branch(text, text, boolean)', 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied: role % may not execute pggit.create_branch', pggit._quote_for_message(v_user)
             USING ERRCODE = 'insufficient_privilege';
@@ -770,6 +821,25 @@ BEGIN
             USING ERRCODE = 'unique_violation';
     END;
 
+    RETURN v_id;
+END;
+$$;
+
+-- The branch row of create_branch(), written in the name of the role whose
+-- rights call this (current_user: in a SECURITY DEFINER function, its owner).
+CREATE FUNCTION pggit._create_branch_record(p_branch_name text, p_parent_branch text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- _require_caller recognises this function by how PL/pgSQL prints it.
+SET quote_all_identifiers = off
+AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    -- Run with EXECUTE, ending in a line comment: see _require_caller.
+    EXECUTE 'SELECT pggit._write_branch_record($1, $2, $3) -- the acting role'
+       INTO v_id USING p_branch_name, p_parent_branch, current_user::text;
     RETURN v_id;
 END;
 $$;
@@ -826,10 +896,14 @@ $$;
 -- Appends one commit to a branch and moves the head to it. The branch is
 -- created from main when it does not exist yet. A NULL message is stored as
 -- '' (the default); any other message is stored exactly as given.
-CREATE FUNCTION pggit.commit_changes(
+-- The commit is written by _write_commit in the name of the role whose
+-- rights call commit_changes (current_user: in a SECURITY DEFINER function
+-- or trigger, that function's owner), which needs EXECUTE on commit_changes.
+CREATE FUNCTION pggit._write_commit(
     p_branch_name text,
-    p_message text DEFAULT '',
-    p_custom_trinity_id text DEFAULT NULL)
+    p_message text,
+    p_custom_trinity_id text,
+    p_acting_role text)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
@@ -837,11 +911,13 @@ SET search_path = pg_catalog, pggit, pg_temp
 AS $$
 DECLARE
     v_message text := coalesce(p_message, '');
-    v_user text := pggit._invoking_user();
+    v_user text := p_acting_role;
     v_branch pggit.branches%ROWTYPE;
     v_main pggit.branches%ROWTYPE;
     v_id text;
+    v_ok boolean;
 BEGIN
+    v_ok := pggit._require_caller('pggit.commit_changes(text,text,text)', 'SELECT pggit._write_commit($1, $2, $3, $4) -- the acting role', 'pggit._write_commit');
     -- Validate everything before writing anything.
     PERFORM pggit._check_branch_name(p_branch_name);
     IF length(v_message) > 10000 THEN
@@ -899,6 +975,26 @@ BEGIN
        SET head_commit_hash = v_id
      WHERE b.id = v_branch.id;
 
+    RETURN v_id;
+END;
+$$;
+
+CREATE FUNCTION pggit.commit_changes(
+    p_branch_name text,
+    p_message text DEFAULT '',
+    p_custom_trinity_id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- _require_caller recognises this function by how PL/pgSQL prints it.
+SET quote_all_identifiers = off
+AS $$
+DECLARE
+    v_id text;
+BEGIN
+    -- Run with EXECUTE, ending in a line comment: see _require_caller.
+    EXECUTE 'SELECT pggit._write_commit($1, $2, $3, $4) -- the acting role'
+       INTO v_id USING p_branch_name, p_message, p_custom_trinity_id, current_user::text;
     RETURN v_id;
 END;
 $$;
@@ -1160,7 +1256,8 @@ $$;
 --   anything else (defaults, nullability, comments,
 --   constraints, indexes, storage, owner, ...)       -> PATCH
 -- Writes exactly one history row and refreshes the recorded structure.
-CREATE FUNCTION pggit._track_table_change(p_rel oid, p_command_tag text, p_created boolean)
+CREATE FUNCTION pggit._track_table_change(p_rel oid, p_command_tag text, p_created boolean,
+                                          p_acting_role text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pggit, pg_temp
@@ -1171,7 +1268,7 @@ DECLARE
     v_definition text;
     v_hash text;
     v_columns jsonb;
-    v_user text := pggit._invoking_user();
+    v_user text := coalesce(p_acting_role, pggit._invoking_user());
     v_obj pggit.objects%ROWTYPE;
     v_severity text := 'PATCH';
     v_new record;
@@ -1293,7 +1390,8 @@ END;
 $$;
 
 -- Records the drop of a tracked table: MAJOR bump, inactive, no live hash.
-CREATE FUNCTION pggit._track_table_drop(p_rel oid, p_schema text, p_table text, p_command_tag text)
+CREATE FUNCTION pggit._track_table_drop(p_rel oid, p_schema text, p_table text, p_command_tag text,
+                                        p_acting_role text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pggit, pg_temp
@@ -1347,7 +1445,7 @@ BEGIN
     INSERT INTO pggit.history (object_id, change_type, severity, command_tag, old_version, new_version, created_by)
     VALUES (v_obj.id, 'DROP', 'MAJOR', p_command_tag,
             v_obj.version_major || '.' || v_obj.version_minor || '.' || v_obj.version_patch,
-            v_new.full_version, pggit._invoking_user());
+            v_new.full_version, coalesce(p_acting_role, pggit._invoking_user()));
 END;
 $$;
 
@@ -1371,11 +1469,11 @@ AS $$
 $$;
 
 -- ddl_command_end: collects the tables a command touched (the table itself,
--- the table of an index or constraint) and records one change per table.
--- SECURITY DEFINER so that DDL by any role is recorded; it can only run as
--- an event trigger, so it cannot be abused to write arbitrary rows.
-CREATE FUNCTION pggit._on_ddl_command_end()
-RETURNS event_trigger
+-- the table of an index or constraint) and records one change per table,
+-- made by p_acting_role. SECURITY DEFINER so that DDL by any role is
+-- recorded; it accepts calls only from the event trigger's function.
+CREATE FUNCTION pggit._write_ddl_commands(p_acting_role text, p_tag text)
+RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pggit, pg_temp
@@ -1386,7 +1484,9 @@ DECLARE
     v_tables oid[] := '{}';
     v_created oid[] := '{}';
     v_children oid[] := '{}';
+    v_ok boolean;
 BEGIN
+    v_ok := pggit._require_caller('pggit._on_ddl_command_end()', 'SELECT pggit._write_ddl_commands($1, $2) -- the acting role', 'pggit._write_ddl_commands');
     IF pggit._restoring_dump() THEN
         RETURN;
     END IF;
@@ -1449,7 +1549,7 @@ BEGIN
     -- DETACH PARTITION changes the partition it detaches (its bound is gone;
     -- CONCURRENTLY adds a CHECK constraint), which is then in no tree: it is
     -- among the tables this transaction holds in ACCESS EXCLUSIVE mode.
-    IF TG_TAG = 'ALTER TABLE' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+    IF p_tag = 'ALTER TABLE' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                                            WHERE c.oid = ANY (v_tables) AND c.relkind = 'p') THEN
         SELECT coalesce(array_agg(DISTINCT l.relation), '{}') INTO v_children
           FROM pg_catalog.pg_locks l
@@ -1467,8 +1567,27 @@ BEGIN
     END IF;
 
     FOREACH v_rel IN ARRAY v_tables LOOP
-        PERFORM pggit._track_table_change(v_rel, TG_TAG, v_rel = ANY (v_created));
+        PERFORM pggit._track_table_change(v_rel, p_tag, v_rel = ANY (v_created), p_acting_role);
     END LOOP;
+END;
+$$;
+
+-- The event trigger's function runs with the rights of the role whose DDL
+-- fired it (current_user: in a SECURITY DEFINER function, its owner) and
+-- passes that role on; event trigger functions cannot be called directly.
+CREATE FUNCTION pggit._on_ddl_command_end()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- _require_caller recognises this function by how PL/pgSQL prints it.
+SET quote_all_identifiers = off
+AS $$
+DECLARE
+    v_ok boolean;
+BEGIN
+    -- Run with EXECUTE, ending in a line comment: see _require_caller.
+    EXECUTE 'SELECT pggit._write_ddl_commands($1, $2) -- the acting role'
+       USING current_user::text, TG_TAG;
 END;
 $$;
 
@@ -1478,8 +1597,8 @@ $$;
 -- default or constraint as a side effect of another drop. The dropped index
 -- is no longer in the catalogs, so its table is found through the index line
 -- of the recorded definition (index names are unique within a schema).
-CREATE FUNCTION pggit._on_sql_drop()
-RETURNS event_trigger
+CREATE FUNCTION pggit._write_dropped_objects(p_acting_role text, p_tag text)
+RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pggit, pg_temp
@@ -1490,7 +1609,9 @@ DECLARE
     r record;
     v_rel oid;
     v_changed oid[] := '{}';
+    v_ok boolean;
 BEGIN
+    v_ok := pggit._require_caller('pggit._on_sql_drop()', 'SELECT pggit._write_dropped_objects($1, $2) -- the acting role', 'pggit._write_dropped_objects');
     IF pggit._restoring_dump() THEN
         RETURN;
     END IF;
@@ -1502,10 +1623,10 @@ BEGIN
            AND d.schema_name NOT IN ('pggit', 'information_schema')
            AND d.schema_name !~ '^pg_'
     LOOP
-        PERFORM pggit._track_table_drop(r.objid, r.schema_name, r.object_name, TG_TAG);
+        PERFORM pggit._track_table_drop(r.objid, r.schema_name, r.object_name, p_tag, p_acting_role);
     END LOOP;
 
-    IF TG_TAG = 'DROP INDEX' THEN
+    IF p_tag = 'DROP INDEX' THEN
         FOR r IN
             SELECT DISTINCT o.schema_name, o.object_name
               FROM pg_catalog.pg_event_trigger_dropped_objects() d
@@ -1530,7 +1651,7 @@ BEGIN
          WHERE d.object_type IN ('table column', 'default value', 'table constraint')
            AND NOT d.original
            AND NOT d.is_temporary
-           AND NOT (TG_TAG = 'ALTER TABLE' AND EXISTS (
+           AND NOT (p_tag = 'ALTER TABLE' AND EXISTS (
                    SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() o
                     WHERE o.original
                       AND o.address_names[1] = d.address_names[1]
@@ -1542,8 +1663,25 @@ BEGIN
     END LOOP;
 
     FOREACH v_rel IN ARRAY v_changed LOOP
-        PERFORM pggit._track_table_change(v_rel, TG_TAG, false);
+        PERFORM pggit._track_table_change(v_rel, p_tag, false, p_acting_role);
     END LOOP;
+END;
+$$;
+
+-- As _on_ddl_command_end, for sql_drop.
+CREATE FUNCTION pggit._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- _require_caller recognises this function by how PL/pgSQL prints it.
+SET quote_all_identifiers = off
+AS $$
+DECLARE
+    v_ok boolean;
+BEGIN
+    -- Run with EXECUTE, ending in a line comment: see _require_caller.
+    EXECUTE 'SELECT pggit._write_dropped_objects($1, $2) -- the acting role'
+       USING current_user::text, TG_TAG;
 END;
 $$;
 
@@ -2136,19 +2274,22 @@ EXCEPTION WHEN OTHERS OR query_canceled THEN
 END;
 $$;
 
--- Writes the APPLIED record. SECURITY DEFINER because callers cannot write
--- pggit tables; callable by PUBLIC but refuses anyone who may not execute
+-- Writes the APPLIED record, applied by p_acting_role. SECURITY DEFINER
+-- because callers cannot write pggit tables; accepts calls only from
+-- _record_migration_applied, and refuses a role that may not execute
 -- apply_migration itself, so it adds no power beyond that grant.
-CREATE FUNCTION pggit._record_migration_applied(
-    p_version text, p_description text, p_checksum text, p_up_sql text, p_down_sql text)
+CREATE FUNCTION pggit._write_migration_applied(
+    p_version text, p_description text, p_checksum text, p_up_sql text, p_down_sql text, p_acting_role text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pggit, pg_temp
 AS $$
 DECLARE
-    v_user text := pggit._invoking_user();
+    v_user text := p_acting_role;
+    v_ok boolean;
 BEGIN
+    v_ok := pggit._require_caller('pggit._record_migration_applied(text,text,text,text,text)', 'SELECT pggit._write_migration_applied($1, $2, $3, $4, $5, $6) -- the acting role', 'pggit._write_migration_applied');
     IF NOT has_function_privilege(v_user, 'pggit.apply_migration(text, text, text, text)', 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied: role % may not execute pggit.apply_migration', pggit._quote_for_message(v_user)
             USING ERRCODE = 'insufficient_privilege';
@@ -2177,16 +2318,39 @@ BEGIN
 END;
 $$;
 
--- Writes the ROLLED_BACK mark; gated like _record_migration_applied.
-CREATE FUNCTION pggit._record_migration_rolled_back(p_version text)
+-- The APPLIED record of apply_migration(), written in the name of the role
+-- whose rights call this (current_user: in a SECURITY DEFINER function, its
+-- owner). apply_migration keeps the caller's search_path, so it cannot be
+-- recognised by how PL/pgSQL prints it; this function pins it.
+CREATE FUNCTION pggit._record_migration_applied(
+    p_version text, p_description text, p_checksum text, p_up_sql text, p_down_sql text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- _require_caller recognises this function by how PL/pgSQL prints it.
+SET quote_all_identifiers = off
+AS $$
+DECLARE
+    v_ok boolean;
+BEGIN
+    -- Run with EXECUTE, ending in a line comment: see _require_caller.
+    EXECUTE 'SELECT pggit._write_migration_applied($1, $2, $3, $4, $5, $6) -- the acting role'
+       USING p_version, p_description, p_checksum, p_up_sql, p_down_sql, current_user::text;
+END;
+$$;
+
+-- Writes the ROLLED_BACK mark; gated like _write_migration_applied.
+CREATE FUNCTION pggit._write_migration_rolled_back(p_version text, p_acting_role text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pggit, pg_temp
 AS $$
 DECLARE
-    v_user text := pggit._invoking_user();
+    v_user text := p_acting_role;
+    v_ok boolean;
 BEGIN
+    v_ok := pggit._require_caller('pggit._record_migration_rolled_back(text)', 'SELECT pggit._write_migration_rolled_back($1, $2) -- the acting role', 'pggit._write_migration_rolled_back');
     IF NOT has_function_privilege(v_user, 'pggit.rollback_migration(text)', 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied: role % may not execute pggit.rollback_migration', pggit._quote_for_message(v_user)
             USING ERRCODE = 'insufficient_privilege';
@@ -2201,6 +2365,23 @@ BEGIN
         RAISE EXCEPTION 'migration % was rolled back concurrently; retry the transaction', pggit._quote_for_message(p_version)
             USING ERRCODE = 'serialization_failure';
     END IF;
+END;
+$$;
+
+-- The ROLLED_BACK mark of rollback_migration(); as _record_migration_applied.
+CREATE FUNCTION pggit._record_migration_rolled_back(p_version text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- _require_caller recognises this function by how PL/pgSQL prints it.
+SET quote_all_identifiers = off
+AS $$
+DECLARE
+    v_ok boolean;
+BEGIN
+    -- Run with EXECUTE, ending in a line comment: see _require_caller.
+    EXECUTE 'SELECT pggit._write_migration_rolled_back($1, $2) -- the acting role'
+       USING p_version, current_user::text;
 END;
 $$;
 
@@ -2313,17 +2494,23 @@ REVOKE EXECUTE ON FUNCTION pggit.apply_migration(text, text, text, text) FROM PU
 REVOKE EXECUTE ON FUNCTION pggit.rollback_migration(text) FROM PUBLIC;
 
 -- Internal helpers that write or run SQL are for the functions above only.
--- The record writers of the SECURITY INVOKER entry points (create_branch,
--- apply_migration, rollback_migration) are SECURITY DEFINER and need a grant
--- of their own, given together with the entry point's: PostgreSQL checks it
--- against the role that really calls them, also inside another role's
--- SECURITY DEFINER function or trigger, where pggit._invoking_user() still
--- names the session's role.
+-- The record helpers of the SECURITY INVOKER entry points (create_branch,
+-- apply_migration, rollback_migration) need a grant of their own, given
+-- together with the entry point's: PostgreSQL checks it against the role
+-- that really calls them, also inside another role's SECURITY DEFINER
+-- function or trigger.
+-- The SECURITY DEFINER writers (_write_commit, _write_branch_record,
+-- _write_migration_applied, _write_migration_rolled_back,
+-- _write_ddl_commands, _write_dropped_objects) stay executable by PUBLIC:
+-- each accepts calls only from its one pggit caller (_require_caller),
+-- which passes the role whose rights it runs with, so each record names the
+-- role that really acted, never the session's role behind another role's
+-- SECURITY DEFINER code.
 REVOKE EXECUTE ON FUNCTION pggit._create_branch_record(text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pggit._record_migration_applied(text, text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pggit._record_migration_rolled_back(text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION pggit._track_table_change(oid, text, boolean) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION pggit._track_table_drop(oid, text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pggit._track_table_change(oid, text, boolean, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pggit._track_table_drop(oid, text, text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pggit._on_ddl_command_end() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pggit._on_sql_drop() FROM PUBLIC;
 

@@ -366,3 +366,113 @@ def test_a_role_without_grants_cannot_write_pggit_records_from_a_trigger_another
     app.execute("SELECT pggit.rollback_migration('legit')")
     assert su.execute("SELECT created_by FROM pggit.branches WHERE name = 'app-branch'").fetchone()[0] == w.app
     assert su.execute("SELECT status, applied_by FROM pggit.migrations WHERE version = 'legit'").fetchone() == ("ROLLED_BACK", w.app)
+
+
+# Every kind of record pggit writes with a role's name in it, made from a trigger: (what, statement, the
+# query that reads the name the record carries).
+NAMED_RECORDS = {
+    "commit": ("PERFORM pggit.commit_changes('named', 'from the trigger')",
+               "SELECT author FROM pggit.commits WHERE message = 'from the trigger'"),
+    "branch": ("PERFORM pggit.create_branch('named-branch')",
+               "SELECT created_by FROM pggit.branches WHERE name = 'named-branch'"),
+    "migration applied": ("PERFORM pggit.apply_migration('named', 'SELECT 1', 'SELECT 1')",
+                          "SELECT applied_by FROM pggit.migrations WHERE version = 'named'"),
+    "table created": ("CREATE TABLE hs.made_by_trigger (id int)",
+                      "SELECT h.created_by FROM pggit.history h JOIN pggit.objects o ON o.id = h.object_id "
+                      "WHERE o.object_name = 'made_by_trigger' AND h.change_type = 'CREATE'"),
+    "table dropped": ("DROP TABLE hs.dropped_by_trigger",
+                      "SELECT h.created_by FROM pggit.history h JOIN pggit.objects o ON o.id = h.object_id "
+                      "WHERE o.object_name = 'dropped_by_trigger' AND h.change_type = 'DROP'"),
+}
+
+WRITERS = {
+    "pggit._write_commit": "SELECT pggit._write_commit('forged', 'forged', NULL, {victim})",
+    "pggit._write_branch_record": "SELECT pggit._write_branch_record('forged', 'main', {victim})",
+    "pggit._write_migration_applied": "SELECT pggit._write_migration_applied('forged', NULL, repeat('0', 64), 'SELECT 1', NULL, {victim})",
+    "pggit._write_migration_rolled_back": "SELECT pggit._write_migration_rolled_back('named', {victim})",
+    "pggit._write_ddl_commands": "SELECT pggit._write_ddl_commands({victim}, 'CREATE TABLE')",
+    "pggit._write_dropped_objects": "SELECT pggit._write_dropped_objects({victim}, 'DROP TABLE')",
+}
+
+
+def test_records_made_from_a_granted_roles_definer_trigger_name_that_role_not_the_session(world):
+    """The hostile role holds the documented grants and owns a table whose SECURITY DEFINER trigger commits, creates a branch, applies a migration, and creates and drops a table. The application role fires it. Every record must name the role whose rights made it, the hostile role, never the application's session role it ran in: otherwise a role with a grant can make history say another role did what it did. Positive control: the same calls made directly by the application name the application."""
+    w = world
+    hostile, app = w.as_role(w.hostile), w.as_role(w.app)
+    hostile.execute("CREATE TABLE hs.dropped_by_trigger (id int)")
+    hostile.execute("CREATE TABLE hs.inbox (id int)")
+    body = " ".join(statement + ";" for statement, _ in NAMED_RECORDS.values())
+    hostile.execute(f"CREATE FUNCTION hs.act() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+                    f"SET search_path = pg_catalog AS $f$ BEGIN {body} RETURN NEW; END $f$")
+    hostile.execute("CREATE TRIGGER act AFTER INSERT ON hs.inbox FOR EACH ROW EXECUTE FUNCTION hs.act()")
+    hostile.execute("GRANT INSERT ON hs.inbox TO PUBLIC")
+
+    app.execute("INSERT INTO hs.inbox VALUES (1)")
+
+    named = {what: w.su.execute(query).fetchall() for what, (_, query) in NAMED_RECORDS.items()}
+    assert named == {what: [(w.hostile,)] for what in NAMED_RECORDS}, \
+        f"records made with {w.hostile!r}'s rights in {w.app!r}'s session name: {named}"
+
+    # Positive control: made directly, the same records name the application.
+    w.su.execute(sql.SQL("CREATE SCHEMA app_own AUTHORIZATION {}").format(sql.Identifier(w.app)))
+    app.execute("SELECT pggit.commit_changes('named', 'by the application')")
+    app.execute("SELECT pggit.create_branch('app-named-branch')")
+    app.execute("SELECT pggit.apply_migration('app-named', 'CREATE TABLE app_own.t (id int)', 'DROP TABLE app_own.t')")
+    app.execute("SELECT pggit.rollback_migration('app-named')")
+    assert w.su.execute(
+        "SELECT (SELECT author FROM pggit.commits WHERE message = 'by the application'),"
+        "       (SELECT created_by FROM pggit.branches WHERE name = 'app-named-branch'),"
+        "       (SELECT applied_by FROM pggit.migrations WHERE version = 'app-named'),"
+        "       (SELECT string_agg(DISTINCT h.created_by, ',') FROM pggit.history h JOIN pggit.objects o ON o.id = h.object_id"
+        "         WHERE o.schema_name = 'app_own')").fetchone() == (w.app,) * 4
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("who", ["hostile", "su"])
+def test_the_definer_record_writers_refuse_any_caller_but_their_own_pggit_function(world, writer, who):
+    """The SECURITY DEFINER writers behind commit_changes, create_branch, the migration functions and the event triggers take the acting role as an argument, so they must refuse every caller but the one pggit function that passes its own current_user: even a superuser, even a role with every grant. Positive control: the public entry point writes the same kind of record for that role."""
+    w = world
+    role, conn = w.caller(who)
+    victim = sql.Literal(w.app).as_string(conn)
+    before = w.su.execute("SELECT (SELECT count(*) FROM pggit.commits), (SELECT count(*) FROM pggit.branches),"
+                          " (SELECT count(*) FROM pggit.migrations), (SELECT count(*) FROM pggit.history)").fetchone()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=rf"{writer} may only be called by pggit\."):
+        conn.execute(WRITERS[writer].format(victim=victim))
+    after = w.su.execute("SELECT (SELECT count(*) FROM pggit.commits), (SELECT count(*) FROM pggit.branches),"
+                         " (SELECT count(*) FROM pggit.migrations), (SELECT count(*) FROM pggit.history)").fetchone()
+    assert after == before, f"{writer} called by {who} wrote something: {before} -> {after}"
+    # Positive control: through the entry point, the role's own name is written.
+    conn.execute("SELECT pggit.commit_changes('own', 'own commit')")
+    assert w.su.execute("SELECT author FROM pggit.commits WHERE message = 'own commit'").fetchone()[0] == role
+
+
+def test_a_statement_that_spells_out_pggits_own_call_cannot_pass_for_pggit(world):
+    """The writers recognise their caller by the call stack PostgreSQL prints, which shows the text of the statement that called them. The hostile role, which holds the commit grant, runs statements that begin with commit_changes' own statement and then spell out commit_changes' frame (in a quoted alias, after the line comment, or the statement alone), so that the printed stack could look as if commit_changes called the writer. Each is refused or is not valid SQL, and nothing is written. Positive control: after errors raised inside the writer in the same transaction (which make PL/pgSQL leave its fast path), commit_changes itself still commits, in the caller's name."""
+    w = world
+    hostile = w.as_role(w.hostile)
+    frame = "PL/pgSQL function pggit.commit_changes(text,text,text) line 5 at EXECUTE"
+    own_call = "SELECT pggit._write_commit($1, $2, $3, $4) -- the acting role"
+    forgeries = {
+        "quoted alias": own_call.split(" --")[0] + '"\n' + frame + '\n"',
+        "after the comment": own_call + '"\n' + frame,
+        "the statement alone": own_call,
+    }
+    outcomes = {}
+    for name, statement in forgeries.items():
+        try:
+            hostile.execute("SELECT set_config('forge.sql', %s, false)", (statement,))
+            hostile.execute(
+                "DO $f$ DECLARE v text; BEGIN EXECUTE current_setting('forge.sql') INTO v "
+                "USING 'forged'::text, 'forged'::text, NULL::text, %s::text; END $f$" % sql.Literal(w.app).as_string(hostile))
+            outcomes[name] = "accepted"
+        except psycopg.Error as error:
+            outcomes[name] = type(error).__name__
+    assert outcomes == {"quoted alias": "InsufficientPrivilege", "after the comment": "SyntaxError",
+                        "the statement alone": "InsufficientPrivilege"}, outcomes
+    assert w.su.execute("SELECT count(*) FROM pggit.commits WHERE message = 'forged'").fetchone()[0] == 0
+    # Positive control: errors raised inside the writer, then a commit, in one transaction.
+    hostile.execute(
+        "DO $f$ BEGIN FOR i IN 1..3 LOOP BEGIN PERFORM pggit.commit_changes('bad name', 'refused'); "
+        "EXCEPTION WHEN invalid_parameter_value THEN NULL; END; END LOOP; "
+        "PERFORM pggit.commit_changes('looped', 'looped'); END $f$")
+    assert w.su.execute("SELECT count(*), min(author) FROM pggit.commits WHERE message = 'looped'").fetchone() == (1, w.hostile)

@@ -328,13 +328,25 @@ MUTANTS: list[Mutant] = [
         "                          AND true) THEN",
     ),
     _m(
-        "record_helpers_executable_by_public", "safety",
-        "the record writers of create_branch and the migrations are executable by PUBLIC and trust the session's role, "
-        "so another role's SECURITY DEFINER trigger writes records on the session role's behalf",
-        "REVOKE EXECUTE ON FUNCTION pggit._create_branch_record(text, text) FROM PUBLIC;\n"
-        "REVOKE EXECUTE ON FUNCTION pggit._record_migration_applied(text, text, text, text, text) FROM PUBLIC;\n"
-        "REVOKE EXECUTE ON FUNCTION pggit._record_migration_rolled_back(text) FROM PUBLIC;\n",
-        "",
+        "records_name_the_session_role", "safety",
+        "commit_changes passes the session's role instead of its own current_user, so a role with the commit grant "
+        "commits from its SECURITY DEFINER trigger in the name of whoever fired it",
+        "       INTO v_id USING p_branch_name, p_message, p_custom_trinity_id, current_user::text;",
+        "       INTO v_id USING p_branch_name, p_message, p_custom_trinity_id, pggit._invoking_user();",
+    ),
+    _m(
+        "ddl_history_names_the_session_role", "safety",
+        "the DDL event trigger records the session's role, so DDL run by another role's SECURITY DEFINER code "
+        "is recorded as the session role's",
+        "    EXECUTE 'SELECT pggit._write_ddl_commands($1, $2) -- the acting role'\n       USING current_user::text, TG_TAG;",
+        "    EXECUTE 'SELECT pggit._write_ddl_commands($1, $2) -- the acting role'\n       USING pggit._invoking_user(), TG_TAG;",
+    ),
+    _m(
+        "record_writers_accept_any_caller", "safety",
+        "the SECURITY DEFINER record writers accept any caller, so anyone may write a commit, branch, migration or "
+        "history record in any role's name",
+        "    IF pg_catalog.starts_with(v_rest, 'SQL statement \"' || p_call",
+        "    IF true OR pg_catalog.starts_with(v_rest, 'SQL statement \"' || p_call",
     ),
     _m(
         "drift_needs_schema_usage", "drift",
