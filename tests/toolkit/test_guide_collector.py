@@ -100,24 +100,46 @@ def test_a_broken_sql_block_fails_and_a_declared_error_passes(scratch_page):
         SELECT pggit.create_branch('feature/ok');
         ```
 
+        ```text output
+         create_branch
+        ---------------
+                     2
+        (1 row)
+        ```
+
         ```sql error=invalid_parameter_value
         SELECT pggit.create_branch('bad..name');
+        ```
+
+        ```text output
+        ERROR:  <text>
         ```
 
         ```sql
         SELECT pggit.create_branch('bad..name');
         ```
 
+        ```text output
+        ERROR:  <text>
+        ```
+
         ```sql error=22023
         SELECT pggit.create_branch('fine');
+        ```
+
+        ```text output
+         create_branch
+        ---------------
+                     2
+        (1 row)
         ```
         '''
     )
     assert code == 1
     assert _only(outcomes, "line-4::") == "PASSED"
-    assert _only(outcomes, "line-8::") == "PASSED"
-    assert _only(outcomes, "line-12::") == "FAILED"
-    assert _only(outcomes, "line-16::") == "FAILED"
+    assert _only(outcomes, "line-15::") == "PASSED"
+    assert _only(outcomes, "line-23::") == "FAILED"
+    assert _only(outcomes, "line-31::") == "FAILED"
     assert "should fail with 22023 but succeeded" in output
 
 
@@ -126,12 +148,19 @@ def test_continuation_sql_blocks_share_a_database(scratch_page):
         '''
         # Page
 
-        ```sql
+        ```sql setup
         CREATE TABLE accounts (id int);
         ```
 
         ```sql continuation
         SELECT 1 / (count(*) = 1)::int FROM pggit.objects WHERE object_name = 'accounts';
+        ```
+
+        ```text output
+         ?column?
+        ----------
+                1
+        (1 row)
         ```
         '''
     )
@@ -273,6 +302,13 @@ def test_results_file_records_outcome_duration_and_version(scratch_page):
 
         ```sql
         SELECT pggit.generate_trinity_id();
+        ```
+
+        ```text output
+         generate_trinity_id
+        ---------------------
+         <trinity-id>
+        (1 row)
         ```
         '''
     )

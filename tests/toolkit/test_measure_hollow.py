@@ -8,9 +8,17 @@ import sys
 import psycopg
 import pytest
 from pggit_chaos import server
-from pggit_chaos.measure import hollow
-from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED, NOT_CALLING_PGGIT, allowed_reason
+from pggit_chaos.measure import hollow, hollow_allowed
+from pggit_chaos.measure.hollow_allowed import (
+    ALLOWED,
+    FIRST_MEASURED,
+    NOT_CALLING_PGGIT,
+    SQL_BLOCKS_ALLOWED,
+    SQL_BLOCKS_NOT_CALLING_PGGIT,
+    allowed_reason,
+)
 from pggit_chaos.measure.suite_run import RunResult
+from pggit_chaos.pages.parse import read_blocks
 from pggit_chaos.paths import EXTENSION_SQL, REPO
 
 DO_NOTHING = {"BEGIN RETURN NULL; END", "BEGIN RETURN; END", "BEGIN END", "SELECT NULL"}
@@ -188,3 +196,28 @@ def test_the_allow_list_names_only_existing_tests_each_with_a_one_line_reason():
     for key, reason in NOT_CALLING_PGGIT.items():
         assert reason.strip() and "\n" not in reason and len(reason) <= 160, key
     assert not FIRST_MEASURED or FIRST_MEASURED["passing"] == sum(FIRST_MEASURED["by_folder"].values())
+
+
+def test_each_allowed_sql_block_is_named_by_a_snippet_of_exactly_one_sql_block_of_its_page():
+    for (page, snippet), reason in {**SQL_BLOCKS_ALLOWED, **SQL_BLOCKS_NOT_CALLING_PGGIT}.items():
+        matching = [b for b in read_blocks(REPO / page) if b.kind == "sql" and snippet in b.code]
+        assert len(matching) == 1, (page, snippet, [b.line for b in matching])
+        assert "[" not in snippet and reason.strip() and "\n" not in reason and len(reason) <= 160, snippet
+        nodeid = f"{page}::line-{matching[0].line}::test_sql_block_runs_as_shown"
+        assert allowed_reason(nodeid) == reason
+        # Another SQL block of the same page is not allowed by it.
+        others = [b for b in read_blocks(REPO / page) if b.kind == "sql" and b.line != matching[0].line]
+        assert all(allowed_reason(f"{page}::line-{b.line}::test_sql_block_runs_as_shown") != reason for b in others)
+    data = hollow.summarize(RunResult(1, 1.0, {}), [], hollow.SUITE_PATHS)
+    page, snippet = next(iter(SQL_BLOCKS_ALLOWED))
+    assert data["allowed"][f"{page}::sql block with `{snippet}`"] == SQL_BLOCKS_ALLOWED[(page, snippet)]
+
+
+def test_a_setup_sql_block_is_allowed_and_the_continuation_that_shows_its_effect_is_not():
+    page = "docs/testing/TROUBLESHOOTING.md"
+    blocks = [b for b in read_blocks(REPO / page) if b.kind == "sql"]
+    setup = next(b for b in blocks if b.has("setup"))
+    continuation = blocks[blocks.index(setup) + 1]
+    assert continuation.has("continuation")
+    assert allowed_reason(f"{page}::line-{setup.line}::test_sql_block_runs_as_shown") == hollow_allowed.SETUP_REASON
+    assert allowed_reason(f"{page}::line-{continuation.line}::test_sql_block_runs_as_shown") is None

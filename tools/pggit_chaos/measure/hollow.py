@@ -12,7 +12,10 @@ showing that it happens when it should. The suite (contract tests, chaos
 tests, examples and the guides) runs once against the hollow build, and
 every test that passes is listed; the only ones allowed to pass are those of
 ``ALLOWED`` (hollow_allowed.py), whose subject pggit's schema alone decides,
-and those of ``NOT_CALLING_PGGIT``, which call no pggit function at all.
+and those of ``NOT_CALLING_PGGIT``, which call no pggit function at all
+(for a guide's SQL blocks, whose tests share one name: ``SQL_BLOCKS_ALLOWED``
+and ``SQL_BLOCKS_NOT_CALLING_PGGIT``, keyed by page and a snippet of code),
+and a guide's SQL blocks marked ``setup``, whose continuation is checked.
 
 Results go to ``_build/metrics/hollow.json`` (with ``--only``:
 ``hollow-only.json``); the exit status is 1 when a test outside the
@@ -30,7 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pggit_chaos.measure import hollow_select
-from pggit_chaos.measure.hollow_allowed import ALLOWED, FIRST_MEASURED, NOT_CALLING_PGGIT, allowed_reason
+from pggit_chaos.measure.hollow_allowed import (
+    ALLOWED,
+    FIRST_MEASURED,
+    NOT_CALLING_PGGIT,
+    SETUP_KEY,
+    SETUP_REASON,
+    SQL_BLOCKS_ALLOWED,
+    SQL_BLOCKS_NOT_CALLING_PGGIT,
+    allowed_reason,
+)
 from pggit_chaos.measure.options import positive_float, positive_int
 from pggit_chaos.measure.suite_run import METRICS_DIR, RunResult, chaos_command, machine, run_pytest, write_results
 from pggit_chaos.paths import EXTENSION_SQL
@@ -165,8 +177,13 @@ def summarize(run: RunResult, functions: list[HollowFunction], paths: list[str])
         "passing": passing,
         "unexplained": unexplained,
         "unexplained_by_folder": dict(sorted(by_folder.items())),
-        "allowed": {n: ALLOWED[n] for n in sorted(ALLOWED)},
-        "not_calling_pggit": {f"{path}::{name}": why for (path, name), why in sorted(NOT_CALLING_PGGIT.items())},
+        # A guide's SQL block is listed by its page and the snippet of its code that names it.
+        "allowed": {**{n: ALLOWED[n] for n in sorted(ALLOWED)},
+                    **{f"{page}::sql block with `{snippet}`": why for (page, snippet), why in SQL_BLOCKS_ALLOWED.items()},
+                    SETUP_KEY: SETUP_REASON},
+        "not_calling_pggit": {**{f"{path}::{name}": why for (path, name), why in sorted(NOT_CALLING_PGGIT.items())},
+                              **{f"{page}::sql block with `{snippet}`": why
+                                 for (page, snippet), why in SQL_BLOCKS_NOT_CALLING_PGGIT.items()}},
         "allowed_passing": [n for n in passing if allowed_reason(n)],
         "first_measured": FIRST_MEASURED,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 # A test listed here asserts only what the install script's schema decides (tables, columns, constraints,
 # grants, the objects the extension owns), which the hollow build keeps unchanged. Node id -> one-line reason.
 ALLOWED: dict[str, str] = {
@@ -130,6 +132,72 @@ NOT_CALLING_PGGIT: dict[tuple[str, str], str] = {
 }
 
 
+# Guide SQL blocks allowed to pass: every SQL block's test has the same name, and its node id holds the line of
+# the block, which moves as the page changes; so a block is named by its page and a snippet of its code that no
+# other SQL block of the page contains (tests/toolkit/test_measure_hollow.py checks that). The snippet has no "["
+# (the Metrics page groups parametrized node ids by what comes before one). (page, snippet) -> one-line reason.
+SQL_BLOCKS_ALLOWED: dict[tuple[str, str], str] = {
+    ("docs/reference/pggit.md", "SELECT name, status, head_commit_hash FROM pggit.branches"):
+        "the seed branch main, the extension's relocatable flag and its schema's membership: the install script's",
+    ("docs/reference/pggit.md", "ASSERT to_regnamespace('pggit') IS NULL"):
+        "after DROP EXTENSION no pggit object is left to call",
+    ("docs/reference/pggit.md", "FROM pg_sequences WHERE schemaname = 'pggit'"):
+        "the sequence's cache, cycle and bounds are created by the install script",
+    ("docs/reference/pggit.md", "ASSERT has_schema_privilege('public', 'pggit', 'USAGE')"):
+        "grants: what PUBLIC may use, read and execute is set by the install script",
+    ("docs/reference/pggit.md", "CREATE ROLE reference_reader"):
+        "grants: PostgreSQL refuses a role without EXECUTE before any pggit code runs",
+    ("docs/reference/pggit.md", "ASSERT (SELECT bool_and(prosecdef AND proconfig"):
+        "SECURITY DEFINER and SET search_path are function attributes, kept by the hollow build",
+    ("docs/reference/pggit.md", "unnest(e.extconfig)"):
+        "which tables pg_dump dumps is registered by the install script (pg_extension_config_dump)",
+}
+
+# Guide SQL blocks that call no pggit function, keyed as SQL_BLOCKS_ALLOWED. (page, snippet) -> one-line reason.
+SQL_BLOCKS_NOT_CALLING_PGGIT: dict[tuple[str, str], str] = {
+    ("docs/testing/TROUBLESHOOTING.md", "SELECT pid, pg_blocking_pids(pid) AS blocked_by"):
+        "reads pg_stat_activity, pg_locks and pg_stat_database for a psql session; pggit is not called",
+}
+
+SQL_BLOCK_TEST = "test_sql_block_runs_as_shown"
+
+# A SQL block marked setup on its page shows no output: it only prepares a database, as a fixture does, and
+# the page's own checks require a continuation block after it that shows the effect; that block's test is
+# the one that must fail against the hollow build.
+SETUP_REASON = "a setup block only prepares the database; the continuation block that shows its effect is checked"
+SETUP_KEY = "docs/**.md::sql block marked setup"
+
+
+@cache
+def _sql_block(page: str, line: int):
+    """The SQL block at ``line`` of ``page`` (a repository path), or None if there is none."""
+    from pggit_chaos.pages.parse import PageError, read_blocks
+    from pggit_chaos.paths import REPO
+
+    try:
+        blocks = read_blocks(REPO / page)
+    except (OSError, PageError):
+        return None
+    return next((b for b in blocks if b.line == line and b.kind == "sql"), None)
+
+
+def sql_block_reason(nodeid: str) -> str | None:
+    """Why a guide's SQL block may pass against the hollow build, found by its page and code; None if it may not."""
+    parts = nodeid.split("::")
+    if len(parts) != 3 or parts[2] != SQL_BLOCK_TEST or not parts[1].startswith("line-"):
+        return None
+    block = _sql_block(parts[0], int(parts[1].removeprefix("line-")))
+    if block is None:
+        return None
+    if block.has("setup"):
+        return SETUP_REASON
+    for table in (SQL_BLOCKS_ALLOWED, SQL_BLOCKS_NOT_CALLING_PGGIT):
+        for (page, snippet), reason in table.items():
+            if page == parts[0] and snippet in block.code:
+                return reason
+    return None
+
+
 def not_calling_pggit(nodeid: str) -> str | None:
     """The reason a test is listed in ``NOT_CALLING_PGGIT``, found by its file and function; None if not."""
     parts = nodeid.split("::")
@@ -138,8 +206,8 @@ def not_calling_pggit(nodeid: str) -> str | None:
 
 
 def allowed_reason(nodeid: str) -> str | None:
-    """Why a test may pass against the hollow build (``ALLOWED`` or ``NOT_CALLING_PGGIT``); None if it may not."""
-    return ALLOWED.get(nodeid) or not_calling_pggit(nodeid)
+    """Why a test may pass against the hollow build (``ALLOWED``, ``NOT_CALLING_PGGIT`` or a guide SQL block's list); None if it may not."""
+    return ALLOWED.get(nodeid) or not_calling_pggit(nodeid) or sql_block_reason(nodeid)
 
 
 # The figure when the hollow run was first measured, before the suite was strengthened against it

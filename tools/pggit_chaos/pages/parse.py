@@ -13,7 +13,14 @@ A fence's info string is ``LANG [OPTION ...]``. What each kind becomes:
     run against a fresh pggit database; ``error=SQLSTATE`` (or a condition
     name such as ``error=invalid_parameter_value``) says the block must fail
     with that error; ``continuation`` runs it in the database of the previous
-    ``sql`` block of the page.
+    ``sql`` block of the page. What it prints must be what the
+    ``text output`` block right below it shows (``pages/sql_output.py``);
+    only a block marked ``setup`` may go without one, and then a
+    ``continuation`` block after it must show the effect.
+``text output``
+    the output of the ``sql`` block directly above it (only blank lines
+    between): what ``psql -X`` prints, with named placeholders such as
+    ``<trinity-id>`` for values that differ from run to run.
 ``bash`` / ``console`` / ``shell``
     commands checked without running them: pytest options exist, marker
     expressions name registered markers and select tests, make targets and
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -42,7 +49,7 @@ PYTHON = {"python", "py", "python3"}
 SQL = {"sql", "postgresql", "psql"}
 SHELL = {"bash", "console", "shell", "sh"}
 # Info-string options this project gives meaning to (see the module docstring).
-OWN_OPTIONS = {"illustration", "continuation", "symptom"}
+OWN_OPTIONS = {"illustration", "continuation", "symptom", "output", "setup"}
 
 
 class PageError(ValueError):
@@ -60,6 +67,9 @@ class Block:
     code: str
     section: str  # the nearest heading above the block
     section_index: int  # ordinal of that heading on the page
+    end_line: int = 0  # 1-based line of the closing fence
+    directly_below: bool = False  # only blank lines separate it from the fence above it
+    output: Block | None = None  # for a sql block, the text output block directly below it
 
     @property
     def first_code_line(self) -> int:
@@ -88,6 +98,8 @@ class Block:
             return "illustration" if self.has("illustration") else "shell"
         if self.has("symptom"):
             return "symptom"
+        if self.has("output"):
+            return "output"
         return "text"
 
     def padded_code(self) -> str:
@@ -127,6 +139,7 @@ def read_blocks(page: Path) -> list[Block]:
     tokens = _parser().parse(text)
     blocks: list[Block] = []
     section, section_index = "", 0
+    previous_end = None  # 0-based index of the line after the last fence seen (directive fences too)
     for i, token in enumerate(tokens):
         if token.type == "heading_open":
             section = tokens[i + 1].content
@@ -134,14 +147,31 @@ def read_blocks(page: Path) -> list[Block]:
         elif token.type == "fence" and token.map:
             _check_closed(page, lines, token.map, token.markup)
             info = token.info.strip()
+            start, end = token.map
+            directly_below = previous_end is not None and not any(line.strip() for line in lines[previous_end:start])
+            previous_end = end
             # MyST directive fences ({code-block} python, {note}, ...) are not code to run.
             if info.startswith("{"):
                 continue
             parts = info.split()
             lang = parts[0].lower() if parts else ""
-            blocks.append(Block(page, token.map[0] + 1, lang, tuple(parts[1:]), token.content,
-                                section, section_index))
-    return blocks
+            blocks.append(Block(page, start + 1, lang, tuple(parts[1:]), token.content,
+                                section, section_index, end, directly_below))
+    # Each SQL block carries its output as read now: its test compares with what was collected, never with a
+    # page re-read while the run goes on (an edit would move the lines under it).
+    return [replace(b, output=_following_output(b, blocks[i + 1:i + 2])) if b.kind == "sql" else b
+            for i, b in enumerate(blocks)]
+
+
+def _following_output(block: Block, following: list[Block]) -> Block | None:
+    if following and following[0].kind == "output" and following[0].directly_below:
+        return following[0]
+    return None
+
+
+def output_of(block: Block, blocks: list[Block] | None = None) -> Block | None:
+    """The ``text output`` block directly below ``block`` (only blank lines between), or None."""
+    return block.output
 
 
 def _check_closed(page: Path, lines: list[str], span: list[int], markup: str) -> None:

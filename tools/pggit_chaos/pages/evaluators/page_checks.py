@@ -1,4 +1,5 @@
-"""The page's own checks: every repository path it names exists, and every block option is one the collector knows."""
+"""The page's own checks: every repository path it names exists, every block option is one the collector knows,
+and every SQL block shows its output or is setup for a later block that does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from pggit_chaos.pages.base import REPO, new_module
 from pggit_chaos.pages.named_paths import named_paths, path_exists
-from pggit_chaos.pages.parse import OWN_OPTIONS, PYTHON, Block
+from pggit_chaos.pages.parse import OWN_OPTIONS, PYTHON, Block, output_of
 
 # Options pytest-markdown-docs reads on the python blocks it runs.
 MARKDOWN_DOCS_OPTIONS = {"fixture", "notest", "retry"}
@@ -33,6 +34,50 @@ def module_for(page: Path, blocks: list[Block]) -> types.ModuleType:
                     bad.append(f"line {block.line}: ```{block.lang} option {opt!r}")
         assert not bad, f"{page.name} has unknown block options:\n" + "\n".join(bad)
 
+    def test_sql_blocks_show_their_output():
+        """A SQL block shows its output; a ``setup`` block, shown without one, is continued by a block that does."""
+        problems = sql_output_problems(blocks)
+        assert not problems, f"{page.name} has SQL blocks that do not show what they print:\n" + "\n".join(problems)
+
     module.test_named_paths_exist = test_named_paths_exist
     module.test_block_options_are_known = test_block_options_are_known
+    module.test_sql_blocks_show_their_output = test_sql_blocks_show_their_output
     return module
+
+
+def sql_output_problems(blocks: list[Block]) -> list[str]:
+    """Where a page breaks the rule of SQL outputs, one line each.
+
+    Every ``sql`` block is followed directly by a ``text output`` block
+    showing what it prints, unless it is marked ``setup``: then it shows
+    nothing, and one of the ``continuation`` blocks right after it (the
+    blocks that run in its database) shows an output, so the effect of the
+    setup is checked. An output block belongs directly below a ``sql``
+    block that runs.
+    """
+    problems = []
+    sql = [b for b in blocks if b.kind == "sql"]
+    outputs = {output_of(b, blocks).line for b in sql if output_of(b, blocks) is not None}
+    for i, block in enumerate(sql):
+        shown = output_of(block, blocks)
+        if shown is not None and block.has("setup"):
+            problems.append(f"line {block.line}: a setup block shows no output, but this one has one at line "
+                            f"{shown.line}: drop the setup mark or the output")
+        elif shown is None and not block.has("setup"):
+            problems.append(f"line {block.line}: ```{block.lang} block without a ```text output block directly "
+                            "below it (its real output, which the failure of its test prints); only a block "
+                            "marked setup, whose effect a continuation block shows, may go without")
+        elif shown is None:
+            chain = []
+            for later in sql[i + 1:]:
+                if not later.has("continuation"):
+                    break
+                chain.append(later)
+            if not any(output_of(b, blocks) is not None for b in chain):
+                problems.append(f"line {block.line}: a setup block needs a continuation block after it that "
+                                "shows an output, so its effect is checked")
+    for block in blocks:
+        if block.kind == "output" and block.line not in outputs:
+            problems.append(f"line {block.line}: a ```text output block must sit directly below the ```sql "
+                            "block whose output it shows (only blank lines between)")
+    return problems

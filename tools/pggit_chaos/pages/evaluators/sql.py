@@ -1,13 +1,12 @@
-"""Evaluator for SQL blocks: each runs in a fresh pggit database and fails only where the page says it fails."""
+"""Evaluator for SQL blocks: each runs in a fresh pggit database, prints what the page shows, and fails only where the page says it fails."""
 
 from __future__ import annotations
 
-import re
 import types
 
-import psycopg
 import pytest
 
+from pggit_chaos.pages import sql_output
 from pggit_chaos.pages.base import new_module
 from pggit_chaos.pages.parse import Block
 
@@ -18,38 +17,36 @@ _SQL_CLEANUP = pytest.StashKey[bool]()
 
 def module_for(block: Block) -> types.ModuleType:
     module = new_module(block)
+    where = f"{block.page.name}:{block.line}"
 
     def test_sql_block_runs_as_shown(request):
-        """The block runs in a fresh pggit database and fails only where the page says it fails."""
+        """The block runs in a fresh pggit database, fails only where the page says, and prints what the page shows."""
         dsn = _database_for(block, request)
         expected = block.option("error")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            try:
-                conn.execute(block.code)
-            except psycopg.Error as exc:
-                if expected is None:
-                    raise AssertionError(
-                        f"SQL block at {block.page.name}:{block.line} failed: "
-                        f"{exc.sqlstate} {exc.diag.message_primary}"
-                    ) from exc
-                assert expected in (exc.sqlstate, _condition_name(exc)), (
-                    f"SQL block at {block.page.name}:{block.line} expected error {expected}, "
-                    f"got {exc.sqlstate} ({_condition_name(exc)}): {exc.diag.message_primary}"
-                )
-                return
-        assert expected is None, (
-            f"SQL block at {block.page.name}:{block.line} should fail with {expected} but succeeded"
-        )
+        result = sql_output.run(dsn, block.code)
+        error = result.error
+        if error is not None and expected is None:
+            raise AssertionError(f"SQL block at {where} failed: {error.sqlstate} {error.message}")
+        if error is not None:
+            assert expected in (error.sqlstate, error.condition), (
+                f"SQL block at {where} expected error {expected}, "
+                f"got {error.sqlstate} ({error.condition}): {error.message}"
+            )
+        assert error is not None or expected is None, f"SQL block at {where} should fail with {expected} but succeeded"
+        shown = block.output  # as collected: the page is not read again while the run goes on
+        if shown is None:
+            # The page's own checks say the same, but a run may leave them out (they start no server).
+            assert block.has("setup"), (
+                f"SQL block at {where} has no ```text output block directly below it; its real output:\n"
+                f"{result.output}")
+            return
+        difference = sql_output.compare(shown.code, result.output, shown.first_code_line)
+        assert difference is None, sql_output.mismatch_message(where, shown.line, shown.code, result.output, difference)
 
     module.test_sql_block_runs_as_shown = test_sql_block_runs_as_shown
     # A page's SQL blocks stay on one xdist worker (with --dist loadgroup), so continuations find their database.
     module.pytestmark = [pytest.mark.xdist_group(f"sql:{block.page}")]
     return module
-
-
-def _condition_name(exc: psycopg.Error) -> str:
-    """psycopg's class name for a SQLSTATE, as PostgreSQL's condition name (UniqueViolation -> unique_violation)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 def _database_for(block: Block, request) -> str:
