@@ -361,7 +361,11 @@ BEGIN
         RAISE EXCEPTION 'invalid custom Trinity ID %: must not be longer than 255 characters', v_shown
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_id ~ E'[\\x01-\\x1f\\x7f]' OR p_id ~ '^[[:space:]]*$' THEN
+    -- Control characters are C0, DEL and C1 (U+0080-U+009F); blank is every
+    -- Unicode White_Space character, spelled out: [[:space:]] follows the
+    -- database's LC_CTYPE and in the C locale knows only ASCII spaces.
+    IF p_id ~ E'[\\x01-\\x1f\\x7f-\\x9f]'
+       OR p_id ~ E'^[\\x09-\\x0d\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$' THEN
         RAISE EXCEPTION 'invalid custom Trinity ID %: must not be blank or contain control characters', v_shown
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

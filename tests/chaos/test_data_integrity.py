@@ -5,9 +5,10 @@ directly. ``verify_integrity()`` must then report each kind of damage on the
 check made for it, ``ok = false`` with a detail naming the offending row,
 and must never raise, whatever the damage and however much of it there is.
 
-Every damage is made inside a transaction that is rolled back, so one
-database serves many examples; the one non-transactional damage (``setval``
-on the Trinity sequence) is undone by hand.
+Every damage is made inside a transaction that is rolled back; the one
+non-transactional damage (``setval`` on the Trinity sequence) is undone by
+hand. The property test builds its starting point in a database of each
+example's own.
 """
 
 from __future__ import annotations
@@ -143,7 +144,11 @@ DAMAGE = {
 
 @pytest.fixture
 def repo(sync_conn: psycopg.Connection) -> Repo:
-    conn = sync_conn
+    return _build_repo(sync_conn)
+
+
+def _build_repo(conn: psycopg.Connection) -> Repo:
+    """Make the healthy starting point on ``conn``; leaves it with autocommit off."""
     conn.autocommit = True
 
     def commit(branch: str, message: str) -> str:
@@ -197,9 +202,10 @@ def test_each_kind_of_damage_is_reported_on_its_check_naming_the_row(sync_conn, 
 
 
 @given(kinds=st.sets(st.sampled_from(sorted(DAMAGE)), min_size=1))
-def test_verify_integrity_reports_every_damage_in_any_combination_and_never_raises(sync_conn, repo, kinds):
+def test_verify_integrity_reports_every_damage_in_any_combination_and_never_raises(fresh_connection, kinds):
     """For any combination of damage, verify_integrity returns every check without raising, reports each damage on its check naming its row, and trips only checks some damage explains."""
-    _damaged(sync_conn, repo, sorted(kinds))
+    with fresh_connection() as conn:
+        _damaged(conn, _build_repo(conn), sorted(kinds))
 
 
 @pytest.mark.parametrize("statement", [

@@ -6,6 +6,7 @@ handful a person would think of; a failure shrinks to a minimal example.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import psycopg
@@ -43,28 +44,28 @@ def _sequence_part(trinity_id: str) -> int:
 
 
 @given(branch=git_branch_name(), messages=st.lists(commit_message(), min_size=1, max_size=4))
-def test_trinity_ids_are_unique_well_formed_and_increasing_for_any_branch_and_message(sync_conn, branch, messages):
+def test_trinity_ids_are_unique_well_formed_and_increasing_for_any_branch_and_message(fresh_connection, branch, messages):
     """Whatever the branch name and message, every commit gets a new ID in the documented format,
     with a sequence part above every earlier one."""
-    sync_conn.autocommit = True
-    previous = sync_conn.execute(
-        "SELECT coalesce(max(substr(hash, 20, 12)::bigint), 0) FROM pggit.commits"
-    ).fetchone()[0]
-    issued = []
-    for message in messages:
-        before = sync_conn.execute(UTC_STAMP).fetchone()[0]
-        trinity_id = commit(sync_conn, branch, message)
-        after = sync_conn.execute(UTC_STAMP).fetchone()[0]
-        sequence = _sequence_part(trinity_id)
-        assert sequence > previous, f"sequence part of {trinity_id} is not above the previous one ({previous})"
-        assert before <= TRINITY_ID.match(trinity_id)["time"] <= after, (
-            f"time part of {trinity_id} is not the UTC time of the call ({before}..{after})")
-        previous = sequence
-        issued.append(trinity_id)
+    with fresh_connection(autocommit=True) as conn:
+        previous = conn.execute(
+            "SELECT coalesce(max(substr(hash, 20, 12)::bigint), 0) FROM pggit.commits"
+        ).fetchone()[0]
+        issued = []
+        for message in messages:
+            before = conn.execute(UTC_STAMP).fetchone()[0]
+            trinity_id = commit(conn, branch, message)
+            after = conn.execute(UTC_STAMP).fetchone()[0]
+            sequence = _sequence_part(trinity_id)
+            assert sequence > previous, f"sequence part of {trinity_id} is not above the previous one ({previous})"
+            assert before <= TRINITY_ID.match(trinity_id)["time"] <= after, (
+                f"time part of {trinity_id} is not the UTC time of the call ({before}..{after})")
+            previous = sequence
+            issued.append(trinity_id)
 
-    checkers.unique_trinity_ids(sync_conn, extra_ids=issued)
-    chain = checkers.linear_chain_invariant(sync_conn, branch)
-    assert chain[-len(issued):] == issued
+        checkers.unique_trinity_ids(conn, extra_ids=issued)
+        chain = checkers.linear_chain_invariant(conn, branch)
+        assert chain[-len(issued):] == issued
 
 
 def test_many_commits_and_ids_are_unique_and_ordered_by_their_sequence_part(sync_conn):
@@ -95,12 +96,12 @@ def test_many_commits_and_ids_are_unique_and_ordered_by_their_sequence_part(sync
 
 
 @given(message=commit_message())
-def test_any_valid_commit_message_is_stored_exactly(sync_conn, message):
+def test_any_valid_commit_message_is_stored_exactly(fresh_connection, message):
     """Any text up to 10,000 characters comes back from pggit.commits exactly as it was given."""
-    sync_conn.autocommit = True
-    trinity_id = commit(sync_conn, "messages", message)
-    stored = sync_conn.execute("SELECT message FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()[0]
-    assert stored == message
+    with fresh_connection(autocommit=True) as conn:
+        trinity_id = commit(conn, "messages", message)
+        stored = conn.execute("SELECT message FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone()[0]
+        assert stored == message
 
 
 @pytest.mark.parametrize("character", ["x", "é", "日", "😀", "'", "\\", "\n"])
@@ -118,18 +119,18 @@ def test_a_message_of_exactly_ten_thousand_characters_is_stored_whole(sync_conn,
     length=st.integers(MAX_COMMIT_MESSAGE_LENGTH + 1, MAX_COMMIT_MESSAGE_LENGTH + 50) | st.just(100_000),
     piece=st.sampled_from(["x", "é", "😀", "a'b\\c\n"]),
 )
-def test_a_message_over_the_limit_is_refused_naming_the_limit_and_writes_nothing(sync_conn, length, piece):
+def test_a_message_over_the_limit_is_refused_naming_the_limit_and_writes_nothing(fresh_connection, length, piece):
     """10,001 characters or more: SQLSTATE 22023, a message that names the limit, and no row anywhere."""
-    sync_conn.autocommit = True
-    message = (piece * length)[:length]
-    before = DatabaseStateSnapshot.capture(sync_conn)
-    with pytest.raises(psycopg.Error) as refused:
-        commit(sync_conn, "over-the-limit", message)
-    assert refused.value.sqlstate == "22023", refused.value
-    text = str(refused.value)
-    assert "10000" in text.replace(",", ""), f"the error does not name the limit: {text}"
-    assert str(length) in text, f"the error does not say how long the message was: {text}"
-    DatabaseStateSnapshot.capture(sync_conn).assert_unchanged(before)
+    with fresh_connection(autocommit=True) as conn:
+        message = (piece * length)[:length]
+        before = DatabaseStateSnapshot.capture(conn)
+        with pytest.raises(psycopg.Error) as refused:
+            commit(conn, "over-the-limit", message)
+        assert refused.value.sqlstate == "22023", refused.value
+        text = str(refused.value)
+        assert "10000" in text.replace(",", ""), f"the error does not name the limit: {text}"
+        assert str(length) in text, f"the error does not say how long the message was: {text}"
+        DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
 
 
 # ---------------------------------------------------------------------------
@@ -152,42 +153,42 @@ def _increment(conn, major, minor, patch, kind):
 
 @given(major=VERSION_PART, minor=VERSION_PART, patch=VERSION_PART,
        kind=any_case(st.sampled_from(["major", "minor", "patch"])))
-def test_increment_version_obeys_the_semver_laws(sync_conn, major, minor, patch, kind):
+def test_increment_version_obeys_the_semver_laws(fresh_connection, major, minor, patch, kind):
     """major resets minor and patch, minor resets patch, patch adds one; the result is always greater
     in semver order, and full_version is the dotted triple."""
-    sync_conn.autocommit = True
-    new_major, new_minor, new_patch, full_version = _increment(sync_conn, major, minor, patch, kind)
-    expected = {
-        "major": (major + 1, 0, 0),
-        "minor": (major, minor + 1, 0),
-        "patch": (major, minor, patch + 1),
-    }[kind.lower()]
-    assert (new_major, new_minor, new_patch) == expected
-    assert (new_major, new_minor, new_patch) > (major, minor, patch)
-    assert full_version == f"{new_major}.{new_minor}.{new_patch}"
+    with fresh_connection(autocommit=True) as conn:
+        new_major, new_minor, new_patch, full_version = _increment(conn, major, minor, patch, kind)
+        expected = {
+            "major": (major + 1, 0, 0),
+            "minor": (major, minor + 1, 0),
+            "patch": (major, minor, patch + 1),
+        }[kind.lower()]
+        assert (new_major, new_minor, new_patch) == expected
+        assert (new_major, new_minor, new_patch) > (major, minor, patch)
+        assert full_version == f"{new_major}.{new_minor}.{new_patch}"
 
 
 @given(parts=st.tuples(st.integers(-(2**31), INT_MAX), st.integers(-(2**31), INT_MAX), st.integers(-(2**31), INT_MAX))
        .filter(lambda p: min(p) < 0),
        kind=st.sampled_from(["major", "minor", "patch"]))
-def test_increment_version_refuses_a_negative_part_naming_it(sync_conn, parts, kind):
+def test_increment_version_refuses_a_negative_part_naming_it(fresh_connection, parts, kind):
     """Any negative part: SQLSTATE 22023 and a message naming the negative value."""
-    sync_conn.autocommit = True
-    with pytest.raises(psycopg.Error) as refused:
-        _increment(sync_conn, *parts, kind)
-    assert refused.value.sqlstate == "22023", refused.value
-    assert str(min(parts)) in str(refused.value), refused.value
+    with fresh_connection(autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as refused:
+            _increment(conn, *parts, kind)
+        assert refused.value.sqlstate == "22023", refused.value
+        assert str(min(parts)) in str(refused.value), refused.value
 
 
 @given(kind=st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=20)
        .filter(lambda k: k.lower() not in {"major", "minor", "patch"}))
-def test_increment_version_refuses_an_unknown_type_naming_it(sync_conn, kind):
+def test_increment_version_refuses_an_unknown_type_naming_it(fresh_connection, kind):
     """Any type but major/minor/patch (in any case): SQLSTATE 22023 and a message naming that type."""
-    sync_conn.autocommit = True
-    with pytest.raises(psycopg.Error) as refused:
-        _increment(sync_conn, 1, 2, 3, kind)
-    assert refused.value.sqlstate == "22023", refused.value
-    assert f'"{kind}"' in str(refused.value), refused.value
+    with fresh_connection(autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as refused:
+            _increment(conn, 1, 2, 3, kind)
+        assert refused.value.sqlstate == "22023", refused.value
+        assert f'"{kind}"' in str(refused.value), refused.value
 
 
 def test_increment_version_refuses_null_and_overflow_instead_of_wrapping(sync_conn):
@@ -223,27 +224,22 @@ def _hash(conn: psycopg.Connection, qualified: sql.Composable) -> str:
     return conn.execute("SELECT pggit.calculate_schema_hash(%s)", (qualified.as_string(conn),)).fetchone()[0]
 
 
-@pytest.fixture
-def two_databases(make_database):
+@contextlib.contextmanager
+def two_databases(fresh_connection):
     """Two connections, each to a database of its own, with a second schema in each; autocommit off."""
-    conns = [psycopg.connect(make_database()) for _ in range(2)]
-    try:
-        for conn in conns:
+    with fresh_connection() as conn_a, fresh_connection() as conn_b:
+        for conn in (conn_a, conn_b):
             conn.execute("CREATE SCHEMA elsewhere")
             conn.commit()
-        yield conns
-    finally:
-        for conn in conns:
-            conn.close()
+        yield conn_a, conn_b
 
 
 @given(table=table_definition(), settings_a=SESSION_SETTINGS, settings_b=SESSION_SETTINGS)
 def test_schema_hash_is_the_same_for_the_same_table_in_any_database_schema_and_session(
-        two_databases, table, settings_a, settings_b):
+        fresh_connection, table, settings_a, settings_b):
     """The same table_definition() created in two databases, or in two schemas, by sessions with
     different settings, hashes the same everywhere (and the same as pggit recorded it)."""
-    conn_a, conn_b = two_databases
-    try:
+    with two_databases(fresh_connection) as (conn_a, conn_b):
         with nemesis.session_configured(conn_a, **settings_a), nemesis.session_configured(conn_b, **settings_b):
             conn_a.execute(table.create_sql())
             conn_b.execute(table.create_sql("elsewhere"))
@@ -261,9 +257,6 @@ def test_schema_hash_is_the_same_for_the_same_table_in_any_database_schema_and_s
         hashes["recorded by pggit"] = recorded[0] if recorded else None
         assert len(set(hashes.values())) == 1, f"hashes differ for {table.create_sql().as_string(conn_a)}: {hashes}"
         assert re.fullmatch(r"[0-9a-f]{64}", hashes["recorded by pggit"])
-    finally:
-        conn_a.rollback()
-        conn_b.rollback()
 
 
 def _type_change(column) -> str:
@@ -271,47 +264,48 @@ def _type_change(column) -> str:
 
 
 @given(table=table_definition(), data=st.data())
-def test_schema_hash_changes_with_every_structural_change(sync_conn, table, data):
+def test_schema_hash_changes_with_every_structural_change(fresh_connection, table, data):
     """Adding, dropping, renaming or retyping a column, changing nullability or a default, adding a
     constraint or an index: each gives a new hash."""
-    column = data.draw(st.sampled_from(table.columns), label="column")
-    name, target = sql.Identifier(column.name), table.qualified_name()
-    if column.has_default:
-        default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(target, name)
-    else:
-        value = data.draw(column.type.values.filter(lambda v: v is not None), label="new default")
-        default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
-            target, name, sql.Literal(value))
-    changes = {
-        "add column": sql.SQL("ALTER TABLE {} ADD COLUMN {} int").format(target, sql.Identifier("Added Column")),
-        "drop column": sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, name),
-        "rename column": sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(
-            target, name, sql.Identifier("Renamed Column")),
-        "type change": sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text").format(
-            target, name, sql.SQL(_type_change(column)), name),
-        "nullability": sql.SQL("ALTER TABLE {} ALTER COLUMN {} {} NOT NULL").format(
-            target, name, sql.SQL("SET" if column.nullable else "DROP")),
-        "default": default_change,
-        "check constraint": sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL)").format(
-            target, sql.Identifier("Chaos Check"), name),
-        "unique constraint": sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
-            target, sql.Identifier("Chaos Unique"), name),
-        "index": sql.SQL("CREATE INDEX {} ON {} ({})").format(sql.Identifier("Chaos Index"), target, name),
-    }
-    try:
-        sync_conn.execute(table.create_sql())
-        base = _hash(sync_conn, target)
-        unchanged = []
-        for change, statement in changes.items():
-            sync_conn.execute("SAVEPOINT change")
-            sync_conn.execute(statement)
-            if _hash(sync_conn, target) == base:
-                unchanged.append(f"{change}: {statement.as_string(sync_conn)}")
-            sync_conn.execute("ROLLBACK TO SAVEPOINT change")
-        assert _hash(sync_conn, target) == base, "rolling the changes back did not restore the hash"
-        assert not unchanged, "these structural changes left the hash as it was:\n" + "\n".join(unchanged)
-    finally:
-        sync_conn.rollback()
+    with fresh_connection(autocommit=False) as conn:
+        column = data.draw(st.sampled_from(table.columns), label="column")
+        name, target = sql.Identifier(column.name), table.qualified_name()
+        if column.has_default:
+            default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(target, name)
+        else:
+            value = data.draw(column.type.values.filter(lambda v: v is not None), label="new default")
+            default_change = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                target, name, sql.Literal(value))
+        changes = {
+            "add column": sql.SQL("ALTER TABLE {} ADD COLUMN {} int").format(target, sql.Identifier("Added Column")),
+            "drop column": sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, name),
+            "rename column": sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(
+                target, name, sql.Identifier("Renamed Column")),
+            "type change": sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text").format(
+                target, name, sql.SQL(_type_change(column)), name),
+            "nullability": sql.SQL("ALTER TABLE {} ALTER COLUMN {} {} NOT NULL").format(
+                target, name, sql.SQL("SET" if column.nullable else "DROP")),
+            "default": default_change,
+            "check constraint": sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL)").format(
+                target, sql.Identifier("Chaos Check"), name),
+            "unique constraint": sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({})").format(
+                target, sql.Identifier("Chaos Unique"), name),
+            "index": sql.SQL("CREATE INDEX {} ON {} ({})").format(sql.Identifier("Chaos Index"), target, name),
+        }
+        try:
+            conn.execute(table.create_sql())
+            base = _hash(conn, target)
+            unchanged = []
+            for change, statement in changes.items():
+                conn.execute("SAVEPOINT change")
+                conn.execute(statement)
+                if _hash(conn, target) == base:
+                    unchanged.append(f"{change}: {statement.as_string(conn)}")
+                conn.execute("ROLLBACK TO SAVEPOINT change")
+            assert _hash(conn, target) == base, "rolling the changes back did not restore the hash"
+            assert not unchanged, "these structural changes left the hash as it was:\n" + "\n".join(unchanged)
+        finally:
+            conn.rollback()
 
 
 # ---------------------------------------------------------------------------
@@ -343,21 +337,47 @@ def test_when_the_id_space_runs_out_commits_are_refused_and_numbers_never_wrap_a
     checkers.integrity_ok(sync_conn)
 
 
-@given(ahead=st.integers(0, 10**9), random_part=st.text("0123456789abcdef", min_size=8, max_size=8))
-def test_a_custom_id_with_a_sequence_number_not_issued_yet_is_refused_and_writes_nothing(sync_conn, ahead, random_part):
+@given(ahead=st.integers(0, 10**9), random_part=st.from_regex(r"[0-9a-f]{8}", fullmatch=True))
+def test_a_custom_id_with_a_sequence_number_not_issued_yet_is_refused_and_writes_nothing(fresh_connection, ahead, random_part):
     """A custom Trinity ID in the generated format whose sequence number pggit has not issued yet
     would collide with a future generated ID: it is refused (22023, naming the ID), and nothing is
     written."""
-    sync_conn.autocommit = True
-    stamp = sync_conn.execute(UTC_STAMP).fetchone()[0]
-    forged = f"TRN-{stamp}-{sync_conn.execute(NEXT_SEQUENCE_NUMBER).fetchone()[0] + ahead:012d}-{random_part}"
-    before = DatabaseStateSnapshot.capture(sync_conn)
-    with pytest.raises(psycopg.Error) as refused:
-        sync_conn.execute("SELECT pggit.commit_changes('forged', 'from the future', %s)", (forged,))
-    assert refused.value.sqlstate == "22023", refused.value
-    assert forged in str(refused.value), refused.value
-    DatabaseStateSnapshot.capture(sync_conn).assert_unchanged(before)
-    checkers.integrity_ok(sync_conn)
+    with fresh_connection(autocommit=True) as conn:
+        stamp = conn.execute(UTC_STAMP).fetchone()[0]
+        forged = f"TRN-{stamp}-{conn.execute(NEXT_SEQUENCE_NUMBER).fetchone()[0] + ahead:012d}-{random_part}"
+        before = DatabaseStateSnapshot.capture(conn)
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("SELECT pggit.commit_changes('forged', 'from the future', %s)", (forged,))
+        assert refused.value.sqlstate == "22023", refused.value
+        assert forged in str(refused.value), refused.value
+        DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
+        checkers.integrity_ok(conn)
+
+
+# Every Unicode White_Space character (Python's str.isspace() agrees, and adds U+001C-U+001F, controls anyway).
+UNICODE_SPACES = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+# C0 (but NUL, which no text holds), DEL and C1.
+CONTROL_CHARACTERS = st.characters(min_codepoint=1, max_codepoint=0x9F).filter(lambda c: c < " " or c >= "\x7f")
+
+
+@example(custom_id="\x85" * 10)  # found by TestPggitModel: ten NEXT LINE controls (blank, too) were taken
+@example(custom_id="\u3000" * 10)  # blank in Unicode, not to [[:space:]] in a database with the C locale
+@example(custom_id="custom-id-\x9b")
+@given(custom_id=st.one_of(
+    st.text(st.sampled_from(UNICODE_SPACES), min_size=10, max_size=20),
+    st.tuples(st.from_regex(r"[a-z0-9-]{10,20}", fullmatch=True), CONTROL_CHARACTERS, st.integers(0, 20))
+    .map(lambda t: t[0][:t[2]] + t[1] + t[0][t[2]:]),
+))
+def test_a_blank_custom_id_or_one_with_a_control_character_is_refused_in_any_locale(fresh_connection, custom_id):
+    """A custom Trinity ID made only of Unicode spaces, or holding any control character (C0, DEL or C1),
+    is refused with 22023 and writes nothing, whatever LC_CTYPE the database has."""
+    with fresh_connection(autocommit=True) as conn:
+        before = DatabaseStateSnapshot.capture(conn)
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("SELECT pggit.commit_changes('main', 'custom', %s)", (custom_id,))
+        assert refused.value.sqlstate == "22023", refused.value
+        assert "blank or contain control characters" in str(refused.value), refused.value
+        DatabaseStateSnapshot.capture(conn).assert_unchanged(before)
 
 
 # ---------------------------------------------------------------------------
@@ -379,35 +399,37 @@ CREATE TABLE printed (
 @example(settings={"TimeZone": "Pacific/Chatham", "DateStyle": "German", "IntervalStyle": "iso_8601",
                    "bytea_output": "escape", "extra_float_digits": "-15"})
 @given(settings=SESSION_SETTINGS)
-def test_defaults_that_print_per_session_hash_as_recorded_under_any_session_settings(sync_conn, settings):
+def test_defaults_that_print_per_session_hash_as_recorded_under_any_session_settings(fresh_connection, settings):
     """A table whose defaults are a timestamp, a date, an interval, bytes and a float hashes the same,
     and as pggit recorded it, whatever TimeZone, DateStyle, IntervalStyle, bytea_output and
     extra_float_digits the reading session has."""
-    try:
-        sync_conn.execute(PRINTED_DEFAULTS)
-        recorded = sync_conn.execute(
-            "SELECT content_hash FROM pggit.objects WHERE is_active AND object_name = 'printed'").fetchone()[0]
-        with nemesis.session_configured(sync_conn, **settings):
-            assert _hash(sync_conn, sql.Identifier("printed")) == recorded, settings
-    finally:
-        sync_conn.rollback()
+    with fresh_connection(autocommit=False) as conn:
+        try:
+            conn.execute(PRINTED_DEFAULTS)
+            recorded = conn.execute(
+                "SELECT content_hash FROM pggit.objects WHERE is_active AND object_name = 'printed'").fetchone()[0]
+            with nemesis.session_configured(conn, **settings):
+                assert _hash(conn, sql.Identifier("printed")) == recorded, settings
+        finally:
+            conn.rollback()
 
 
 @given(table=table_definition())
-def test_an_unqualified_table_name_is_resolved_through_the_callers_search_path(sync_conn, table):
+def test_an_unqualified_table_name_is_resolved_through_the_callers_search_path(fresh_connection, table):
     """With a table of the same name in public and in the schema first on the caller's search_path,
     calculate_schema_hash of the bare name hashes the table the session sees, the one pggit recorded."""
-    try:
-        sync_conn.execute("CREATE SCHEMA first_on_path")
-        sync_conn.execute(table.create_sql("first_on_path"))
-        sync_conn.execute(sql.SQL("CREATE TABLE {} (shadowed_by_the_path int)").format(table.qualified_name("public")))
-        sync_conn.execute("SELECT set_config('search_path', 'first_on_path, public', true)")
-        seen = _hash(sync_conn, table.qualified_name())
-        assert seen == _hash(sync_conn, table.qualified_name("first_on_path"))
-        assert seen != _hash(sync_conn, table.qualified_name("public"))
-        recorded = sync_conn.execute(
-            "SELECT content_hash FROM pggit.objects WHERE is_active AND schema_name = 'first_on_path' "
-            "AND object_name = %s", (table.name,)).fetchone()[0]
-        assert seen == recorded
-    finally:
-        sync_conn.rollback()
+    with fresh_connection(autocommit=False) as conn:
+        try:
+            conn.execute("CREATE SCHEMA first_on_path")
+            conn.execute(table.create_sql("first_on_path"))
+            conn.execute(sql.SQL("CREATE TABLE {} (shadowed_by_the_path int)").format(table.qualified_name("public")))
+            conn.execute("SELECT set_config('search_path', 'first_on_path, public', true)")
+            seen = _hash(conn, table.qualified_name())
+            assert seen == _hash(conn, table.qualified_name("first_on_path"))
+            assert seen != _hash(conn, table.qualified_name("public"))
+            recorded = conn.execute(
+                "SELECT content_hash FROM pggit.objects WHERE is_active AND schema_name = 'first_on_path' "
+                "AND object_name = %s", (table.name,)).fetchone()[0]
+            assert seen == recorded
+        finally:
+            conn.rollback()

@@ -3,14 +3,16 @@
 Migrations are generated: a ``CREATE TABLE`` from ``table_definition()``
 with its ``DROP TABLE``, or a column added to an existing table and dropped
 again. Every apply and rollback is committed for real, as a deployment
-tool would do it; each example gets a schema of its own (first on the
-search_path) and its own version prefix, so examples never meet.
+tool would do it; each example gets a database of its own
+(``fresh_connection``), so examples never meet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -110,23 +112,13 @@ def generated_migration() -> st.SearchStrategy[Migration]:
     return st.one_of(create_table_migration(), add_column_migration())
 
 
-@pytest.fixture
-def fresh_example(sync_conn):
-    """``fresh_example(migration)``: the test's autocommit connection moved to a new schema of its own,
-    and the migration with a version unique to the example."""
-    sync_conn.autocommit = True
-    counter = iter(range(1, 10**6))
-
-    def start(migration: Migration) -> tuple[psycopg.Connection, Migration]:
-        number = next(counter)
-        sync_conn.execute(f"CREATE SCHEMA example_{number}")
-        sync_conn.execute(f"SET search_path = example_{number}")
-        migration = replace(migration, version=f"{number}:{migration.version}")
+@contextlib.contextmanager
+def fresh_example(fresh_connection, migration: Migration) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to a database of the example's own, prepared for the migration."""
+    with fresh_connection(autocommit=True) as conn:
         if migration.setup:
-            sync_conn.execute(migration.setup)
-        return sync_conn, migration
-
-    return start
+            conn.execute(migration.setup)
+        yield conn
 
 
 def shown(value: str) -> str:
@@ -135,35 +127,35 @@ def shown(value: str) -> str:
 
 
 @given(migration=generated_migration())
-def test_reapplying_a_migration_with_the_same_sql_returns_false_and_changes_nothing(fresh_example, migration):
+def test_reapplying_a_migration_with_the_same_sql_returns_false_and_changes_nothing(fresh_connection, migration):
     """apply_migration is idempotent: the second apply of the same version and SQL runs nothing."""
-    conn, migration = fresh_example(migration)
-    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
-    assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect)
-    before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
-    assert apply_migration(conn, migration.version, migration.up, migration.down) is False
-    assert apply_migration(conn, migration.version, migration.up) is False
-    DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
+    with fresh_example(fresh_connection, migration) as conn:
+        assert apply_migration(conn, migration.version, migration.up, migration.down) is True
+        assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect)
+        before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
+        assert apply_migration(conn, migration.version, migration.up, migration.down) is False
+        assert apply_migration(conn, migration.version, migration.up) is False
+        DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
 
 
 @given(migration=generated_migration(), other_up=st.sampled_from([
     "CREATE TABLE other_migration_table (a int)", "SELECT 1", " ", "-- only a comment\nSELECT 1",
 ]) | pg_text(min_size=1, max_size=30).map(lambda t: "SELECT " + sql.Literal(t).as_string(None)))
-def test_different_sql_for_an_applied_version_raises_the_checksum_error(fresh_example, migration, other_up):
+def test_different_sql_for_an_applied_version_raises_the_checksum_error(fresh_connection, migration, other_up):
     """Re-applying a version with other up SQL (even one space more) raises 55000 naming both
     checksums, and runs none of it."""
-    conn, migration = fresh_example(migration)
-    apply_migration(conn, migration.version, migration.up, migration.down)
-    other = migration.up + other_up if other_up.strip() == "" else other_up
-    before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
-    with pytest.raises(psycopg.Error) as refused:
-        apply_migration(conn, migration.version, other, migration.down)
-    assert refused.value.sqlstate == "55000", refused.value
-    assert "checksum mismatch" in str(refused.value)
-    detail = refused.value.diag.message_detail or ""
-    for up_sql in (migration.up, other):
-        assert hashlib.sha256(up_sql.encode()).hexdigest() in detail, detail
-    DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
+    with fresh_example(fresh_connection, migration) as conn:
+        apply_migration(conn, migration.version, migration.up, migration.down)
+        other = migration.up + other_up if other_up.strip() == "" else other_up
+        before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
+        with pytest.raises(psycopg.Error) as refused:
+            apply_migration(conn, migration.version, other, migration.down)
+        assert refused.value.sqlstate == "55000", refused.value
+        assert "checksum mismatch" in str(refused.value)
+        detail = refused.value.diag.message_detail or ""
+        for up_sql in (migration.up, other):
+            assert hashlib.sha256(up_sql.encode()).hexdigest() in detail, detail
+        DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
 
 
 # A statement that fails at run time (after the ones before it have run), and its SQLSTATE.
@@ -178,53 +170,53 @@ FAILING_STATEMENTS = {
 
 @given(migration=generated_migration(), failing=st.sampled_from(sorted(FAILING_STATEMENTS)),
        extra_ddl=st.booleans())
-def test_a_migration_that_fails_part_way_leaves_no_trace(fresh_example, migration, failing, extra_ddl):
+def test_a_migration_that_fails_part_way_leaves_no_trace(fresh_connection, migration, failing, extra_ddl):
     """Valid statements followed by a failing one: the original SQLSTATE comes back, and neither
     the schema changes, nor their DDL history, nor a migration record remain."""
-    conn, migration = fresh_example(migration)
-    statements = [migration.up]
-    if extra_ddl:
-        statements.append("CREATE TABLE pggit_chaos_side_effect (id int PRIMARY KEY); "
-                          "ALTER TABLE pggit_chaos_side_effect ADD COLUMN note text")
-    statements.append(failing)
-    before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
-    with pytest.raises(psycopg.Error) as failed:
-        apply_migration(conn, migration.version, ";\n".join(statements), migration.down)
-    assert failed.value.sqlstate == FAILING_STATEMENTS[failing], failed.value
-    assert f"migration {shown(migration.version)} (up) failed" in str(failed.value), failed.value
-    assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is False
-    DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
-    # Nothing half-recorded blocks a correct retry of the same version.
-    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
+    with fresh_example(fresh_connection, migration) as conn:
+        statements = [migration.up]
+        if extra_ddl:
+            statements.append("CREATE TABLE pggit_chaos_side_effect (id int PRIMARY KEY); "
+                              "ALTER TABLE pggit_chaos_side_effect ADD COLUMN note text")
+        statements.append(failing)
+        before = DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES)
+        with pytest.raises(psycopg.Error) as failed:
+            apply_migration(conn, migration.version, ";\n".join(statements), migration.down)
+        assert failed.value.sqlstate == FAILING_STATEMENTS[failing], failed.value
+        assert f"migration {shown(migration.version)} (up) failed" in str(failed.value), failed.value
+        assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is False
+        DatabaseStateSnapshot.capture(conn, extra=SCHEMA_QUERIES).assert_unchanged(before)
+        # Nothing half-recorded blocks a correct retry of the same version.
+        assert apply_migration(conn, migration.version, migration.up, migration.down) is True
 
 
 @given(migration=generated_migration())
-def test_apply_then_rollback_returns_to_the_prior_schema(fresh_example, migration):
+def test_apply_then_rollback_returns_to_the_prior_schema(fresh_connection, migration):
     """After apply and rollback the schema is what it was before; versions only moved forward;
     the record says ROLLED_BACK, and a second rollback does nothing."""
-    conn, migration = fresh_example(migration)
-    prior = DatabaseStateSnapshot.capture(conn, queries=SCHEMA_ONLY)
-    prior_hashes = conn.execute(
-        "SELECT object_name, content_hash FROM pggit.objects WHERE is_active AND schema_name = current_schema() "
-        "ORDER BY 1").fetchall()
+    with fresh_example(fresh_connection, migration) as conn:
+        prior = DatabaseStateSnapshot.capture(conn, queries=SCHEMA_ONLY)
+        prior_hashes = conn.execute(
+            "SELECT object_name, content_hash FROM pggit.objects WHERE is_active AND schema_name = current_schema() "
+            "ORDER BY 1").fetchall()
 
-    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
-    assert conn.execute("SELECT pggit.rollback_migration(%s)", (migration.version,)).fetchone()[0] is True
+        assert apply_migration(conn, migration.version, migration.up, migration.down) is True
+        assert conn.execute("SELECT pggit.rollback_migration(%s)", (migration.version,)).fetchone()[0] is True
 
-    prior.assert_unchanged(DatabaseStateSnapshot.capture(conn, queries=SCHEMA_ONLY))
-    assert conn.execute(
-        "SELECT object_name, content_hash FROM pggit.objects WHERE is_active AND schema_name = current_schema() "
-        "ORDER BY 1").fetchall() == prior_hashes
-    assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is False
-    assert conn.execute("SELECT status FROM pggit.migrations WHERE version = %s",
-                        (migration.version,)).fetchone()[0] == "ROLLED_BACK"
-    assert conn.execute("SELECT pggit.rollback_migration(%s)", (migration.version,)).fetchone()[0] is False
-    for (table,) in conn.execute(
-            "SELECT format('%I', object_name) FROM pggit.objects WHERE is_active AND schema_name = current_schema()"
-    ).fetchall():
-        checkers.versions_strictly_increasing(conn, table)
-    checkers.integrity_ok(conn)
-    checkers.drift_is(conn)
-    # A rolled-back version can be applied again.
-    assert apply_migration(conn, migration.version, migration.up, migration.down) is True
-    assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is True
+        prior.assert_unchanged(DatabaseStateSnapshot.capture(conn, queries=SCHEMA_ONLY))
+        assert conn.execute(
+            "SELECT object_name, content_hash FROM pggit.objects WHERE is_active AND schema_name = current_schema() "
+            "ORDER BY 1").fetchall() == prior_hashes
+        assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is False
+        assert conn.execute("SELECT status FROM pggit.migrations WHERE version = %s",
+                            (migration.version,)).fetchone()[0] == "ROLLED_BACK"
+        assert conn.execute("SELECT pggit.rollback_migration(%s)", (migration.version,)).fetchone()[0] is False
+        for (table,) in conn.execute(
+                "SELECT format('%I', object_name) FROM pggit.objects WHERE is_active AND schema_name = current_schema()"
+        ).fetchall():
+            checkers.versions_strictly_increasing(conn, table)
+        checkers.integrity_ok(conn)
+        checkers.drift_is(conn)
+        # A rolled-back version can be applied again.
+        assert apply_migration(conn, migration.version, migration.up, migration.down) is True
+        assert checkers.migration_all_or_nothing(conn, migration.version, migration.effect) is True

@@ -10,8 +10,6 @@ once the change is recorded through pggit.
 
 from __future__ import annotations
 
-import itertools
-
 import psycopg
 import pytest
 from hypothesis import example, given
@@ -223,31 +221,28 @@ QUOTED_NAME = st.text(st.characters(min_codepoint=32, exclude_characters="\x7f",
 @example(name="MixedCase")
 @example(name='with space. and "dot"')
 @given(name=QUOTED_NAME)
-def test_a_table_whose_name_needs_quoting_never_shows_up_as_drift(sync_conn, name):
+def test_a_table_whose_name_needs_quoting_never_shows_up_as_drift(fresh_connection, name):
     """detect_drift finds every tracked table by its quoted name: a table named with capitals, spaces, dots or quotes, changed only through pggit, is never reported as drifted."""
     table = sql.Identifier(name)
-    try:
-        sync_conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(table))
-        sync_conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN v text").format(table))
-        assert _drift(sync_conn) == [], name
+    with fresh_connection() as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(table))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN v text").format(table))
+        assert _drift(conn) == [], name
         # Positive controls: pggit tracked the table by that name, and a change behind its back is reported.
-        assert _recorded(sync_conn, name)[1] == "1.1.0"
-        with tracking_paused(sync_conn, how="replica"):
-            sync_conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN sneaky int").format(table))
-        assert [row[:2] for row in _drift(sync_conn)] == [("public", name)]
-    finally:
-        sync_conn.rollback()
+        assert _recorded(conn, name)[1] == "1.1.0"
+        with tracking_paused(conn, how="replica"):
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN sneaky int").format(table))
+        assert [row[:2] for row in _drift(conn)] == [("public", name)]
 
 
 # Changes for the property test: structural ones always change the description
 # (fresh names and values each time, nothing undone); the others never do.
 STRUCTURAL = ("add column", "add index", "set default", "add check")
 NOT_STRUCTURAL = ("comment on table", "comment on column", "storage option")
-_fresh = itertools.count()
 
 
-def _change_sql(kind: str, table: sql.Identifier) -> sql.Composed:
-    n = next(_fresh)
+def _change_sql(kind: str, table: sql.Identifier, n: int) -> sql.Composed:
+    """The change, made unique by ``n`` (the example's own count, so a replay makes the same statements)."""
     statements = {
         "add column": "ALTER TABLE {t} ADD COLUMN {c} int",
         "add index": "CREATE INDEX {i} ON {t} (v)",
@@ -266,20 +261,18 @@ def _change_sql(kind: str, table: sql.Identifier) -> sql.Composed:
     how=st.sampled_from(["disable", "replica"]),
     changes=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(STRUCTURAL + NOT_STRUCTURAL)), max_size=8),
 )
-def test_detect_drift_names_exactly_the_tables_whose_structure_changed(sync_conn, how, changes):
+def test_detect_drift_names_exactly_the_tables_whose_structure_changed(fresh_connection, how, changes):
     """For any mix of changes made while tracking is off, detect_drift names exactly the tables that got a structural change (comments and storage options are not structure), and recording each one through pggit clears it."""
-    conn = sync_conn
-    conn.autocommit = True
-    schema = f"drift_{next(_fresh)}"
-    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    tables = [sql.Identifier(schema, f"t{i}") for i in range(4)]
-    for table in tables:
-        conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int)").format(table))
+    with fresh_connection(autocommit=True) as conn:
+        schema = "drift"
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        tables = [sql.Identifier(schema, f"t{i}") for i in range(4)]
+        for table in tables:
+            conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int)").format(table))
 
-    try:
         with tracking_paused(conn, how):
-            for index, kind in changes:
-                conn.execute(_change_sql(kind, tables[index]))
+            for n, (index, kind) in enumerate(changes):
+                conn.execute(_change_sql(kind, tables[index], n))
 
         expected = {f"{schema}.t{i}" for i, kind in changes if kind in STRUCTURAL}
         assert checkers.drift_is(conn, expected) == expected
@@ -288,6 +281,3 @@ def test_detect_drift_names_exactly_the_tables_whose_structure_changed(sync_conn
         for name in sorted(expected):
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS 'recorded'").format(sql.Identifier(*name.split("."))))
         checkers.drift_is(conn)
-    finally:
-        # Tracked, so the tables leave pggit's live set: the next example starts without drift.
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -39,14 +39,19 @@ def _all_pggit_work(conn: psycopg.Connection) -> list[str]:
     return ids
 
 
+def _prepared(conn: psycopg.Connection) -> psycopg.Connection:
+    """``conn`` (autocommit off) with a committed commit and a tracked table to build on."""
+    commit(conn, "main", "committed before the test")
+    conn.execute("CREATE TABLE kept (id int)")
+    conn.execute("INSERT INTO kept VALUES (1), (2)")
+    conn.commit()
+    return conn
+
+
 @pytest.fixture
 def conn(sync_conn):
     """The test's connection (autocommit off) with a committed commit and a tracked table to build on."""
-    commit(sync_conn, "main", "committed before the test")
-    sync_conn.execute("CREATE TABLE kept (id int)")
-    sync_conn.execute("INSERT INTO kept VALUES (1), (2)")
-    sync_conn.commit()
-    return sync_conn
+    return _prepared(sync_conn)
 
 
 def test_a_rolled_back_transaction_leaves_no_trace_of_any_pggit_work(conn):
@@ -116,44 +121,46 @@ STEPS = st.lists(st.sampled_from(["commit", "commit", "savepoint", "rollback to 
 
 @pytest.mark.property
 @given(steps=STEPS)
-def test_after_any_mix_of_commits_savepoints_and_rollbacks_exactly_the_surviving_commits_remain(conn, steps):
+def test_after_any_mix_of_commits_savepoints_and_rollbacks_exactly_the_surviving_commits_remain(fresh_connection, steps):
     """Whatever the interleaving of pggit commits, savepoints, releases and rollbacks, pggit holds
     exactly the commits the transaction semantics keep, as one chain, and IDs stay unique and rising."""
-    chain_before = checkers.linear_chain_invariant(conn, "main")
-    max_before = conn.execute(f"SELECT max({SEQUENCE_PART}) FROM pggit.commits").fetchone()[0]
-    # Model: a stack of frames (transaction, then one per open savepoint) of commit IDs.
-    frames: list[list[str]] = [[]]
-    survived: list[str] = []
-    issued: list[str] = []
-    for step in steps:
-        if step == "commit":
-            issued.append(commit(conn, "main", f"step {len(issued)}"))
-            frames[-1].append(issued[-1])
-        elif step == "savepoint":
-            conn.execute(f"SAVEPOINT s{len(frames)}")
-            frames.append([])
-        elif step == "rollback to savepoint" and len(frames) > 1:
-            conn.execute(f"ROLLBACK TO SAVEPOINT s{len(frames) - 1}")
-            frames[-1] = []
-        elif step == "release savepoint" and len(frames) > 1:
-            conn.execute(f"RELEASE SAVEPOINT s{len(frames) - 1}")
-            released = frames.pop()
-            frames[-1].extend(released)
-        elif step in ("commit transaction", "rollback transaction"):
-            if step == "commit transaction":
-                conn.commit()
-                survived += [i for frame in frames for i in frame]
-            else:
-                conn.rollback()
-            frames = [[]]
-    conn.commit()
-    survived += [i for frame in frames for i in frame]
+    with fresh_connection() as connection:
+        conn = _prepared(connection)
+        chain_before = checkers.linear_chain_invariant(conn, "main")
+        max_before = conn.execute(f"SELECT max({SEQUENCE_PART}) FROM pggit.commits").fetchone()[0]
+        # Model: a stack of frames (transaction, then one per open savepoint) of commit IDs.
+        frames: list[list[str]] = [[]]
+        survived: list[str] = []
+        issued: list[str] = []
+        for step in steps:
+            if step == "commit":
+                issued.append(commit(conn, "main", f"step {len(issued)}"))
+                frames[-1].append(issued[-1])
+            elif step == "savepoint":
+                conn.execute(f"SAVEPOINT s{len(frames)}")
+                frames.append([])
+            elif step == "rollback to savepoint" and len(frames) > 1:
+                conn.execute(f"ROLLBACK TO SAVEPOINT s{len(frames) - 1}")
+                frames[-1] = []
+            elif step == "release savepoint" and len(frames) > 1:
+                conn.execute(f"RELEASE SAVEPOINT s{len(frames) - 1}")
+                released = frames.pop()
+                frames[-1].extend(released)
+            elif step in ("commit transaction", "rollback transaction"):
+                if step == "commit transaction":
+                    conn.commit()
+                    survived += [i for frame in frames for i in frame]
+                else:
+                    conn.rollback()
+                frames = [[]]
+        conn.commit()
+        survived += [i for frame in frames for i in frame]
 
-    assert checkers.linear_chain_invariant(conn, "main") == chain_before + survived
-    sequence = [_sequence(i) for i in issued]
-    assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
-    assert not issued or min(sequence) > max_before
-    checkers.unique_trinity_ids(conn, extra_ids=issued)
+        assert checkers.linear_chain_invariant(conn, "main") == chain_before + survived
+        sequence = [_sequence(i) for i in issued]
+        assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
+        assert not issued or min(sequence) > max_before
+        checkers.unique_trinity_ids(conn, extra_ids=issued)
 
 
 def test_a_rolled_back_ddl_leaves_the_version_and_history_unchanged(conn):

@@ -134,6 +134,15 @@ MUTANTS: list[Mutant] = [
         "        IF substr(p_id, 20, 12)::bigint >= v_next THEN",
         "        IF false THEN",
     ),
+    _m(
+        "custom_id_blank_by_locale", "ids",
+        "a custom Trinity ID of C1 control characters or non-ASCII spaces (ten U+0085) is taken: the checks "
+        "know only C0 controls and, in the C locale, ASCII spaces",
+        "    IF p_id ~ E'[\\\\x01-\\\\x1f\\\\x7f-\\\\x9f]'\n"
+        "       OR p_id ~ E'^[\\\\x09-\\\\x0d\\\\x20\\\\x85\\\\xa0\\\\u1680\\\\u2000-\\\\u200a"
+        "\\\\u2028\\\\u2029\\\\u202f\\\\u205f\\\\u3000]*$' THEN\n",
+        "    IF p_id ~ E'[\\\\x01-\\\\x1f\\\\x7f]' OR p_id ~ '^[[:space:]]*$' THEN\n",
+    ),
     # ---- schema-hash -----------------------------------------------------------
     _m(
         "hash_includes_table_oid", "schema-hash",

@@ -6,6 +6,7 @@ a fresh database with pggit installed, owned by one test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,19 +15,65 @@ import psycopg
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from pggit_chaos.paths import REPO
+
 # Hypothesis profiles: pick one with --hypothesis-profile or HYPOTHESIS_PROFILE.
-# Tests reuse one database across examples, which the function-scoped
-# fixture health check would flag; each test keeps its examples independent.
-_COMMON = dict(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], deadline=None)
-settings.register_profile("dev", max_examples=25, **_COMMON)
-settings.register_profile("ci", max_examples=50, derandomize=False, print_blob=True, **_COMMON)
+# Every profile prints, with each failure, the @reproduce_failure decorator
+# that replays exactly the minimal example ("the blob"). All but gate keep
+# failing examples in EXAMPLES_DIR (the checkout's .hypothesis/examples/,
+# whatever directory pytest runs from; outside a checkout, the current
+# directory's) and try them first on the next run; a CI job keeps them by
+# caching that directory. gate's derandomize=True means no example
+# database: the same examples run every time anyway.
+# The function_scoped_fixture health check stays on: an example gets a
+# database of its own from fresh_database / fresh_connection (session-scoped
+# factories), never one shared through a per-test fixture; the few tests
+# that still share one on purpose are listed in SHARED_ACROSS_EXAMPLES.
+EXAMPLES_DIR = REPO / ".hypothesis" / "examples"
+_EXAMPLES = DirectoryBasedExampleDatabase(EXAMPLES_DIR)
+_COMMON = dict(suppress_health_check=[HealthCheck.too_slow], deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=25, database=_EXAMPLES, **_COMMON)
+settings.register_profile("ci", max_examples=50, derandomize=False, database=_EXAMPLES, **_COMMON)
 # The merge gate: the dev profile's size with a seed fixed per test, so no seed nobody chose blocks a merge.
-settings.register_profile("gate", max_examples=25, derandomize=True, print_blob=True, **_COMMON)
-settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, **_COMMON)
+settings.register_profile("gate", max_examples=25, derandomize=True, **_COMMON)
+settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, database=_EXAMPLES, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# The @given tests that still take a function-scoped fixture and so share one
+# database (or directory) across their examples, by node id prefix, each with
+# why; the function_scoped_fixture health check is off for them alone.
+SHARED_ACROSS_EXAMPLES = {
+    "docs/testing/": "the guides show the shortest form, one sync_conn per test; each example "
+                     "reads back only what it wrote",
+    "examples/test_example_property.py": "the learning example in the guides' short form",
+    "tests/chaos/test_backup_restore.py": "make_database is a factory: each example makes databases of its own",
+    "tests/chaos/test_integrity_invariants.py": "make_database is a factory: each example makes a database of its own",
+    "tests/chaos/test_isolation_levels.py": "each example races in names of its own (the spaces fixture); "
+                                            "not yet on fresh_database",
+    "tests/chaos/test_partitions.py": "each example builds its tree in a schema of its own; not yet on fresh_database",
+    "tests/chaos/test_privileges_readers.py": "the roles and tables are set up once per test; each example "
+                                              "undoes its changes; not yet on fresh_database",
+    "tests/chaos/test_security.py": "the roles and planted objects are set up once per test; not yet on "
+                                    "fresh_database",
+    "tests/chaos/test_session_settings.py": "each example only reads under other settings; not yet on fresh_database",
+    "tests/toolkit/test_toolkit_strategies.py": "each example rolls back what it made, or writes under a name of "
+                                                "its own in tmp_path",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.nodeid.startswith(prefix) for prefix in SHARED_ACROSS_EXAMPLES):
+            continue
+        function = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        current = getattr(function, "_hypothesis_internal_use_settings", None)
+        if current is not None:  # a @given test: the settings Hypothesis reads for this test
+            function._hypothesis_internal_use_settings = settings(
+                current, suppress_health_check=[*current.suppress_health_check, HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture
@@ -47,6 +94,28 @@ async def async_conn(db_connection_string: str) -> AsyncIterator[psycopg.AsyncCo
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_connection(fresh_database) -> Callable[..., contextlib.AbstractContextManager[psycopg.Connection]]:
+    """Factory of connections to databases of their own: ``with fresh_connection() as conn:``, one per example.
+
+    Each block connects (autocommit off unless ``autocommit=True``) to a new
+    clone of the pggit template from ``fresh_database``; at the end of the
+    block the connection is closed without committing and the database is
+    dropped. Session-scoped, so a ``@given`` test may take it.
+    """
+
+    @contextlib.contextmanager
+    def connect(autocommit: bool = False, prefix: str = "example") -> Iterator[psycopg.Connection]:
+        with fresh_database(prefix) as dsn:
+            conn = psycopg.connect(dsn, autocommit=autocommit)
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+    return connect
 
 
 @pytest.fixture
