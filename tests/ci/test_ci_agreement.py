@@ -3,8 +3,9 @@
 Three sources must agree: the workflows (`.github/workflows/*.yml`), the
 test progression (`.github/chaos-progression.json`, the one list of
 categories still allowed to fail) and the table under "In CI" in
-`docs/testing/CHAOS_ENGINEERING.md`: triggers, marker expressions, and
-which jobs may fail.
+`docs/testing/CHAOS_ENGINEERING.md`: triggers, each job's selection (the
+`pggit-chaos progression` rule it applies, or the weekly shards), and what
+fails it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from tests.ci import workflows as wf
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / ".github" / "workflows"
 PROGRESSION = REPO / ".github" / "chaos-progression.json"
 GUIDE = REPO / "docs" / "testing" / "CHAOS_ENGINEERING.md"
-MAKEFILE = REPO / "Makefile"
+FAILS_ON = {"must-pass": "a test that must pass", "weekly": "a test that must pass",
+            "may-fail": "a broken run", "none": "its command"}
 
 
 @dataclass(frozen=True)
@@ -29,81 +30,43 @@ class CiJob:
     workflow: str
     job: str
     triggers: frozenset[str]
-    markers: str  # the pytest -m expression the job runs, or "" for jobs that run no marker tier
-    must_pass: bool
+    selection: str  # 'must-pass "BASE"', 'may-fail "BASE"', 'weekly suite', 'weekly soak' or 'none'
+    fails_on: str
 
 
-def can_fail_expression() -> str:
-    return " or ".join(json.loads(PROGRESSION.read_text())["can_fail"])
-
-
-def make_markers() -> dict[str, str]:
-    """Each make target's -m expression."""
-    targets, current = {}, None
-    for line in MAKEFILE.read_text().splitlines():
-        match = re.match(r"^([a-z]+):", line)
-        if match:
-            current = match.group(1)
-        elif current and line.startswith("\t") and "pytest" in line:
-            found = re.search(r'-m "([^"]+)"', line)
-            if found:
-                targets[current] = found.group(1)
-    return targets
-
-
-def _job_markers(steps: list[dict]) -> str:
-    """The last -m a job's commands pass to pytest, with the progression substituted."""
-    targets, markers = make_markers(), ""
-    for step in steps:
-        for command in (step.get("run") or "").splitlines():
-            command = command.strip().replace("$CAN_FAIL", can_fail_expression())
-            # A manual run may narrow the weekly tier to one category; that is not another tier.
-            if not command.startswith(("make ", ".venv/bin/pytest")) or "$CATEGORY" in command:
-                continue
-            words = shlex.split(command)
-            if words[0] == "make" and words[1] in targets:
-                markers = targets[words[1]]
-            args = next((shlex.split(w.split("=", 1)[1]) for w in words if w.startswith("PYTEST_ARGS=")), words)
-            if "-m" in args:
-                markers = args[args.index("-m") + 1]
-            if command.startswith("make") and " site" in command and not markers:
-                markers = "(guides)"
-    return markers
+def _selection(job: dict) -> str:
+    for step in job.get("steps", []):
+        words = shlex.split(step.get("run", "")) if "progression " in step.get("run", "") else []
+        if words and words[0].endswith("pggit-chaos") and words[2] in ("must-pass", "may-fail"):
+            base = words[3] if len(words) > 3 and not words[3].startswith("-") else ""
+            return f'{words[2]} "{base}"' if base else words[2]
+    include = str(((job.get("strategy") or {}).get("matrix") or {}).get("include", ""))
+    found = re.search(r"needs\.plan\.outputs\.([\w-]+)", include)
+    return f"weekly {found.group(1)}" if found else "none"
 
 
 def workflow_jobs() -> set[CiJob]:
     jobs = set()
-    for path in sorted(WORKFLOWS.glob("*.yml")):
-        data = yaml.safe_load(path.read_text())
-        on = data.get("on", data.get(True))  # YAML 1.1 reads a bare `on` as true
+    for name, data in wf.workflows().items():
+        on = data["on"]
         triggers = frozenset(on if isinstance(on, (dict, list)) else [on])
-        for name, job in data["jobs"].items():
-            if "steps" not in job or not any("run" in s for s in job["steps"]):
+        for job_name, job in data["jobs"].items():
+            if job_name == "plan":
                 continue
-            markers = _job_markers(job["steps"])
-            if not markers:
-                continue
-            must_pass = not job.get("continue-on-error", False)
-            jobs.add(CiJob(path.name, name, triggers, markers, must_pass))
+            selection = _selection(job)
+            jobs.add(CiJob(name, job_name, triggers, selection, FAILS_ON[selection.split()[0]]))
     return jobs
 
 
 def guide_jobs() -> set[CiJob]:
     """Rows of the table in the guide's "In CI" section."""
-    text = GUIDE.read_text()
-    section = text.split("### In CI", 1)[1].split("\n#", 1)[0]
+    section = GUIDE.read_text().split("### In CI", 1)[1].split("\n#", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")][2:]
     jobs = set()
     for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        triggers, workflow, job, markers, must_pass = cells[:5]
-        jobs.add(CiJob(
-            workflow=workflow.strip("`").rsplit("/", 1)[-1],
-            job=job.strip("`"),
-            triggers=frozenset(t.strip("` ") for t in triggers.split(",")),
-            markers=markers.strip("`"),
-            must_pass={"yes": True, "no": False}[must_pass.lower()],
-        ))
+        triggers, workflow, job, selection, fails_on = [c.strip() for c in row.strip("|").split("|")][:5]
+        jobs.add(CiJob(workflow.strip("`").rsplit("/", 1)[-1], job.strip("`"),
+                       frozenset(t.strip("` ") for t in triggers.split(",")), selection.strip("`"), fails_on))
     return jobs
 
 
@@ -120,7 +83,7 @@ def test_guide_table_lists_exactly_the_workflows_jobs():
     only_guide = sorted(map(str, in_guide - in_workflows))
     assert not only_workflows and not only_guide, (
         "the guide's CI table and the workflows disagree\n"
-        f"in the workflows, not in the guide:\n  " + "\n  ".join(only_workflows) +
+        "in the workflows, not in the guide:\n  " + "\n  ".join(only_workflows) +
         "\nin the guide, not in the workflows:\n  " + "\n  ".join(only_guide)
     )
 
@@ -129,18 +92,33 @@ def test_guide_progression_lists_the_can_fail_file():
     assert guide_can_fail() == json.loads(PROGRESSION.read_text())["can_fail"]
 
 
-def test_can_fail_categories_are_registered_markers():
-    import tomllib
-
-    markers = {m.split(":")[0] for m in tomllib.loads((REPO / "pyproject.toml").read_text())
-               ["tool"]["pytest"]["ini_options"]["markers"]}
-    assert set(json.loads(PROGRESSION.read_text())["can_fail"]) <= markers
-
-
 def test_every_tier_has_a_workflow_job():
-    """smoke on pull requests, full on main, soak weekly: the split the guide promises."""
+    """Every test on pull requests, the full tier and every version on main, the soak tier weekly."""
     jobs = workflow_jobs()
-    tiers = make_markers()
-    assert any(j.markers == tiers["smoke"] and "pull_request" in j.triggers and j.must_pass for j in jobs)
-    assert any(j.markers.startswith(tiers["full"]) and "push" in j.triggers for j in jobs)
-    assert any(j.markers == tiers["weekly"] and "schedule" in j.triggers for j in jobs)
+    assert any(j.selection == 'must-pass "not soak"' and "pull_request" in j.triggers for j in jobs)
+    assert any(j.selection == 'must-pass "chaos and not soak"' and "push" in j.triggers for j in jobs)
+    assert any(j.selection == "weekly soak" and "schedule" in j.triggers for j in jobs)
+    assert any(j.selection == "weekly suite" and "schedule" in j.triggers for j in jobs)
+
+
+def test_no_job_hides_its_failures():
+    """No job-level continue-on-error: what may fail is decided per test, by junit-summary."""
+    for name, data in wf.workflows().items():
+        for job_name, job in data["jobs"].items():
+            assert "continue-on-error" not in job, f"{name} {job_name}"
+            if _selection(job) != "none":
+                runs = " ".join(step.get("run", "") for step in job["steps"])
+                assert "pggit-chaos junit-summary" in runs and "pggit_chaos.measure.junit" in runs, (name, job_name)
+
+
+def test_every_install_is_pinned_and_cached():
+    for name, data in wf.workflows().items():
+        for job_name, job in data["jobs"].items():
+            for step in job.get("steps", []):
+                if "setup-python" in step.get("uses", ""):
+                    assert step["with"].get("cache") == "pip", (name, job_name)
+                    assert step["with"].get("cache-dependency-path") == "constraints.txt", (name, job_name)
+                assert "pip install" not in step.get("run", ""), f"{name} {job_name}: install through make install"
+    assert "-c constraints.txt" in wf.MAKEFILE.read_text()
+    ecosystems = {u["package-ecosystem"] for u in wf.load(REPO / ".github" / "dependabot.yml")["updates"]}
+    assert ecosystems == {"github-actions", "pip"}

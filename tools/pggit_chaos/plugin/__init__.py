@@ -6,4 +6,4 @@ Installing the package is enough: any project gets ``pg_server``,
 conftest of its own.
 """
 
-pytest_plugins = ["pggit_chaos.plugin.server_fixtures", "pggit_chaos.plugin.client_fixtures"]
+pytest_plugins = ["pggit_chaos.plugin.server_fixtures", "pggit_chaos.plugin.client_fixtures", "pggit_chaos.plugin.soak"]
