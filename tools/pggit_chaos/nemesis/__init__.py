@@ -1,6 +1,6 @@
 """Every fault the chaos suite injects, one concept per module (Jepsen's nemesis).
 
-``server`` (crash, terminate), ``network`` (a cut link, ``FaultyProxy``),
+``server`` (crash, replication stalled, failover, terminate), ``network`` (a cut link, ``FaultyProxy``),
 ``resources`` (connections, memory, temporary files, a full disk),
 ``settings`` (the server or a session reconfigured), ``tracking`` (pggit's
 event triggers silenced) and ``injector`` (``ChaosInjector``: random delays,
@@ -20,7 +20,7 @@ from pggit_chaos.nemesis.resources import (
     memory_capped,
     temp_disk_capped,
 )
-from pggit_chaos.nemesis.server import crash_postmaster, terminate_backend
+from pggit_chaos.nemesis.server import crash_postmaster, fail_over, replication_stalled, terminate_backend
 from pggit_chaos.nemesis.settings import await_setting, server_configured, session_configured
 from pggit_chaos.nemesis.tracking import event_triggers, tracking_paused
 
@@ -35,7 +35,9 @@ __all__ = [
     "cut_connection",
     "disk_full",
     "event_triggers",
+    "fail_over",
     "memory_capped",
+    "replication_stalled",
     "server_configured",
     "session_configured",
     "temp_disk_capped",

@@ -32,6 +32,7 @@ import psycopg
 import pytest
 
 from pggit_chaos import server
+from pggit_chaos.nemesis.proxy import FaultyProxy
 from pggit_chaos.server import janitor, signals
 from pggit_chaos.server.settings import SOURCES
 from pggit_chaos.server.sweep import describe
@@ -248,3 +249,103 @@ def make_database(pg_server: server.Server, request: pytest.FixtureRequest) -> I
 def db_connection_string(make_database) -> str:
     """Connection string of a database of this test's own, pggit installed."""
     return make_database()
+
+
+@pytest.fixture
+def standby_pair(request: pytest.FixtureRequest) -> Iterator[server.Pair]:
+    """A primary and a streaming standby of it, both throwaway and this test's own, for a failover.
+
+    The primary runs with ``wal_level = replica`` and a database with pggit
+    installed (``pair.database``; ``pair.dsn()`` reaches whichever of the two
+    takes writes); the standby streams from it through a replication slot,
+    asynchronously until ``pair.replicate(synchronous=True)``, and through a
+    ``FaultyProxy`` (``pair.link``) that ``nemesis.replication_stalled``
+    silences. Both servers are removed after the test. Skips with --dsn, and
+    where the binaries have no ``pg_basebackup``, saying so.
+    """
+    settings = server_settings(request.config)
+    if settings.dsn:
+        pytest.skip(f"a primary and its standby are servers this test run starts; {EXISTING}")
+    try:
+        install = server.find_install(
+            pg_bindir=settings.pg_bindir, pg_config=settings.pg_config, pg_version=settings.pg_version)
+    except server.BinariesNotFound as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    links: list[FaultyProxy] = []
+
+    def through(primary_port: int) -> int:
+        links.append(FaultyProxy("127.0.0.1", primary_port))
+        return links[-1].port
+
+    try:
+        try:
+            pair = server.start_pair(install, pggit_sql=settings.pggit_sql, through=through)
+        except server.BinariesNotFound as exc:
+            pytest.skip(str(exc))
+        try:
+            pair.link = links[0]
+            try:
+                template = janitor.create_template(pair.primary, settings.pggit_sql)
+            except server.ClusterError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            pair.database = pair.primary.create_database(pair.primary.next_database_name("failover"), template)
+            pair.standby.wait_streaming()
+            yield pair
+        finally:
+            pair.destroy()
+    finally:
+        for link in links:
+            link.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_database(pg_server: server.Server, request: pytest.FixtureRequest
+                   ) -> Iterator[Callable[..., contextlib.AbstractContextManager[str]]]:
+    """Factory of databases that live for one block: ``with fresh_database() as dsn:``, for one Hypothesis example.
+
+    Each block gets a clone of the run's pggit template (about 10 ms; with
+    ``pggit=False`` a bare database), named and marked like every database of
+    the run, and dropped ``WITH (FORCE)`` when the block ends, however it
+    ends: an example that fails mid-transaction or leaves sessions open
+    leaks nothing into the next one, and a replay while shrinking starts
+    from the same empty state as the original.
+
+    Session-scoped on purpose: a ``@given`` test may take it without
+    Hypothesis's function_scoped_fixture health check, because what it hands
+    out is per example, not per test.
+
+    ```python
+    import psycopg
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+
+    @settings(max_examples=5)
+    @given(n=st.integers(0, 3))
+    def test_each_example_starts_empty(fresh_database, n):
+        with fresh_database() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM pggit.commits").fetchone() == (0,)
+            for i in range(n):
+                conn.execute("SELECT pggit.commit_changes('main', %s)", (str(i),))
+    ```
+    """
+    live: set[str] = set()
+
+    @contextlib.contextmanager
+    def clone(prefix: str = "example", pggit: bool = True) -> Iterator[str]:
+        name = pg_server.next_database_name(prefix)
+        # The template is made on first use, so bare databases work without pggit.
+        template = request.getfixturevalue("pggit_template") if pggit else "template0"
+        pg_server.create_database(name, template)
+        live.add(name)
+        try:
+            yield pg_server.dsn(name)
+        finally:
+            live.discard(name)
+            if pg_server.is_running():
+                pg_server.drop_database(name)
+
+    yield clone
+    for name in sorted(live):  # a block that never ended (a generator left unclosed)
+        if pg_server.is_running():
+            pg_server.drop_database(name)

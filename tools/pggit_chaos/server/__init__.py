@@ -9,6 +9,7 @@ The modules, each importing only those above it:
 - ``binaries``: finding an installation, and the overlay that adds pggit;
 - ``janitor``: cluster directories and the pggit template database;
 - ``cluster``: the throwaway cluster; ``existing``: a server someone else runs;
+- ``standby``: a streaming standby of a throwaway cluster, and the failover to it;
 - ``sweep``: ``pggit-chaos sweep``, what interrupted runs left on an existing server.
 """
 
@@ -52,10 +53,12 @@ from pggit_chaos.server.janitor import (
 )
 from pggit_chaos.server.cluster import BASE_SETTINGS, Cluster, start_cluster
 from pggit_chaos.server.existing import ExistingServer
+from pggit_chaos.server.standby import REPLICATION_SETTINGS, Pair, Standby, start_pair, start_standby
 
 __all__ = [
     "BASE_SETTINGS",
     "NO_BINARIES_HELP",
+    "REPLICATION_SETTINGS",
     "SUPERUSER",
     "TEMPLATE_DATABASE",
     "TEMP_PREFIX",
@@ -64,11 +67,13 @@ __all__ = [
     "ClusterError",
     "ExistingServer",
     "ForeignObjectError",
+    "Pair",
     "PgInstall",
     "Server",
     "ServerNotControllable",
     "ServerSettings",
     "SettingsError",
+    "Standby",
     "build_overlay",
     "children_of",
     "cluster_processes",
@@ -86,6 +91,8 @@ __all__ = [
     "remove_stale_directories",
     "server_account",
     "start_cluster",
+    "start_pair",
+    "start_standby",
     "sysv_segment_id",
     "wait_gone",
     "wheel_installs",

@@ -25,6 +25,8 @@ from pggit_chaos.server.base import TEMP_PREFIX, ClusterError, Server
 from pggit_chaos.server.processes import cluster_processes, kill_and_wait, pid_alive, release_shared_memory
 
 TEMPLATE_DATABASE = "pggit_template"
+# A streaming standby of a cluster lives in the cluster's directory, in a folder named so (``standby.py``).
+STANDBY_PREFIX = "standby"
 
 
 # --------------------------------------------------------------------------
@@ -83,7 +85,8 @@ def remove_stale_directories(base: Path | None = None) -> list[Path]:
     killed outright (SIGKILL), which no teardown survives. Its server is
     stopped (only processes running the directory's own ``postgres`` in its
     data directory) and its System V segment freed (only one proven to be
-    that data directory's).
+    that data directory's). Its standbys (``standby*/data``, which run the
+    same ``postgres``) go the same way, before the primary.
     """
     removed = []
     for candidate in (base or cluster_base_dir()).glob(TEMP_PREFIX + "*"):
@@ -91,9 +94,10 @@ def remove_stale_directories(base: Path | None = None) -> list[Path]:
         if lock is None:
             continue
         with lock:
-            with contextlib.suppress(ClusterError):
-                kill_and_wait(cluster_processes(candidate / "install", candidate / "data"))
-            release_shared_memory(candidate / "data")
+            for datadir in [*sorted(candidate.glob(STANDBY_PREFIX + "*/data")), candidate / "data"]:
+                with contextlib.suppress(ClusterError):
+                    kill_and_wait(cluster_processes(candidate / "install", datadir))
+                release_shared_memory(datadir)
             shutil.rmtree(candidate, ignore_errors=True)
         removed.append(candidate)
     return removed
