@@ -5,16 +5,21 @@ author = "pggit contributors"
 copyright = "2026, pggit contributors"
 
 import sys
+from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The site's version is the installed package's (pyproject.toml's [project] version), never typed here.
+release = version = metadata.version(metadata.packages_distributions()["pggit_chaos"][0])
 
 extensions = ["myst_parser", "sphinx.ext.autodoc", "pggit_chaos.pages.sphinx"]
 root_doc = "docs/index"
 # Only the docs/ tree is the site; README, tests and tools are not pages.
 include_patterns = ["docs/**"]
-# docs/_data holds generated results and fragments that pages include, not pages.
-exclude_patterns = ["_build", ".venv", "docs/_root", "docs/_static", "docs/_data"]
+# docs/_data holds generated results and fragments that pages include, not pages; docs/_scratch_* are
+# pages that tests of the page machinery make for a few seconds, which a build running meanwhile must not read.
+exclude_patterns = ["_build", ".venv", "docs/_root", "docs/_static", "docs/_data", "docs/_scratch_*"]
 
 myst_enable_extensions = ["linkify", "colon_fence", "deflist"]
 myst_heading_anchors = 3
@@ -62,6 +67,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": False,
     "use_fullscreen_button": False,
+    # Under every page's content: which version of the handbook (and its toolkit) the page belongs to.
+    "extra_footer": f'<p class="site-version">{project}, version {version}</p>',
 }
 
 # The site's front page is docs/index; the top-level index.html only redirects there.

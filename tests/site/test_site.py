@@ -11,13 +11,15 @@ import sys
 import threading
 import urllib.parse
 from html.parser import HTMLParser
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "_build" / "artifacts"
-MARKDOWN = sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md", REPO / "extension" / "README.md"]
+MARKDOWN = sorted((REPO / "docs").rglob("*.md")) + [REPO / name for name in (
+    "README.md", "extension/README.md", "CONTRIBUTING.md", "CHANGELOG.md")]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.xdist_group("site")
@@ -38,6 +40,16 @@ def built_site(tmp_path_factory) -> Path:
 def test_site_builds_with_warnings_as_errors(built_site):
     assert (built_site / "index.html").exists()
     assert (built_site / "docs" / "index.html").exists()
+
+
+def test_every_page_shows_the_packages_version(built_site):
+    """The version comes from the installed package's metadata (pyproject.toml), on every page of the site."""
+    version = metadata.version(metadata.packages_distributions()["pggit_chaos"][0])
+    shown = f'<p class="site-version">pggit chaos handbook, version {version}</p>'
+    # The top-level index.html only redirects to docs/index.html; every other page is the theme's.
+    pages = [p for p in _pages(built_site) if p != built_site / "index.html"]
+    missing = [p.relative_to(built_site).as_posix() for p in pages if shown not in p.read_text(encoding="utf-8")]
+    assert len(pages) >= 10 and not missing, f"pages without the version {version}: {missing}"
 
 
 class _LinksAndIds(HTMLParser):

@@ -6,6 +6,13 @@ Every run that includes page tests merges its blocks' results into the file
 read-modify-write happens under a lock on ``doc-results.json.lock`` and the
 new file replaces the old in one rename: a reader sees the old file or the new
 one, never half of one.
+
+Each page's results name what they ran against: the checksum of the pggit
+script the run installed and the kind of server (``own``: a throwaway server
+the run started; ``existing``: ``--dsn``). Only a run of the project's own
+pggit on a server of its own is the site's: another build (``--pggit-sql``, a
+mutant) or another server (``--dsn``) never writes the site's file, and the
+site shows no result that does not match the pggit in ``extension/`` now.
 """
 
 from __future__ import annotations
@@ -18,15 +25,18 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
 import pytest
 
-from pggit_chaos.paths import REPO
+from pggit_chaos.paths import EXTENSION_SQL, REPO
+from pggit_chaos.server.settings import SOURCES, ServerSettings, SettingsError
 
 RESULTS_FILE = REPO / "_build" / "doc-results.json"
+# The server kinds a result names: a throwaway server the run started, or an existing one (--dsn).
+OWN_SERVER, EXISTING_SERVER = "own", "existing"
 
 
 class BlockResult(TypedDict):
@@ -37,9 +47,21 @@ class BlockResult(TypedDict):
     tests: int  # how many tests the block made
 
 
+class RunSource(TypedDict):
+    """What a run tested: the pggit script it installed and the server it ran on."""
+
+    pggit_sha256: str | None  # sha256 of the installed script; None when an existing server's own files were used
+    server: str  # OWN_SERVER or EXISTING_SERVER
+
+
 class PageResult(TypedDict):
     sha256: str | None  # the page's checksum when it ran: a page changed since then shows stale results
     blocks: dict[str, BlockResult]  # by the block's opening-fence line (a string: JSON keys are)
+    # What the page ran against, when and on which PostgreSQL (files written before these were kept lack them).
+    pggit_sha256: NotRequired[str | None]
+    server: NotRequired[str]
+    finished: NotRequired[str]
+    pg_versions: NotRequired[list[str]]
 
 
 class Results(TypedDict):
@@ -58,6 +80,37 @@ class ResultsFileWarning(pytest.PytestWarning):
 
 def empty_results() -> Results:
     return {"pages": {}}
+
+
+def own_pggit_sha256() -> str:
+    """The checksum of the project's own pggit script (``extension/pggit--1.0.0.sql``) as it is now."""
+    return hashlib.sha256(EXTENSION_SQL.read_bytes()).hexdigest()
+
+
+def run_source(options: Mapping[str, object], environ: Mapping[str, str]) -> RunSource | None:
+    """What a run with these server options (keyed by setting name: ``dsn``, ``pggit_sql``, ...) tests.
+
+    None when the settings are refused (the run then stops with their message).
+    """
+    try:
+        settings = ServerSettings.resolve(options, environ)
+    except SettingsError:
+        return None
+    if settings.dsn:
+        return {"pggit_sha256": None, "server": EXISTING_SERVER}
+    script = Path(settings.pggit_sql) if settings.pggit_sql else EXTENSION_SQL
+    return {"pggit_sha256": hashlib.sha256(script.read_bytes()).hexdigest(), "server": OWN_SERVER}
+
+
+def foreign_reason(page: PageResult | RunSource | None, own_sha256: str) -> str | None:
+    """Why these results are not the site's (another server, another pggit, or unknown), or None if they are."""
+    if page is None or "server" not in page:
+        return "no record of the pggit and server it ran against"
+    if page["server"] != OWN_SERVER:
+        return "ran on an existing server (--dsn), not on one the run started"
+    if page.get("pggit_sha256") != own_sha256:
+        return "ran against another pggit build than extension/pggit--1.0.0.sql now is"
+    return None
 
 
 def read_results(path: Path = RESULTS_FILE) -> Results:
@@ -131,9 +184,10 @@ _SEVERITY = {"passed": 0, "skipped": 1, "xfailed": 1, "failed": 2}
 class ResultsRecorder:
     """Collects the outcome of every page block (on the xdist controller, or alone) and merges it into the file."""
 
-    def __init__(self, config: pytest.Config, path: Path = RESULTS_FILE):
+    def __init__(self, config: pytest.Config, path: Path = RESULTS_FILE, site_file: Path = RESULTS_FILE):
         self.config = config
         self.path = path
+        self.site_file = site_file  # the file the site reads: only the project's own pggit and server write it
         self.blocks: dict[str, dict[str, dict]] = {}
         self.pg_versions: set[str] = set()
         self._pages: dict[str, str | None] = {}
@@ -173,6 +227,16 @@ class ResultsRecorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.blocks:
             return
+        options = {name: self.config.getoption(option, default=None) for name, (option, _) in SOURCES.items()}
+        source = run_source(options, os.environ)
+        if source is None:
+            return  # refused settings: the run stopped before any page ran against anything
+        reason = foreign_reason(source, own_pggit_sha256())
+        if reason and self.path.resolve() == self.site_file.resolve():
+            self._say(f"page results not recorded for the site ({display(self.path)}): this run {reason}; "
+                      "only runs of the project's own pggit on a server they start are")
+            return
+        finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         pages: dict[str, PageResult] = {}
         for key, blocks in self.blocks.items():
             page = REPO / key
@@ -182,11 +246,25 @@ class ResultsRecorder:
                     line: {"outcome": e["outcome"], "duration": round(e["duration"], 3), "tests": len(e["tests"])}
                     for line, e in blocks.items()
                 },
+                **source, "finished": finished, "pg_versions": sorted(self.pg_versions),
             }
         warning = update_results(self.path, pages, sorted(self.pg_versions))
         if warning:
             # Issued now, not when the session's hooks end, so the run's warnings summary shows it.
             self.config.issue_config_time_warning(ResultsFileWarning(warning), stacklevel=2)
+
+
+    def _say(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+
+
+def display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _worse(a: str, b: str) -> str:

@@ -43,9 +43,9 @@ def module_for(block: Block) -> types.ModuleType:
         difference = sql_output.compare(shown.code, result.output, shown.first_code_line)
         assert difference is None, sql_output.mismatch_message(where, shown.line, shown.code, result.output, difference)
 
-    module.test_sql_block_runs_as_shown = test_sql_block_runs_as_shown
     # A page's SQL blocks stay on one xdist worker (with --dist loadgroup), so continuations find their database.
-    module.pytestmark = [pytest.mark.xdist_group(f"sql:{block.page}")]
+    # The mark goes on the function: a BlockModule's own module-level pytestmark is never read.
+    module.test_sql_block_runs_as_shown = pytest.mark.xdist_group(f"sql:{block.page}")(test_sql_block_runs_as_shown)
     return module
 
 
