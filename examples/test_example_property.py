@@ -1,8 +1,8 @@
 """Property-based example: pggit stores any commit message exactly as given.
 
 A traditional test checks one message ("Initial commit"). This one states a
-property and lets Hypothesis look for a counterexample among thousands of
-messages: quotes, backslashes, emoji, combining accents, right-to-left marks,
+property and lets Hypothesis look for a counterexample among generated
+messages (as many per run as the Hypothesis profile says): quotes, backslashes, emoji, combining accents, right-to-left marks,
 placeholders such as ``%s``, and texts right at the 10,000-character limit.
 
 Run it alone, with the statistics Hypothesis gathered:

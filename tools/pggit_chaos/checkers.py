@@ -295,8 +295,9 @@ def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]
     found = {f"{s}.{t}" for s, t, *_ in _rows(conn, "SELECT * FROM pggit.detect_drift()")}
     wanted = set(expected)
     if found != wanted:
-        raise InvariantViolation("drift", f"expected drift on {sorted(wanted)}, detect_drift reports {sorted(found)}",
-                                 sorted(found ^ wanted))
+        raise InvariantViolation(
+            "drift", f"expected drift on {sorted(wanted)}, detect_drift reports {sorted(found)}; "
+            "the tables they disagree on:", sorted(found ^ wanted))
     return found
 
 
