@@ -702,7 +702,13 @@ BEGIN
           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
          WHERE i.indrelid = p_rel
          ORDER BY ic.relname COLLATE "C"));
-    RETURN pg_catalog.array_to_string(v_lines, E'\n');
+    -- An object of the table's own schema that a pg_catalog object of the
+    -- same name hides (a type "text", a function "abs", a table "pg_class")
+    -- is printed qualified with the schema's name: that name is written
+    -- <schema>, so the same structure describes the same in any schema.
+    RETURN pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\n'),
+        '(^|[\s(,:\[])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', '\\\1', 'g')
+        || '\.', '\1<schema>.', 'g');
 END;
 $$;
 
@@ -1472,6 +1478,52 @@ AS $$
                       WHERE r.rolname = pggit._invoking_user()), false);
 $$;
 
+-- The tracked tables whose description changed through an object that a
+-- command changed: a type, domain, sequence, function or collation renamed
+-- or moved, an enum value renamed, a schema renamed, a table or column that
+-- a foreign key or a column's row type names. Follows pg_depend from the
+-- object to what depends on it, through types (arrays, domains, row types)
+-- and composite types, to the columns, defaults, constraints and indexes of
+-- tables; partitions and inheritance children are left to the caller. Only
+-- tables whose recorded hash is no longer their live one are returned.
+CREATE FUNCTION pggit._dependent_tables(p_classid oid, p_objid oid)
+RETURNS oid[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE walk(classid, objid) AS (
+        SELECT p_classid, p_objid
+        UNION
+        SELECT d.classid, d.objid
+          FROM walk w
+          JOIN pg_catalog.pg_depend d ON d.refclassid = w.classid AND d.refobjid = w.objid
+         WHERE d.deptype IN ('n', 'a', 'i')
+           AND (w.classid = p_classid AND w.objid = p_objid
+                OR w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                OR w.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.objid AND c.relkind = 'c'))
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                            WHERE i.inhrelid = d.objid AND i.inhparent = w.objid)
+    )
+    SELECT coalesce(pg_catalog.array_agg(DISTINCT t.relid), '{}')
+      FROM walk w
+     CROSS JOIN LATERAL (SELECT CASE w.classid
+              WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+                  coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = w.objid LIMIT 1),
+                           w.objid)
+              WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+                  (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = w.objid)
+              WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+                  (SELECT con.conrelid FROM pg_catalog.pg_constraint con WHERE con.oid = w.objid)
+              END AS relid) t
+     WHERE t.relid IS NOT NULL
+       AND NOT (t.relid = p_objid AND p_classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
+       AND pggit._is_trackable(t.relid)
+       AND EXISTS (SELECT 1 FROM pggit.objects o
+                    WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = t.relid
+                      AND o.content_hash IS DISTINCT FROM pggit._schema_hash(t.relid));
+$$;
+
 -- ddl_command_end: collects the tables a command touched (the table itself,
 -- the table of an index or constraint) and records one change per table,
 -- made by p_acting_role. SECURITY DEFINER so that DDL by any role is
@@ -1497,6 +1549,9 @@ BEGIN
     FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
         -- Objects made by an extension's script belong to that extension.
         CONTINUE WHEN r.in_extension;
+        -- Tables that name the changed object (see _dependent_tables).
+        v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest(pggit._dependent_tables(r.classid, r.objid)) dep(relid)
+                                       WHERE NOT dep.relid = ANY (v_tables) ORDER BY dep.relid);
         -- ALTER SCHEMA ... RENAME gives every table in it a new qualified
         -- name: record each tracked one whose recorded schema is now stale.
         IF r.classid = 'pg_catalog.pg_namespace'::regclass THEN
@@ -1696,7 +1751,9 @@ $$;
 CREATE EVENT TRIGGER pggit_ddl_command_end
     ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE',
-                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA')
+                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA',
+                 -- What tables depend on: renaming or moving it changes their description.
+                 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER SEQUENCE', 'ALTER FUNCTION', 'ALTER COLLATION')
     EXECUTE FUNCTION pggit._on_ddl_command_end();
 
 CREATE EVENT TRIGGER pggit_sql_drop

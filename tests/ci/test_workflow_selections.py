@@ -17,6 +17,10 @@ from pggit_chaos.measure import progression
 
 from tests.ci import workflows as wf
 
+# One worker collects the suite for all of them (--dist loadgroup): a collection per worker would cost as
+# much again.
+pytestmark = pytest.mark.xdist_group("collected-suite")
+
 # Jobs that run no pytest selection of their own, and what they run instead.
 NO_SELECTION = {
     ("weekly.yml", "mutants"): "pggit-chaos mutate (the runner picks the tier's tests itself)",

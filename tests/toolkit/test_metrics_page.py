@@ -10,8 +10,8 @@ import sys
 import pytest
 from pggit_chaos.measure import mutants, recorder
 from pggit_chaos.measure.hypothesis_report import example_text
-from pggit_chaos.measure.metrics import page, plots
-from pggit_chaos.measure.metrics.results import DATA_DIR
+from pggit_chaos.measure.metrics import page, plots, suite_timing
+from pggit_chaos.measure.metrics.results import DATA_DIR, load_fast_results
 
 DATA = DATA_DIR
 
@@ -34,7 +34,8 @@ def test_the_page_and_the_guide_summary_are_exactly_what_the_recorded_results_re
     monkeypatch.setattr(plots, "PLOT_DIR", tmp_path)  # leave the committed plots alone
     smoke, full = results["mutation-smoke.json"], results["mutation-full.json"]
     rendered = page.render(smoke, full, results["stability.json"], results["failure-modes.json"],
-                           results["bench-describe.json"], results["hollow.json"], results["bench-history.json"])
+                           results["bench-describe.json"], results["hollow.json"], results["bench-history.json"],
+                           load_fast_results(), timing=suite_timing.load())
     assert page.PAGE.read_text() == rendered, "docs/metrics.md was edited by hand: run pggit-chaos metrics"
     summary = page.render_summary(smoke, full, results["stability.json"], results["bench-describe.json"],
                                   results["bench-history.json"])

@@ -1,16 +1,30 @@
-"""``pggit-chaos``: the one command line of the measuring tools and the sweep, a subcommand each (mutate, hollow, stability, benchmarks, metrics, sweep)."""
+"""``pggit-chaos``: the one command line of the measuring tools and the sweep, a subcommand each (mutate, mutants-generate, reach, mutate-fast, hollow, stability, benchmarks, metrics, sweep, and CI's progression and junit-summary)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pggit_chaos.measure import bench_cluster, bench_describe, bench_history, hollow, runner, stability
+from pggit_chaos.measure import (
+    bench_cluster,
+    bench_describe,
+    bench_history,
+    bench_suite,
+    fast_runner,
+    hollow,
+    junit,
+    mutagen_check,
+    progression,
+    runner,
+    selection,
+    stability,
+)
 from pggit_chaos.measure.metrics import page
 from pggit_chaos.server import sweep
 
-# In the order --help lists them: measuring first, the page that shows the results, then housekeeping.
-TOOLS = (runner, hollow, stability, bench_describe, bench_history, bench_cluster, page, sweep)
+# In the order --help lists them: measuring first, the page that shows the results, CI's rule and report,
+# then housekeeping.
+TOOLS = (runner, mutagen_check, selection, fast_runner, hollow, stability, bench_suite, bench_describe, bench_history, bench_cluster, page, progression, junit, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -203,8 +203,8 @@ MUTANTS: list[Mutant] = [
     _m(
         "index_ddl_untracked", "ddl-tracking",
         "the event trigger ignores CREATE INDEX, so index changes leave no history and the recorded hash goes stale",
-        "                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA')",
-        "                 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA')",
+        "                 'CREATE INDEX', 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA',\n",
+        "                 'ALTER INDEX', 'COMMENT', 'ALTER SCHEMA',\n",
     ),
     _m(
         "dropped_table_stays_active", "ddl-tracking",
@@ -607,6 +607,25 @@ MUTANTS: list[Mutant] = [
         "session's DDL of the table sees two versions of its row and fails with 21000 instead of 40001",
         "         LIMIT 1), false);\n",
         "         ), false);\n",
+    ),
+    _m(
+        "schema_hash_names_the_schema_of_shadowed_objects", "schema-hash",
+        "an object of the table's own schema named like a pg_catalog one (an enum \"text\", a function \"abs\") "
+        "is described qualified with the schema's name: the same structure hashes differently in another schema",
+        "    RETURN pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\\n'),\n"
+        "        '(^|[\\s(,:\\[])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', "
+        "'\\\\\\1', 'g')\n"
+        "        || '\\.', '\\1<schema>.', 'g');\n",
+        "    RETURN pg_catalog.array_to_string(v_lines, E'\\n');\n",
+    ),
+    _m(
+        "dependent_tables_left_unrecorded", "drift",
+        "renaming or moving a type, sequence, function, collation or schema that tracked tables depend on changes "
+        "their description unrecorded: detect_drift reports them",
+        "        v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest("
+        "pggit._dependent_tables(r.classid, r.objid)) dep(relid)\n",
+        "        v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest("
+        "pggit._dependent_tables(r.classid, 0)) dep(relid)\n",
     ),
 ]
 

@@ -46,3 +46,10 @@ def benchmark_target_options(parser: argparse.ArgumentParser, results: Path) -> 
                              "/usr/lib/postgresql/N/bin (default: the one a test run would use).")
     parser.add_argument("--output", type=Path, default=results, metavar="FILE",
                         help=f"where the results go (default: _build/metrics/{results.name}).")
+
+
+def xdist_workers(text: str) -> str:
+    """pytest-xdist's -n value: auto, logical, or a number of 1 or more."""
+    if text in ("auto", "logical") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, logical or a number of 1 or more, got {text!r}")

@@ -1,17 +1,27 @@
-"""Stability and wall time: the smoke tier run N times, each with a new Hypothesis seed.
+"""Stability and wall time: the smoke tier (or the whole of make test) run N times, each with a new Hypothesis seed.
 
-    pggit-chaos stability --runs 20 [--workers auto] [--full-runs 1]
+    pggit-chaos stability --runs 20 [--tier smoke|test] [--workers auto] [--full-runs 1] [--profile dev|gate]
 
 Each run is what ``make smoke`` runs (pytest-xdist, one cluster per worker),
-with ``--hypothesis-seed`` drawn at random and recorded, so a failing run can
-be replayed exactly. A test that fails in some runs and passes in others is
-flaky. After the smoke runs, the full tier runs ``--full-runs`` times the
-same way, for its wall time. Results go to ``_build/metrics/stability.json``.
+or with ``--tier test`` what ``make test`` runs (every test path, the
+toolkit, contract, chaos suite, examples, guides and site), with
+``--hypothesis-seed`` drawn at random and recorded, so a failing run can
+be replayed exactly (``--profile gate`` runs CI's derandomized examples
+instead; the seed is then recorded but draws nothing). A test that fails in
+some runs and passes in others is flaky. After those runs, the full tier
+runs ``--full-runs`` times the same way, for its wall time. Each run
+records the tier and the user (root, whose servers run as nobody, or an
+ordinary one). Results go to ``_build/metrics/stability.json``, merged into
+the runs recorded before (``--base``, else that file, else the committed
+``docs/_data/metrics/stability.json``): this measurement's runs replace the
+earlier ones of the same tier and user and keep the others, so root's and
+an ordinary user's runs of both tiers stand side by side on the Metrics page.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -20,19 +30,44 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure import mutants
-from pggit_chaos.measure.options import non_negative_int, positive_int
-from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_pytest, write_results
+from pggit_chaos.measure.options import non_negative_int, positive_int, xdist_workers
+from pggit_chaos.measure.suite_run import (
+    CHAOS_PATHS,
+    MAKE_TIERS,
+    METRICS_DIR,
+    TIERS,
+    chaos_command,
+    current_user,
+    machine,
+    make_command,
+    run_pytest,
+    write_results,
+)
+from pggit_chaos.paths import REPO
 
 COMMAND = "stability"
 DESCRIPTION = __doc__.split("\n\n")[0]
+# Where the runs recorded before come from when the output file does not exist yet.
+COMMITTED = REPO / "docs" / "_data" / "metrics" / "stability.json"
+PROFILES = ("dev", "gate")
 
 
-def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test_timeout: int) -> dict:
-    argv = chaos_command(mutants.EXTENSION_SQL, CHAOS_PATHS, TIERS[tier], test_timeout,
-                         [f"--hypothesis-seed={seed}", "-n", workers, "--dist", "loadgroup"])
-    run = run_pytest(argv, workdir, label, run_timeout=3600)
+def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test_timeout: int,
+             profile: str = "dev") -> dict:
+    """One run of ``tier`` with ``seed``: the chaos suite's paths for smoke and full, every test path for test."""
+    extra = [f"--hypothesis-seed={seed}", "-p", "no:cacheprovider"]
+    if tier == "test":
+        argv = make_command(MAKE_TIERS[tier], workers, test_timeout, [*extra, f"--pggit-sql={mutants.EXTENSION_SQL}"])
+    else:
+        argv = chaos_command(mutants.EXTENSION_SQL, CHAOS_PATHS, TIERS[tier], test_timeout,
+                             [f"--hypothesis-seed={seed}", "-n", workers, "--dist", "loadgroup"])
+    run = run_pytest(argv, workdir, label, run_timeout=3600, env_extra={"HYPOTHESIS_PROFILE": profile},
+                     write_bytecode=True)
     return {
         "tier": tier,
+        "user": current_user(),
+        "profile": profile,
+        "workers": workers,
         "seed": seed,
         "exitstatus": run.exitstatus,
         "seconds": run.seconds,
@@ -46,17 +81,20 @@ def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test
     }
 
 
-def xdist_workers(text: str) -> str:
-    """pytest-xdist's -n value: auto, logical, or a number of 1 or more."""
-    if text in ("auto", "logical") or (text.isdigit() and int(text) >= 1):
-        return text
-    raise argparse.ArgumentTypeError(f"expected auto, logical or a number of 1 or more, got {text!r}")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The stability runs' options, on ``parser`` (its own, or ``pggit-chaos stability``)."""
     parser.add_argument("--runs", type=positive_int, default=20, metavar="N",
-                        help="how many times the smoke tier runs, each with a new random seed (default %(default)s).")
+                        help="how many times the tier runs, each with a new random seed (default %(default)s).")
+    parser.add_argument("--tier", choices=("smoke", "test"), default="smoke",
+                        help="what runs again and again: smoke (make smoke) or test (the whole of make test) "
+                             "(default %(default)s).")
+    parser.add_argument("--profile", choices=PROFILES, default="dev",
+                        help="the Hypothesis profile: dev, a new random seed each run, or gate, CI's "
+                             "derandomized examples (default %(default)s).")
+    parser.add_argument("--base", type=Path, default=None, metavar="FILE",
+                        help="the runs recorded before, to merge this measurement into (default: the output file, "
+                             "else docs/_data/metrics/stability.json); another user's output file brings their "
+                             "runs in.")
     parser.add_argument("--full-runs", type=non_negative_int, default=1, metavar="N",
                         help="how many times the full tier runs afterwards, for its wall time; 0 skips it "
                              "(default %(default)s).")
@@ -70,22 +108,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def merge_runs(base: Path | None, output: Path, runs: list[dict]) -> list[dict]:
+    """The runs recorded before, less those of the same tier and user as ``runs``, then ``runs``."""
+    source = next((p for p in (base, output, COMMITTED) if p is not None and p.exists()), None)
+    earlier = json.loads(source.read_text())["runs"] if source else []
+    measured = {(r["tier"], r["user"]) for r in runs}
+    return [r for r in earlier if (r["tier"], r.get("user")) not in measured] + runs
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the tiers as ``args`` say and write the results; 1 if any smoke run failed."""
+    """Run the tiers as ``args`` say and write the results; 1 if any run of this measurement failed."""
     workdir = Path(tempfile.mkdtemp(prefix="pggit-stability-"))
     seeds = random.SystemRandom()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     started = time.monotonic()
     runs = []
-    plan = [("smoke", i) for i in range(args.runs)] + [("full", i) for i in range(args.full_runs)]
+    plan = [(args.tier, i) for i in range(args.runs)] + [("full", i) for i in range(args.full_runs)]
     for tier, i in plan:
         seed = seeds.randrange(2**32)
-        result = run_tier(tier, seed, args.workers, workdir, f"{tier}-{i}", args.test_timeout)
+        result = run_tier(tier, seed, args.workers, workdir, f"{tier}-{i}", args.test_timeout, args.profile)
         runs.append(result)
         verdict = "passed" if result["exitstatus"] == 0 else f"FAILED ({', '.join(result['failed']) or 'exit ' + str(result['exitstatus'])})"
         print(f"{tier} run {i + 1}: seed {seed}, {result['tests']} tests, {result['seconds']:.0f} s, {verdict}", flush=True)
 
+    this_failed = sum(1 for r in runs if r["exitstatus"] != 0 and r["tier"] == args.tier)
+    runs = merge_runs(args.base, args.output, runs)
     smoke = [r for r in runs if r["tier"] == "smoke"]
     flaky: dict[str, int] = {}
     for run in smoke:
@@ -104,5 +152,5 @@ def run(args: argparse.Namespace) -> int:
     }
     write_results(args.output, data)
     shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\n{data['failed_runs']} of {len(smoke)} smoke runs failed; results in {args.output}")
-    return 1 if data["failed_runs"] else 0
+    print(f"\n{this_failed} of {args.runs} {args.tier} runs as {current_user()} failed; results in {args.output}")
+    return 1 if this_failed else 0

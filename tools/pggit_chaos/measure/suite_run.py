@@ -31,6 +31,9 @@ TIERS = {
     "smoke": "chaos and not slow and not destructive and not soak",
     "full": "chaos and not soak",
 }
+# The Makefile's tiers as make runs them, over every test path (not only the chaos suite's): what the
+# wall-time benchmark and the stability runs of the whole suite measure.
+MAKE_TIERS = {"test": "not soak", **TIERS}
 # The chaos suite: its own folder, the examples and the guides' chaos tests.
 CHAOS_PATHS = ["tests/chaos", "examples", "docs"]
 # The contract tests: reported beside the chaos suite's score, never part of it.
@@ -71,16 +74,40 @@ def chaos_command(sql: Path, paths: list[str], markexpr: str, test_timeout: int,
     ]
 
 
+def make_command(markexpr: str, workers: str, test_timeout: int, extra: list[str] = ()) -> list[str]:
+    """The pytest command line of one recorded run of a tier as ``make`` runs it: every test path, pytest-xdist."""
+    return [
+        sys.executable, "-m", "pytest", f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"),
+        "-n", workers, "--dist", "loadgroup", "-m", markexpr, "-q", "-p", recorder.__name__,
+        f"--timeout={test_timeout}", *extra,
+    ]
+
+
+def current_user() -> str:
+    """Who runs the suite, as the results record it: root (the servers then run as nobody) or ordinary."""
+    return "root" if os.geteuid() == 0 else "ordinary"
+
+
 def run_pytest(argv: list[str], workdir: Path, label: str, run_timeout: float,
-               stop: threading.Event | None = None) -> RunResult:
-    """Run one pytest subprocess in its own process group; kill the group on timeout or stop."""
+               stop: threading.Event | None = None, env_extra: dict[str, str] | None = None,
+               write_bytecode: bool = False) -> RunResult:
+    """Run one pytest subprocess in its own process group; kill the group on timeout or stop.
+
+    ``write_bytecode`` keeps Python's bytecode cache (pytest's rewritten test
+    modules among it), as a developer's ``make`` has it: a run that measures
+    wall time wants it, since without it every worker rewrites every test
+    module's asserts again; the mutation runs leave it off.
+    """
     record = workdir / f"{label}.record.json"
     junit = workdir / f"{label}.junit.xml"
     env = {k: v for k, v in os.environ.items() if k not in ("PGGIT_TEST_DSN", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
     env[recorder.RECORD_ENV] = str(record)
     # A fresh example database per run: a failure found on one mutant must not replay on the next.
     env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(workdir / f"{label}.hypothesis")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not write_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(env_extra or {})
     log = workdir / f"{label}.log"
     started = time.monotonic()
     with log.open("w") as out:

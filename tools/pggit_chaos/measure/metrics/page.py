@@ -8,7 +8,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from pggit_chaos.measure.metrics import failure_modes, history_cost, sections
+from pggit_chaos.measure.metrics import failure_modes, generated, history_cost, sections, suite_timing
 from pggit_chaos.measure.metrics.markdown import pct, table
 from pggit_chaos.measure.metrics.measured import (
     Measured,
@@ -18,7 +18,7 @@ from pggit_chaos.measure.metrics.measured import (
     passing_run_seconds,
 )
 from pggit_chaos.measure.metrics.plots import PLOT_DIR, draw_plots
-from pggit_chaos.measure.metrics.results import DATA_DIR, import_results, load_results
+from pggit_chaos.measure.metrics.results import DATA_DIR, import_results, load_fast_results, load_results
 from pggit_chaos.paths import REPO
 
 COMMAND = "metrics"
@@ -30,19 +30,30 @@ SUMMARY = DATA_DIR / "summary.md"
 
 
 def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: dict | None = None,
-           hollow: dict | None = None, history: dict | None = None) -> str:
-    """The whole page (its plots are written on the way), section by section."""
+           hollow: dict | None = None, history: dict | None = None, fast: dict | None = None,
+           timing: dict | None = None) -> str:
+    """The whole page (its plots are written on the way), section by section.
+
+    ``fast``: the generated-mutants section's files (``generated.FILES``), each None when not measured;
+    ``timing``: the ``bench-suite`` measurements (``suite_timing.load()``)."""
+    from pggit_chaos.measure.mutagen_clauses import OPERATORS, rule
+    from pggit_chaos.measure.mutant_triage import TRIAGE
+
     m = Measured(smoke, full, stability, modes, bench, hollow, history)
     plots = draw_plots(m)
+    rules = {op: rule(op) for op in OPERATORS}
+    fast_lines = generated.section(fast, TRIAGE, rules) if fast and any(fast.values()) else []
     return "\n".join([
         *sections.introduction(m),
         *sections.detection_rate(m, plots["kills"]),
         *sections.unmeasured_mutants(m),
         *sections.surviving_mutants(m),
         *sections.every_mutant(m),
+        *fast_lines,
         *sections.hollow(m.hollow),
         *sections.failure_modes(m.modes),
         *sections.stability(m, plots.get("stability")),
+        *suite_timing.section(timing, m.stability),
         *sections.performance(m, plots["times"]),
         *sections.describe_cost(m.bench, plots.get("describe")),
         *history_cost.section(m.history, plots.get("history")),
@@ -109,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
             failure_modes.collect_failure_modes(out)
             shutil.copy(out, DATA_DIR / "failure-modes.json")
     m = load_results()
-    PAGE.write_text(render(m.smoke, m.full, m.stability, m.modes, m.bench, m.hollow, m.history))
+    PAGE.write_text(render(m.smoke, m.full, m.stability, m.modes, m.bench, m.hollow, m.history,
+                           load_fast_results(), timing=suite_timing.load()))
     SUMMARY.write_text(render_summary(m.smoke, m.full, m.stability, m.bench, m.history))
     print(f"wrote {PAGE.relative_to(REPO)} and {PLOT_DIR.relative_to(REPO)}/")
     return 0

@@ -41,7 +41,28 @@ def import_results() -> list[str]:
             continue
         (DATA_DIR / name).write_text(json.dumps(_slim(name, data), indent=1) + "\n")
         copied.append(name)
+    from pggit_chaos.measure.metrics.generated import FILES
+
+    # The fast runs: a sample is imported too (the page names its size), a run cut short is not.
+    for name in FILES:
+        source = BUILD_DIR / name
+        if source.exists():
+            data = json.loads(source.read_text())
+            if isinstance(data, dict) and data.get("only"):
+                continue
+            if isinstance(data, dict) and "mutants" in data and name != "generated-mutants.json":
+                for mutant in data["mutants"]:
+                    mutant.pop("output_tail", None)
+            (DATA_DIR / name).write_text(json.dumps(data, indent=1) + "\n")
+            copied.append(name)
     return copied
+
+
+def load_fast_results() -> dict[str, dict | list | None]:
+    """The generated-mutants section's files in docs/_data/metrics, each None when not measured."""
+    from pggit_chaos.measure.metrics.generated import FILES
+
+    return {n: json.loads((DATA_DIR / n).read_text()) if (DATA_DIR / n).exists() else None for n in FILES}
 
 
 def load_results() -> Measured:

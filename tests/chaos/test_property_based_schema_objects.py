@@ -1,0 +1,165 @@
+"""Property-based tests of pggit over generated schema fragments: names, types, keys, partitions and the DDL on them.
+
+The fragments (``pggit_chaos.schema_fragments``) hold quoted, mixed-case,
+multi-byte and reserved names up to 63 bytes, every built-in type family,
+arrays, enums, domains and composite types in the tables' schema and in
+others, serial, identity, generated and collated columns, keys, checks,
+foreign keys, exclusions, indexes, partitions, inheritance; the DDL
+sequences (``pggit_chaos.schema_ddl``) alter the tables and everything
+they depend on. Each example gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from pggit_chaos import checkers
+from pggit_chaos.schema_ddl import ddl_sequences
+from pggit_chaos.schema_fragments import schema_fragments
+from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Table, UserType
+from pggit_chaos.schema_types import BuiltinType, names
+
+from tests.chaos.test_backup_restore import dump_and_restore, live_tables_agree
+
+pytestmark = [pytest.mark.chaos, pytest.mark.property]
+
+
+def run(conn: psycopg.Connection, statements: list[str]) -> None:
+    for statement in statements:
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            raise AssertionError(f"{statement}\n-> {exc}") from exc
+
+
+def hashes(conn: psycopg.Connection, fragment: Fragment) -> list[str | None]:
+    """calculate_schema_hash of each table of the fragment, in order."""
+    return [conn.execute("SELECT pggit.calculate_schema_hash(%s)", (name,)).fetchone()[0]
+            for name in fragment.table_names()]
+
+
+def recorded(conn: psycopg.Connection, fragment: Fragment) -> list[str | None]:
+    """The hash pggit recorded for each table of the fragment, in order."""
+    return [conn.execute("SELECT content_hash FROM pggit.objects WHERE is_active AND table_oid = %s::regclass",
+                         (name,)).fetchone()[0] for name in fragment.table_names()]
+
+
+def _enum_fragment(type_schema: str, type_name: str) -> Fragment:
+    """One table in schema "home" with a column of an enum type: the minimal case of several defects."""
+    home = Schema("home")
+    fragment = Fragment(home, others=[Schema(type_schema)] if type_schema != "home" else [])
+    schema = home if type_schema == "home" else fragment.others[0]
+    fragment.types.append(UserType(schema, type_name, "enum", labels=["a"]))
+    fragment.tables.append(Table(home, "t", columns=[Column("c", ColumnType(user=fragment.types[0]))]))
+    fragment.names |= {"home", type_schema, type_name, "t", "c"}
+    return fragment
+
+
+# ---------------------------------------------------------------------------
+# DDL on what a tracked table depends on
+# ---------------------------------------------------------------------------
+
+
+@example(fragment=_enum_fragment("home", "e"), data=None).via("the minimal case: an enum type renamed")
+@given(fragment=schema_fragments(), data=st.data())
+def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structure_current(
+        fresh_connection, fragment, data):
+    """After each generated statement (on the tables, or on the types, sequences, functions, collations
+    and schemas they depend on) every tracked table's recorded structure is its live one: detect_drift()
+    is empty."""
+    if data is None:
+        steps = ['ALTER TYPE "home"."e" RENAME TO "renamed"']
+    else:
+        steps = [s.sql for s in data.draw(ddl_sequences(fragment), label="steps").steps]
+    with fresh_connection(autocommit=True) as conn:
+        run(conn, fragment.create_sql())
+        assert checkers.drift_is(conn) == set()
+        for statement in steps:
+            run(conn, [statement])
+            assert checkers.drift_is(conn) == set(), f"drift after: {statement}"
+
+
+# ---------------------------------------------------------------------------
+# Hashes: any schema, any name; ALTERed or created directly
+# ---------------------------------------------------------------------------
+
+
+@example(fragment=_enum_fragment("home", "text"), home="elsewhere").via("a type named like a built-in one")
+@given(fragment=schema_fragments(), home=names("schema"))
+def test_the_same_fragment_hashes_the_same_whatever_its_schema_is_called(fresh_connection, fragment, home):
+    """The same fragment created in two databases, its tables' schema named differently, gives every
+    table the same hash, and pggit recorded that hash."""
+    other = home if home not in fragment.names else home + "2"
+    with fresh_connection(autocommit=True) as conn_a, fresh_connection(autocommit=True) as conn_b:
+        run(conn_a, fragment.create_sql())
+        run(conn_b, fragment.create_sql(home=other))
+        in_a, in_b = hashes(conn_a, fragment), hashes(conn_b, fragment.copy_with_home(other))
+        assert in_a == in_b, f"home {fragment.home.name!r} and {other!r}:\n" + "\n".join(fragment.create_sql())
+        assert recorded(conn_a, fragment) == in_a
+
+
+@given(fragment=schema_fragments(), data=st.data())
+def test_a_table_reached_by_alters_hashes_like_the_same_table_created_directly(fresh_connection, fragment, data):
+    """Every table a series of generated statements reached hashes as the same tables created directly."""
+    sequence = data.draw(ddl_sequences(fragment, direct_only=True), label="steps")
+    with fresh_connection(autocommit=True) as altered, fresh_connection(autocommit=True) as direct:
+        run(altered, fragment.create_sql() + [s.sql for s in sequence.steps])
+        run(direct, sequence.result.create_sql())
+        assert hashes(altered, sequence.result) == hashes(direct, sequence.result), "\n".join(
+            s.sql for s in sequence.steps)
+        assert checkers.drift_is(altered) == set()
+
+
+# ---------------------------------------------------------------------------
+# Severities
+# ---------------------------------------------------------------------------
+
+
+@given(fragment=schema_fragments(), data=st.data())
+def test_every_generated_table_change_gets_the_severity_the_contract_gives_it(fresh_connection, fragment, data):
+    """A column added is MINOR; dropped, renamed or retyped, or the table renamed or moved, MAJOR;
+    anything else on the table PATCH: one history row per statement for the table it names."""
+    sequence = data.draw(ddl_sequences(fragment, dependencies=False), label="steps")
+    with fresh_connection(autocommit=True) as conn:
+        run(conn, fragment.create_sql())
+        for step in sequence.steps:
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM pggit.history").fetchone()[0]
+            run(conn, [step.sql])
+            rows = conn.execute(
+                "SELECT h.severity FROM pggit.history h JOIN pggit.objects o ON o.id = h.object_id "
+                "WHERE h.id > %s AND o.is_active AND o.schema_name = %s AND o.object_name = %s ORDER BY h.id",
+                (last, *step.table)).fetchall()
+            assert rows == [(step.severity,)] * step.statements, step
+
+
+# ---------------------------------------------------------------------------
+# Dump and restore
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.backup
+@given(fragment=schema_fragments(max_tables=2), data=st.data())
+def test_a_dump_and_restore_keeps_every_hash_of_a_generated_fragment(
+        pg_server, fresh_database, tmp_path_factory, fragment, data):
+    """A fragment and its DDL, dumped and restored (custom format), keeps every tracked table's hash
+    and version; the restored tables hash as recorded and nothing drifts."""
+    sequence = data.draw(ddl_sequences(fragment), label="steps")
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(fresh_database("dumped"))
+        with psycopg.connect(source, autocommit=True) as conn:
+            run(conn, fragment.create_sql() + [s.sql for s in sequence.steps])
+            before = conn.execute("SELECT schema_name, object_name, content_hash, version_major, version_minor, "
+                                  "version_patch FROM pggit.objects WHERE is_active ORDER BY id").fetchall()
+        target = dump_and_restore(pg_server, lambda pggit=True: stack.enter_context(
+            fresh_database("restored", pggit=pggit)), source, "custom", tmp_path_factory.mktemp("dump"))
+        with psycopg.connect(target, autocommit=True) as conn:
+            after = conn.execute("SELECT schema_name, object_name, content_hash, version_major, version_minor, "
+                                 "version_patch FROM pggit.objects WHERE is_active ORDER BY id").fetchall()
+            assert after == before
+            assert live_tables_agree(conn) == len(before)
+            assert checkers.drift_is(conn) == set()

@@ -1,0 +1,78 @@
+"""The suite benchmark and the stability runs' records: a real two-test run of bench-suite, the merging by tier and user, and the page's section."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+
+from pggit_chaos import cli
+from pggit_chaos.measure import bench_suite, stability
+from pggit_chaos.measure.metrics import suite_timing
+from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user
+
+SHAPE = "tests/toolkit/test_package_shape.py"
+SELECTION = [f"{SHAPE}::test_no_module_is_longer_than_one_concept_needs", f"{SHAPE}::test_the_room_check_sees_a_wrong_arrow"]
+
+
+def test_a_two_test_benchmark_records_each_run_the_median_the_user_and_the_machine(tmp_path, capsys):
+    output = tmp_path / "suite-timing.json"
+    argv = ["bench-suite", "--tier", "test", "--runs", "2", "--workers", "1", "--output", str(output)]
+    assert cli.main([*argv, *(a for test in SELECTION for a in ("--select", test))]) == 0
+    (entry,) = json.loads(output.read_text())["measurements"]
+    assert (entry["tier"], entry["markexpr"], entry["profile"]) == ("test", MAKE_TIERS["test"], "gate")
+    assert entry["selection"] == " ".join(SELECTION), "a sample must never pass for the whole tier"
+    assert entry["user"] == ("root" if os.geteuid() == 0 else "ordinary") == current_user()
+    assert entry["machine"]["cores"] == os.cpu_count() and entry["workers"] == "1"
+    assert len(entry["runs"]) == 2 and entry["failed_runs"] == 0
+    for run in entry["runs"]:
+        assert (run["exitstatus"], run["tests"], run["passed"], run["failed"]) == (0, 2, 2, [])
+        assert run["seconds"] > 0 and len(run["load_before"]) == len(run["load_after"]) == 3
+        assert set(run["slowest"]) == set(SELECTION)
+    assert entry["median_seconds"] == round(statistics.median(r["seconds"] for r in entry["runs"]), 1)
+    assert "median" in capsys.readouterr().out
+
+    # The page shows the measurement as a sample of the tier, with its user and the load around it.
+    lines = "\n".join(suite_timing.section(json.loads(output.read_text()), None))
+    assert f"`make test`, only `{entry['selection']}`" in lines
+    assert f"| {entry['user']} | 2 | 2 (0 failed) |" in lines
+    assert "target" in lines and "(met)" not in lines, "a sample is never held against the tier's target"
+
+
+def _entry(tier: str, user: str, selection: str = "", seconds: float = 10.0) -> dict:
+    run = {"seconds": seconds, "exitstatus": 0, "tests": 5, "load_before": [1.0, 1, 1], "load_after": [2.0, 1, 1]}
+    return {"tier": tier, "user": user, "selection": selection, "workers": "auto", "started": "2026-01-01T00:00:00Z",
+            "machine": {"cores": 2}, "target_seconds": bench_suite.TARGET_SECONDS.get(tier),
+            "median_seconds": seconds, "failed_runs": 0, "runs": [run]}
+
+
+def test_a_measurement_replaces_the_one_of_its_tier_and_user_and_keeps_the_others(tmp_path):
+    output = tmp_path / "suite-timing.json"
+    for entry in (_entry("smoke", "ordinary"), _entry("test", "root"), _entry("smoke", "root"),
+                  _entry("test", "root", selection="tests/x.py")):
+        output.write_text(json.dumps(bench_suite.merge(output, entry)))
+    output.write_text(json.dumps(bench_suite.merge(output, _entry("test", "root", seconds=80.0))))
+    kept = json.loads(output.read_text())["measurements"]
+    assert [(m["tier"], m["user"], m["selection"], m["median_seconds"]) for m in kept] == [
+        ("test", "root", "", 80.0), ("smoke", "root", "", 10.0), ("smoke", "ordinary", "", 10.0),
+        ("test", "root", "tests/x.py", 10.0)]
+    page = "\n".join(suite_timing.section({"measurements": kept}, None))
+    assert "| **80 s** |" in page and "| 90 s (met) |" in page and "| 20 s (met) |" in page
+
+
+def test_stability_runs_replace_those_of_their_tier_and_user_and_the_page_groups_them(tmp_path):
+    def runs(tier, user, n, failed=0):
+        return [{"tier": tier, "user": user, "profile": "dev", "workers": "auto", "seconds": 30.0 + i,
+                 "exitstatus": 1 if i < failed else 0, "failed": []} for i in range(n)]
+
+    base = tmp_path / "stability.json"
+    older = [{"tier": "smoke", "seconds": 40.0, "exitstatus": 0, "failed": []}]  # recorded before users were
+    base.write_text(json.dumps({"runs": older + runs("test", "root", 3) + runs("test", "ordinary", 2)}))
+    merged = stability.merge_runs(base, tmp_path / "absent.json", runs("test", "root", 4, failed=1))
+    assert [(r["tier"], r.get("user")) for r in merged] == [("smoke", None)] + [("test", "ordinary")] * 2 + [
+        ("test", "root")] * 4
+    lines = "\n".join(suite_timing.section(None, {"workers": "auto", "runs": merged}))
+    assert "| `make smoke` | not recorded | 1 | **0** |" in lines
+    assert "| `make test` | ordinary | 2 | **0** |" in lines
+    assert "| `make test` | root | 4 | **1** |" in lines
+    assert "has not been measured yet" in lines

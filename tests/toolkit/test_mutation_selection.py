@@ -1,0 +1,112 @@
+"""Coverage-based selection and the fast runner (``pggit_chaos.measure.reach``, ``selection``, ``fast_loop``, ``fast_runner``) on a real cluster.
+
+The reach map is only as good as PostgreSQL's function counters: the first
+test shows they count every call, direct, through EXECUTE and from an event
+trigger, once the session that made them has ended. The others run the
+reach plugin and the fast runner for real, on one chaos test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from pggit_chaos import server
+from pggit_chaos.measure import fast_runner, mutagen, mutants, reach, selection
+from pggit_chaos.paths import EXTENSION_SQL, REPO
+
+SQL = EXTENSION_SQL.read_text()
+COMMIT_TEST = "tests/chaos/test_concurrent_commits.py::test_blocked_committer_builds_on_the_commit_it_waited_for"
+# Its one call of pggit ends in an error, which the server does not count: the reach plugin reads the log.
+ERROR_TEST = "tests/chaos/test_property_based_core.py::test_increment_version_refuses_a_negative_part_naming_it"
+
+pytestmark = pytest.mark.needs_control
+
+
+@pytest.fixture(scope="module")
+def controlled(pg_server):
+    if not getattr(pg_server, "can_control", False):
+        pytest.skip("needs a server this run started (not --dsn)")
+    return pg_server
+
+
+def test_the_server_counts_direct_execute_and_event_trigger_calls_once_the_session_ends(controlled, tmp_path):
+    counted = tmp_path / "pggit-counted.sql"
+    counted.write_text(selection.counted_script(SQL))  # the reach run's script: no SQL function is inlined
+    cluster = server.start_cluster(controlled.install, pggit_sql=counted, track_functions="all")
+    try:
+        cluster.create_database("counted")
+        with cluster.connect("counted") as setup:
+            setup.execute("CREATE EXTENSION pggit")
+        session = psycopg.connect(cluster.dsn("counted"), autocommit=True)
+        for i in range(3):
+            session.execute("SELECT pggit.commit_changes('main', %s)", (f"commit {i}",))
+        session.execute("CREATE TABLE counted_table (id int)")
+        session.execute("SELECT * FROM pggit.get_version('counted_table')")  # an SQL function, inlinable
+        reach._end_sessions(cluster, "counted")  # the open session reports its counts as it ends
+        counts = reach._counts(cluster, "counted")
+    finally:
+        cluster.destroy()
+    assert counts["pggit.commit_changes"] == 3
+    assert counts["pggit._write_commit"] == 3  # called only through EXECUTE
+    assert counts.get("pggit._on_ddl_command_end", 0) >= 1  # an event trigger's function
+    assert counts.get("pggit.get_version") == 1  # counted only because the reach script keeps it from inlining
+
+
+def test_the_reach_script_differs_only_by_a_set_option_of_each_sql_function():
+    counted = selection.counted_script(SQL)
+    assert counted.replace(selection.COUNTED, "") == SQL
+    assert counted.count(selection.COUNTED) == len(selection.inlinable(SQL)) > 0
+
+
+@pytest.fixture(scope="module")
+def reach_map(controlled, tmp_path_factory):
+    """The reach map of one chaos test that commits, measured by the plugin in a pytest run of its own."""
+    folder = tmp_path_factory.mktemp("reach")
+    out, counted = folder / "reach.json", folder / "pggit-counted.sql"
+    counted.write_text(selection.counted_script(SQL))  # as pggit-chaos reach runs it
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
+    env[reach.REACH_ENV] = str(out)
+    done = subprocess.run([sys.executable, "-m", "pytest", COMMIT_TEST, ERROR_TEST, "-q", "-p", "no:xdist", "-p",
+                           "no:cacheprovider", "-p", reach.__name__, f"--rootdir={REPO}", f"--pggit-sql={counted}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:]
+    data = json.loads(out.read_text())
+    return selection.finish(data, "full", SQL, 0.0)
+
+
+def test_the_reach_map_knows_a_commit_test_reaches_commit_changes(reach_map):
+    reached = reach_map["tests"][COMMIT_TEST]
+    assert {"pggit.commit_changes", "pggit._write_commit", "pggit.create_branch"} <= set(reached)
+    assert "pggit.detect_drift" not in reached
+
+
+def test_a_call_that_ends_in_an_error_still_reaches_its_function(reach_map):
+    assert reach_map["tests"][ERROR_TEST] == ["pggit.increment_version"]
+
+
+def test_a_mutant_meets_the_tests_of_its_function_and_of_its_callers(reach_map):
+    assert "pggit.commit_changes" in selection.callers(SQL)["pggit._write_commit"]
+    selector = selection.Selector(reach_map, SQL)
+    assert selector.tests_for("pggit._write_commit") == [COMMIT_TEST]
+    assert sorted(selector.tests_for(mutagen.SCRIPT)) == sorted([COMMIT_TEST, ERROR_TEST])
+    assert selector.tests_for("pggit.detect_drift") == []
+
+
+def test_the_fast_runner_kills_at_the_first_failure_and_tells_stillborn_and_unreached_apart(reach_map, tmp_path):
+    killed = mutants.by_name()["commit_without_branch_lock"]
+    body = SQL.index("BEGIN", SQL.index("LANGUAGE plpgsql"))
+    stillborn = mutagen.GeneratedMutant("delete-statement:broken:0000000000", "delete-statement",
+                                        mutagen.SCRIPT, SQL.count("\n", 0, body) + 1, body, body + 5, "BEGIN",
+                                        "BEGIN RETURN (")
+    unreached = next(m for m in mutagen.generate(SQL) if m.function == "pggit.detect_drift")
+    records, _ = fast_runner.run_mutants([killed, stillborn, unreached], SQL, "full", 1, "coverage", 0, 120, 900,
+                                         tmp_path, reach_map, paths=[t.split("::")[0] for t in (COMMIT_TEST, ERROR_TEST)])
+    assert [r["status"] for r in records] == ["killed", "stillborn", "unreached"], records
+    assert records[0]["killed_by"] == COMMIT_TEST and records[0]["tests_run"] == 1
+    assert records[0]["function"] == "pggit._write_commit"
+    assert "does not compile" in records[1]["reason"]

@@ -1,0 +1,130 @@
+"""What the everyday loop costs: a tier of the suite run N times as make runs it, each run's wall time and the median.
+
+    pggit-chaos bench-suite [--tier test|smoke|full] [--runs 5] [--workers auto]
+
+Each run is the Makefile's command for the tier (every test path,
+pytest-xdist with ``--dist loadgroup``, one throwaway cluster per worker),
+with the ``gate`` Hypothesis profile, as ``.ci/run`` uses it: derandomized,
+so every run draws the same examples and the runs differ only in what the
+machine was doing. Python's bytecode cache stays on, as in a developer's
+checkout (the first run fills it, so it is the slowest). Recorded for each
+run: its wall time, exit status and test counts, and the load average just
+before and just after it; for the whole measurement: the median wall time
+of the passing runs, the machine (cores, platform), the user (root or an
+ordinary one) and the selection. The measurement goes into
+``docs/_data/metrics/suite-timing.json``, replacing the earlier one of the
+same tier, user and selection and keeping the others, so root's and an
+ordinary user's figures stand side by side on the Metrics page
+(``pggit-chaos metrics --no-import --no-collect`` renders it). Speed is
+measured here, never asserted by a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pggit_chaos.measure.options import positive_int, xdist_workers
+from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user, machine, make_command, run_pytest, write_results
+from pggit_chaos.paths import REPO
+
+COMMAND = "bench-suite"
+DESCRIPTION = __doc__.split("\n\n")[0]
+OUTPUT = REPO / "docs" / "_data" / "metrics" / "suite-timing.json"
+# The targets each tier's median is held against on a 2-core machine (shown on the Metrics page, never asserted).
+TARGET_SECONDS = {"smoke": 20, "test": 90}
+PROFILE = "gate"
+
+
+def run_once(tier: str, workers: str, selection: list[str], workdir: Path, label: str, test_timeout: int) -> dict:
+    """One run of the tier: wall time, exit status, counts, and the load average around it."""
+    argv = make_command(MAKE_TIERS[tier], workers, test_timeout, ["-p", "no:cacheprovider", *selection])
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    run = run_pytest(argv, workdir, label, run_timeout=3600, env_extra={"HYPOTHESIS_PROFILE": PROFILE},
+                     write_bytecode=True)
+    return {
+        "seconds": run.seconds,
+        "exitstatus": run.exitstatus,
+        "tests": len(run.tests),
+        "passed": run.count("passed"),
+        "skipped": run.count("skipped"),
+        "xfailed": run.count("xfailed"),
+        "failed": run.failed,
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "slowest": dict(sorted(((n, t["duration"]) for n, t in run.tests.items() if "duration" in t),
+                               key=lambda kv: -kv[1])[:10]),
+        "output_tail": run.output_tail if run.exitstatus not in (0, 1) else None,
+    }
+
+
+def merge(output: Path, entry: dict) -> dict:
+    """The file's measurements with ``entry`` in place of the one of its tier, user and selection."""
+    data = json.loads(output.read_text()) if output.exists() else {"measurements": []}
+    key = (entry["tier"], entry["user"], entry["selection"])
+    kept = [m for m in data["measurements"] if (m["tier"], m["user"], m["selection"]) != key]
+    order = {tier: i for i, tier in enumerate(MAKE_TIERS)}
+    data["measurements"] = sorted([*kept, entry], key=lambda m: (bool(m["selection"]), order.get(m["tier"], 99),
+                                                                 m["user"] != "root", m["selection"]))
+    return data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The benchmark's options, on ``parser`` (its own, or ``pggit-chaos bench-suite``)."""
+    parser.add_argument("--tier", choices=list(MAKE_TIERS), default="test",
+                        help="the Makefile target whose selection runs: test (make test), smoke or full "
+                             "(default %(default)s).")
+    parser.add_argument("--runs", type=positive_int, default=5, metavar="N",
+                        help="how many times the tier runs; the median is the figure (default %(default)s).")
+    parser.add_argument("--workers", type=xdist_workers, default="auto", metavar="WORKERS",
+                        help="pytest-xdist workers per run, as make uses them (default %(default)s).")
+    parser.add_argument("--select", action="append", default=[], metavar="ARG",
+                        help="a path or node id to run instead of every test path, for a quick try of the tool; "
+                             "repeatable, and recorded with the figures, so a sample is never taken for a tier.")
+    parser.add_argument("--test-timeout", type=positive_int, default=300, metavar="SECONDS",
+                        help="seconds one test may take before it counts as hung (default %(default)s).")
+    parser.add_argument("--output", type=Path, default=OUTPUT, metavar="FILE",
+                        help="the results file the measurement is merged into "
+                             "(default: docs/_data/metrics/suite-timing.json).")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the tier as ``args`` say, merge the figures into the results file; 1 if any run failed."""
+    workdir = Path(tempfile.mkdtemp(prefix="pggit-bench-suite-"))
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    runs = []
+    try:
+        for i in range(args.runs):
+            result = run_once(args.tier, args.workers, args.select, workdir, f"{args.tier}-{i}", args.test_timeout)
+            runs.append(result)
+            verdict = "passed" if result["exitstatus"] == 0 else f"FAILED (exit {result['exitstatus']})"
+            print(f"{args.tier} run {i + 1}: {result['tests']} tests, {result['seconds']:.1f} s, load "
+                  f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after, {verdict}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    passing = [r["seconds"] for r in runs if r["exitstatus"] == 0]
+    entry = {
+        "tier": args.tier,
+        "markexpr": MAKE_TIERS[args.tier],
+        "selection": " ".join(args.select),
+        "user": current_user(),
+        "workers": args.workers,
+        "profile": PROFILE,
+        "started": started_at,
+        "machine": machine(),
+        "target_seconds": TARGET_SECONDS.get(args.tier),
+        "median_seconds": round(statistics.median(passing), 1) if passing else None,
+        "failed_runs": len(runs) - len(passing),
+        "runs": runs,
+    }
+    write_results(args.output, merge(args.output, entry))
+    median = f"{entry['median_seconds']:.1f} s" if passing else "none passed"
+    print(f"\n{args.tier}: median {median} over {len(runs)} runs as {entry['user']}; results in {args.output}")
+    return 1 if entry["failed_runs"] else 0

@@ -1,0 +1,204 @@
+"""Coverage-based test selection: one instrumented run of a tier records which pggit functions each test reaches.
+
+    pggit-chaos reach --tier full
+
+The run loads ``reach.py`` and writes ``_build/metrics/reach-<tier>.json``
+(the tests' functions, their durations, the script's hash). It runs the
+script with one change that alters no result: every SQL function gets a
+meaningless SET option, which keeps the planner from inlining it, so the
+server counts its calls like any PL/pgSQL function's. A mutant of
+function F then meets only the tests that reached F, or a function whose
+body names F (its callers: the planner inlines small SQL functions, whose
+calls the server does not count), transitively; an edit outside every
+function body (a grant, a table, a SET statement) meets every test, and so
+does an edit of a function CREATE EXTENSION runs. A mutant of a function no
+test reaches needs no run at all: nothing the suite does can see it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from pggit_chaos.measure import reach
+from pggit_chaos.measure.options import positive_float, positive_int
+from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, run_pytest, write_results
+from pggit_chaos.paths import EXTENSION_SQL
+
+COMMAND = "reach"
+DESCRIPTION = __doc__.split("\n\n")[0]
+SCRIPT = "(script)"
+
+
+def reach_path(tier: str) -> Path:
+    return METRICS_DIR / f"reach-{tier}.json"
+
+
+def measure(tier: str, seed: int, test_timeout: int, run_timeout: float, output: Path,
+            keep: bool = False, source: Path = EXTENSION_SQL) -> dict:
+    """Run the tier once against the script ``source`` with the reach plugin; write and return the map."""
+    sql = source.read_text()
+    workdir = Path(tempfile.mkdtemp(prefix=f"pggit-reach-{tier}-"))
+    script = workdir / "pggit.sql"
+    script.write_text(counted_script(sql))
+    extra = [f"--hypothesis-seed={seed}", "-p", reach.__name__, "-p", "no:xdist"]
+    print(f"reach run: tier {tier} ({TIERS[tier]}), work files in {workdir}", flush=True)
+    path = workdir / "reach.json"
+    os.environ[reach.REACH_ENV] = str(path)  # the child's plugin writes there
+    try:
+        result = run_pytest(chaos_command(script, CHAOS_PATHS, TIERS[tier], test_timeout, extra),
+                            workdir, "reach", run_timeout)
+    finally:
+        os.environ.pop(reach.REACH_ENV, None)
+    if not path.exists():
+        raise SystemExit(f"error: the reach run wrote no map (pytest exit status {result.exitstatus}); "
+                         f"logs in {workdir}\n{result.output_tail}")
+    merged = json.loads(path.read_text())
+    if not merged["tests"]:
+        raise SystemExit(f"error: the reach run ran no test; logs in {workdir}\n{result.output_tail}")
+    data = finish(merged, tier, sql, result.seconds)
+    if data["failing"]:
+        # A test that fails on the unmutated script cannot tell a mutant apart: it is never selected.
+        print(f"warning: {len(data['failing'])} test(s) fail on the unmutated script and are left out of "
+              f"every selection:\n  " + "\n  ".join(data["failing"]), flush=True)
+    write_results(output, data)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return data
+
+
+def counted_script(sql: str) -> str:
+    """``sql`` with every SQL function given a SET option that changes nothing, so the planner never inlines
+    it (it inlines only functions without SET options) and the server counts each of its calls."""
+    from pggit_chaos.measure.mutagen import units
+
+    data = sql.encode()
+    for unit in sorted((u for u in units(sql) if u.kind == "header" and u.language == "sql"),
+                       key=lambda u: -u.tokens[-1].start):
+        at = unit.tokens[-1].start  # the AS before the body
+        data = data[:at] + COUNTED.encode() + data[at:]
+    return data.decode()
+
+
+# A placeholder setting of no meaning: its only effect is that a function with a SET option is not inlined.
+COUNTED = "SET pggit_reach.counted = 'on'\n"
+
+
+def finish(merged: dict, tier: str, sql: str, seconds: float) -> dict:
+    """The map as written: the plugin's record, the script's hash, and the tests that failed unmutated."""
+    failing = sorted(n for n, o in merged["outcomes"].items() if o == "failed")
+    return {"tier": tier, "markexpr": TIERS[tier], "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+            "seconds": seconds, "sql_functions_counted": True, "install": merged["install"], "failing": failing,
+            "tests": {n: f for n, f in merged["tests"].items() if n not in failing},
+            "durations": merged["durations"], "outcomes": merged["outcomes"]}
+
+
+def load(tier: str, sql: str) -> dict:
+    """The reach map of ``tier``; refuses one measured on another script (a stale map selects wrongly)."""
+    path = reach_path(tier)
+    if not path.exists():
+        raise SystemExit(f"error: no reach map for the {tier} tier; run: pggit-chaos reach --tier {tier}")
+    data = json.loads(path.read_text())
+    if data["sql_sha256"] != hashlib.sha256(sql.encode()).hexdigest():
+        raise SystemExit(f"error: {path} was measured on another extension/pggit--1.0.0.sql; "
+                         f"run again: pggit-chaos reach --tier {tier}")
+    return data
+
+
+def callers(sql: str) -> dict[str, set[str]]:
+    """For each pggit function, the functions whose bodies name it, transitively (the static call graph reversed)."""
+    bodies = _bodies(sql)
+    names = {f: re.compile(r"\b" + re.escape(f.rpartition(".")[2]) + r"\b") for f in bodies}
+    direct = {f: {g for g, texts in bodies.items() if g != f and any(names[f].search(t) for t in texts)}
+              for f in bodies}
+    out = {}
+    for f in bodies:
+        seen, todo = set(), list(direct[f])
+        while todo:
+            g = todo.pop()
+            if g not in seen:
+                seen.add(g)
+                todo.extend(direct.get(g, ()))
+        out[f] = seen
+    return out
+
+
+def _bodies(sql: str) -> dict[str, list[str]]:
+    from pggit_chaos.measure.mutagen import units
+
+    bodies: dict[str, list[str]] = {}
+    for unit in units(sql):
+        if unit.kind == "body":
+            bodies.setdefault(unit.function, []).append(" ".join(t.text for t in unit.tokens))
+    return bodies
+
+
+def inlinable(sql: str) -> set[str]:
+    """The pggit functions written in SQL: the planner may inline their calls, which are then not counted."""
+    from pggit_chaos.measure.mutagen import units
+
+    return {u.function for u in units(sql) if u.kind == "header" and u.language == "sql"}
+
+
+class Selector:
+    """The tests a mutant meets, best killers first: past kills of the same function, then the quickest."""
+
+    def __init__(self, data: dict, sql: str, past_kills: dict[str, int] | None = None):
+        self.data, self.past = data, past_kills or {}
+        self.reached: dict[str, set[str]] = {}
+        for test, functions in data["tests"].items():
+            for f in functions:
+                self.reached.setdefault(f, set()).add(test)
+        self.callers = callers(sql)
+        self.inlinable = inlinable(sql)
+        self.install = set(data["install"])
+
+    def order(self, tests) -> list[str]:
+        """Most past kills per second of run time first, then the quickest."""
+        durations = self.data["durations"]
+        return sorted(tests, key=lambda t: (-self.past.get(t, 0) / (durations.get(t, 1.0) + 0.1),
+                                            durations.get(t, 0.0), t))
+
+    def tests_for(self, function: str | None) -> list[str]:
+        """Every test that may see a change of ``function`` (None or SCRIPT: every test)."""
+        if function in (None, SCRIPT) or function in self.install:
+            return self.order(self.data["tests"])
+        tests = set(self.reached.get(function, ()))
+        if function in self.inlinable and not self.data.get("sql_functions_counted"):
+            # A PL/pgSQL function's calls are always counted, an SQL one's not when the planner inlines it:
+            # then its callers in pggit stand for it, and a test's own query may call a public one unseen.
+            if not function.rpartition(".")[2].startswith("_"):
+                return self.order(self.data["tests"])
+            for caller in self.callers.get(function, ()):
+                tests |= self.reached.get(caller, set())
+        return self.order(tests)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--tier", choices=sorted(TIERS), default="full",
+                        help="the tier whose tests are measured (default %(default)s; full holds smoke).")
+    parser.add_argument("--seed", type=int, default=0, help="the Hypothesis seed of the run (default 0, so a run can be repeated exactly).")
+    parser.add_argument("--test-timeout", type=positive_int, default=120, metavar="SECONDS",
+                        help="seconds one test may take before it counts as hung, and fails (default %(default)s).")
+    parser.add_argument("--run-timeout", type=positive_float, default=3600, metavar="SECONDS",
+                        help="seconds the whole run may take before it is killed (default %(default)s).")
+    parser.add_argument("--sql", type=Path, default=EXTENSION_SQL, metavar="FILE",
+                        help="the script to measure (default: extension/pggit--1.0.0.sql).")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory with the run's log and its map.")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    data = measure(args.tier, args.seed, args.test_timeout, args.run_timeout, reach_path(args.tier),
+                   args.keep, args.sql)
+    functions = {f for fs in data["tests"].values() for f in fs}
+    print(f"{len(data['tests'])} tests reach {len(functions)} pggit functions "
+          f"({len(data['install'])} run by CREATE EXTENSION) in {data['seconds']:.0f} s; "
+          f"map in {reach_path(args.tier)}")
+    return 0
