@@ -210,7 +210,7 @@ def test_each_allowed_sql_block_is_named_by_a_snippet_of_exactly_one_sql_block_o
         assert all(allowed_reason(f"{page}::line-{b.line}::test_sql_block_runs_as_shown") != reason for b in others)
     data = hollow.summarize(RunResult(1, 1.0, {}), [], hollow.SUITE_PATHS)
     page, snippet = next(iter(SQL_BLOCKS_ALLOWED))
-    assert data["allowed"][f"{page}::sql block with `{snippet}`"] == SQL_BLOCKS_ALLOWED[(page, snippet)]
+    assert data["allowed"][f"{page}::sql block with \"{snippet}\""] == SQL_BLOCKS_ALLOWED[(page, snippet)]
 
 
 def test_a_setup_sql_block_is_allowed_and_the_continuation_that_shows_its_effect_is_not():

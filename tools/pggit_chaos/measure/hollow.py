@@ -179,10 +179,10 @@ def summarize(run: RunResult, functions: list[HollowFunction], paths: list[str])
         "unexplained_by_folder": dict(sorted(by_folder.items())),
         # A guide's SQL block is listed by its page and the snippet of its code that names it.
         "allowed": {**{n: ALLOWED[n] for n in sorted(ALLOWED)},
-                    **{f"{page}::sql block with `{snippet}`": why for (page, snippet), why in SQL_BLOCKS_ALLOWED.items()},
+                    **{f"{page}::sql block with \"{snippet}\"": why for (page, snippet), why in SQL_BLOCKS_ALLOWED.items()},
                     SETUP_KEY: SETUP_REASON},
         "not_calling_pggit": {**{f"{path}::{name}": why for (path, name), why in sorted(NOT_CALLING_PGGIT.items())},
-                              **{f"{page}::sql block with `{snippet}`": why
+                              **{f"{page}::sql block with \"{snippet}\"": why
                                  for (page, snippet), why in SQL_BLOCKS_NOT_CALLING_PGGIT.items()}},
         "allowed_passing": [n for n in passing if allowed_reason(n)],
         "first_measured": FIRST_MEASURED,
