@@ -1641,8 +1641,6 @@ SET search_path = pg_catalog, pg_temp
 -- _require_caller recognises this function by how PL/pgSQL prints it.
 SET quote_all_identifiers = off
 AS $$
-DECLARE
-    v_ok boolean;
 BEGIN
     -- Run with EXECUTE, ending in a line comment: see _require_caller.
     EXECUTE 'SELECT pggit._write_ddl_commands($1, $2) -- the acting role'
@@ -1735,8 +1733,6 @@ SET search_path = pg_catalog, pg_temp
 -- _require_caller recognises this function by how PL/pgSQL prints it.
 SET quote_all_identifiers = off
 AS $$
-DECLARE
-    v_ok boolean;
 BEGIN
     -- Run with EXECUTE, ending in a line comment: see _require_caller.
     EXECUTE 'SELECT pggit._write_dropped_objects($1, $2) -- the acting role'
@@ -2391,8 +2387,6 @@ SET search_path = pg_catalog, pg_temp
 -- _require_caller recognises this function by how PL/pgSQL prints it.
 SET quote_all_identifiers = off
 AS $$
-DECLARE
-    v_ok boolean;
 BEGIN
     -- Run with EXECUTE, ending in a line comment: see _require_caller.
     EXECUTE 'SELECT pggit._write_migration_applied($1, $2, $3, $4, $5, $6) -- the acting role'
@@ -2437,8 +2431,6 @@ SET search_path = pg_catalog, pg_temp
 -- _require_caller recognises this function by how PL/pgSQL prints it.
 SET quote_all_identifiers = off
 AS $$
-DECLARE
-    v_ok boolean;
 BEGIN
     -- Run with EXECUTE, ending in a line comment: see _require_caller.
     EXECUTE 'SELECT pggit._write_migration_rolled_back($1, $2) -- the acting role'
