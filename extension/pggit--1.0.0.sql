@@ -1485,20 +1485,29 @@ $$;
 -- object to what depends on it, through types (arrays, domains, row types)
 -- and composite types, to the columns, defaults, constraints and indexes of
 -- tables; partitions and inheritance children are left to the caller. Only
--- tables whose recorded hash is no longer their live one are returned.
+-- tables whose recorded hash is no longer their live one are returned. A
+-- renamed schema renames every object in it, so each of them is a changed
+-- object too (a default's sequence, a check's function, a key's table).
 CREATE FUNCTION pggit._dependent_tables(p_classid oid, p_objid oid)
 RETURNS oid[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE walk(classid, objid) AS (
+    WITH RECURSIVE changed(classid, objid) AS (
         SELECT p_classid, p_objid
+        UNION ALL
+        SELECT d.classid, d.objid
+          FROM pg_catalog.pg_depend d
+         WHERE p_classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+           AND d.refclassid = p_classid AND d.refobjid = p_objid AND d.deptype = 'n'
+    ), walk(classid, objid) AS (
+        SELECT classid, objid FROM changed
         UNION
         SELECT d.classid, d.objid
           FROM walk w
           JOIN pg_catalog.pg_depend d ON d.refclassid = w.classid AND d.refobjid = w.objid
          WHERE d.deptype IN ('n', 'a', 'i')
-           AND (w.classid = p_classid AND w.objid = p_objid
+           AND (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)
                 OR w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
                 OR w.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.objid AND c.relkind = 'c'))

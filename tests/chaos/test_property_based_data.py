@@ -666,7 +666,10 @@ class PggitModel(RuleBasedStateMachine):
             conn.execute(step.sql)
             after = {oid: tuple(v) for oid, *v in self.conn.execute(versions).fetchall()}
             if step.table is not None:
-                oid = self.conn.execute("SELECT to_regclass(%s)::oid", (step.table,)).fetchone()[0]
+                row = self.conn.execute("SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                        "WHERE n.nspname = %s AND c.relname = %s", step.table).fetchone()
+                assert row is not None, f"{step.sql}: no table {step.table} after it"
+                oid = row[0]
                 assert oid in after, f"{step.sql}: {step.table} is not tracked after it"
                 if oid in before:
                     assert after[oid] > before[oid], f"{step.sql}: version {before[oid]} -> {after[oid]}"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pggit_chaos import checkers
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import schema_fragments
-from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Table, UserType
+from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Sequence, Table, UserType
 from pggit_chaos.schema_types import BuiltinType, names
 
 from tests.chaos.test_backup_restore import dump_and_restore, live_tables_agree
@@ -59,20 +59,42 @@ def _enum_fragment(type_schema: str, type_name: str) -> Fragment:
     return fragment
 
 
+def _sequence_fragment() -> Fragment:
+    """A table in schema "home" whose column draws from a sequence in schema "other" (``nextval``)."""
+    home, other = Schema("home"), Schema("other")
+    fragment = Fragment(home, others=[other])
+    fragment.sequences.append(Sequence(other, "s"))
+    column = Column("c", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), kind="sequence",
+                    default=fragment.sequences[0].nextval())
+    fragment.tables.append(Table(home, "t", columns=[column]))
+    fragment.names |= {"home", "other", "s", "t", "c"}
+    return fragment
+
+
+class FixedSteps:
+    """Stands in for ``st.data()`` in an ``@example``: the statements of a confirmed defect's minimal case."""
+
+    def __init__(self, *statements: str) -> None:
+        self.statements = list(statements)
+
+
 # ---------------------------------------------------------------------------
 # DDL on what a tracked table depends on
 # ---------------------------------------------------------------------------
 
 
-@example(fragment=_enum_fragment("home", "e"), data=None).via("the minimal case: an enum type renamed")
+@example(fragment=_enum_fragment("home", "e"), data=FixedSteps('ALTER TYPE "home"."e" RENAME TO "renamed"')
+         ).via("the minimal case: an enum type renamed")
+@example(fragment=_sequence_fragment(), data=FixedSteps('ALTER SCHEMA "other" RENAME TO "renamed"')
+         ).via("the minimal case: the schema of a sequence a default draws from, renamed")
 @given(fragment=schema_fragments(), data=st.data())
 def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structure_current(
         fresh_connection, fragment, data):
     """After each generated statement (on the tables, or on the types, sequences, functions, collations
     and schemas they depend on) every tracked table's recorded structure is its live one: detect_drift()
     is empty."""
-    if data is None:
-        steps = ['ALTER TYPE "home"."e" RENAME TO "renamed"']
+    if isinstance(data, FixedSteps):
+        steps = data.statements
     else:
         steps = [s.sql for s in data.draw(ddl_sequences(fragment), label="steps").steps]
     with fresh_connection(autocommit=True) as conn:

@@ -267,7 +267,8 @@ class Table(_InSchema):
         if self.kind == "as":
             select = ", ".join(f"CAST(NULL AS {c.type.sql()}) AS {c.sql()}" for c in self.columns)
             return [f"CREATE TABLE {name} AS SELECT {select} WITH NO DATA"]
-        body = [c.definition() for c in self.columns] + [k.sql() for k in self.constraints]
+        inline, added = self._inline_and_added_constraints()
+        body = [c.definition() for c in self.columns] + [k.sql() for k in inline]
         if self.kind == "partition":
             text = f"CREATE TABLE {name} PARTITION OF {self.parent.sql()}"
             text += f" ({', '.join(body)}) {self.bound}" if body else f" {self.bound}"
@@ -278,10 +279,25 @@ class Table(_InSchema):
                 text += f" INHERITS ({self.parent.sql()})"
         if self.partition_by is not None:
             text += f" PARTITION BY {self.partition_by[0]} ({self.partition_by[1].sql()})"
-        statements = [text]
+        statements = [text] + [f"ALTER TABLE {name} ADD {k.sql()}" for k in added]
         if self.comment is not None:
             statements.append(f"COMMENT ON TABLE {name} IS {literal(self.comment)}")
         return statements
+
+    def _inline_and_added_constraints(self) -> tuple[list[Constraint], list[Constraint]]:
+        """The constraints CREATE TABLE can make, and those it would silently merge away: PostgreSQL keeps one
+        of several keys (primary key first) on the same columns in one CREATE TABLE, so the others are added
+        by ALTER TABLE, which makes them all."""
+        keys = sorted((k for k in self.constraints if k.kind in ("primary key", "unique")),
+                      key=lambda k: k.kind != "primary key")
+        seen, merged = set(), set()
+        for key in keys:
+            columns = tuple(c.name for c in key.columns)
+            if columns in seen:
+                merged.add(id(key))
+            seen.add(columns)
+        return ([k for k in self.constraints if id(k) not in merged],
+                [k for k in self.constraints if id(k) in merged])
 
 
 @dataclass(eq=False)

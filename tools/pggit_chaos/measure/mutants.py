@@ -627,6 +627,13 @@ MUTANTS: list[Mutant] = [
         "        v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest("
         "pggit._dependent_tables(r.classid, 0)) dep(relid)\n",
     ),
+    _m(
+        "renamed_schema_members_not_followed", "drift",
+        "renaming a schema changes how the defaults, checks and keys of tracked tables in other schemas name its "
+        "sequences, functions and tables, unrecorded: detect_drift reports those tables",
+        "           AND (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)\n",
+        "           AND (w.classid = p_classid AND w.objid = p_objid\n",
+    ),
 ]
 
 # The history-size performance mutants: whole blocks of the script, kept in a module of their own.
