@@ -282,9 +282,6 @@ class PggitModel(RuleBasedStateMachine):
     migrations = Bundle("migrations")
     commits = Bundle("commits")
 
-    # The once-a-run rule over generated schema objects (see PggitModelWithoutGeneratedObjects).
-    generate_objects = True
-
     def __init__(self) -> None:
         super().__init__()
         if self.databases is None:
@@ -642,7 +639,7 @@ class PggitModel(RuleBasedStateMachine):
         self._table_op(session, ("drop_table", table))
 
     # Once a run: the strategies steer generation with target(), which takes each label once per run.
-    @precondition(lambda self: self.generate_objects and schema_fragments is not None and not self.state.disabled
+    @precondition(lambda self: schema_fragments is not None and not self.state.disabled
                   and not self.fragment_drawn)
     @rule(data=st.data(), session=st.sampled_from(SESSIONS))
     def generated_schema_objects(self, data, session) -> None:
@@ -938,17 +935,9 @@ def pggit_model_databases(fresh_database):
 STEPS = 50
 
 
-class PggitModelWithoutGeneratedObjects(PggitModel):
-    """The machine without its generated-schema-objects rule, for the everyday tiers: that rule's failures
-    (a table in a schema named like a type, with a reserved-word name, reported untracked after ADD COLUMN)
-    are open and under triage, and it costs minutes per run; the weekly soak keeps it."""
-
-    generate_objects = False
-
-
 @pytest.mark.timeout(900)  # a failure shrinks for up to Hypothesis's five minutes, one database per attempt
 @pytest.mark.usefixtures("pggit_model_databases")
-class TestPggitModel(PggitModelWithoutGeneratedObjects.TestCase):
+class TestPggitModel(PggitModel.TestCase):
     """Random sequences of every pggit call, DDL, tracking pauses and transactions: after each step the
     database equals the model."""
 

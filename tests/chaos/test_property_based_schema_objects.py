@@ -124,9 +124,6 @@ def test_the_same_fragment_hashes_the_same_whatever_its_schema_is_called(fresh_c
         assert recorded(conn_a, fragment) == in_a
 
 
-# Weekly only for now: it reports open failures under triage (DROP CONSTRAINT of a generated constraint
-# named like a type fails, and some examples do not replay), which the weekly hunt's summary shows.
-@pytest.mark.soak
 @pytest.mark.slow
 @given(fragment=schema_fragments(), data=st.data())
 def test_a_table_reached_by_alters_hashes_like_the_same_table_created_directly(fresh_connection, fragment, data):
