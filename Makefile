@@ -43,12 +43,18 @@ full: $(STAMP)
 weekly: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "soak" $(PYTEST_ARGS)
 
-## Measure the suite and rewrite docs/metrics.md: the mutant catalog against the
-## smoke and the full tier, the smoke tier 20 times with random seeds, the cost
-## of describing wide tables, the plots.
+## Measure the suite and rewrite docs/metrics.md: the hand-written mutant catalog against the
+## smoke and the full tier; the generated mutants (which install, and a sample of 300
+## against the full tier's coverage-selected tests, with the selection checked against
+## every test); the smoke tier 20 times with random seeds; the cost of describing wide
+## tables; the plots.
 metrics: $(STAMP)
 	$(BIN)/pggit-chaos mutate --tier smoke --no-contract
 	$(BIN)/pggit-chaos mutate --tier full
+	$(BIN)/pggit-chaos reach --tier full
+	$(BIN)/pggit-chaos mutate-fast --catalog hand --tier full
+	$(BIN)/pggit-chaos mutants-generate --check-install
+	$(BIN)/pggit-chaos mutate-fast --catalog generated --tier full --sample 300 --agreement
 	$(BIN)/pggit-chaos stability --runs 20
 	$(BIN)/pggit-chaos bench-describe
 	$(BIN)/pggit-chaos metrics
