@@ -4,6 +4,7 @@ project = "pggit chaos handbook"
 author = "pggit contributors"
 copyright = "2026, pggit contributors"
 
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -58,8 +59,26 @@ def markdown_fences_to_rst(app, what, name, obj, options, lines: list[str]) -> N
     lines[:] = out
 
 
+def command_lines_to_literal(app, what, name, obj, options, lines: list[str]) -> None:
+    """Show a module docstring's indented command lines (``    pggit-chaos mutate --tier smoke|full``) as
+    literal text, as they read in the source, not as a block quote whose ``*`` and ``|`` reST would parse;
+    and Markdown's four-backtick inline code (```` ```text output ```` ````) as a reST literal."""
+    if what != "module":
+        return
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        starts_block = (line.startswith("    ") and i >= 2 and not lines[i - 1].strip()
+                        and lines[i - 2].strip() and not lines[i - 2].startswith(" ")
+                        and not lines[i - 2].rstrip().endswith("::"))
+        if starts_block:
+            out[-1:] = ["", "::", ""]
+        out.append(re.sub(r"````\s*(.*?)\s*````", r"``\1``", line))
+    lines[:] = out
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", markdown_fences_to_rst)
+    app.connect("autodoc-process-docstring", command_lines_to_literal)
 
 html_theme = "sphinx_book_theme"
 html_title = project
