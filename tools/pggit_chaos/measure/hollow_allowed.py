@@ -129,6 +129,18 @@ NOT_CALLING_PGGIT: dict[tuple[str, str], str] = {
         "measures the client's memory for a generate_series query; pggit is not called",
     ("tests/chaos/test_session_settings.py", "test_every_user_setting_is_drawn_or_excluded_with_a_reason"):
         "compares pg_settings with the module's lists of drawn and excluded settings; pggit is not called",
+    ("docs/reference/toolkit.md", "test_db_connection_string_and_sync_conn_reach_one_fresh_database"):
+        "shows two fixtures reaching one database, whose history starts empty; pggit is not called",
+    ("docs/reference/toolkit.md", "test_pg_server_and_pg_cluster_are_the_runs_server"):
+        "shows the server fixtures and the template's installed extension; pggit is not called",
+    ("docs/reference/toolkit.md", "test_isolated_schema_comes_first_on_the_search_path"):
+        "shows the isolated_schema fixture's search_path; pggit is not called",
+    ("docs/reference/toolkit.md", "test_make_role_makes_a_login_role"):
+        "shows the make_role fixture's role in pg_roles; pggit is not called",
+    ("docs/reference/toolkit.md", "test_chaos_pool_lends_connections"):
+        "shows the chaos_pool fixture lending a connection; pggit is not called",
+    ("docs/reference/toolkit.md", "test_async_conn_is_an_asyncio_connection"):
+        "shows the async_conn fixture reading the install script's seed branch; pggit is not called",
 }
 
 
@@ -151,6 +163,8 @@ SQL_BLOCKS_ALLOWED: dict[tuple[str, str], str] = {
         "SECURITY DEFINER and SET search_path are function attributes, kept by the hollow build",
     ("docs/reference/pggit.md", "unnest(e.extconfig)"):
         "which tables pg_dump dumps is registered by the install script (pg_extension_config_dump)",
+    ("docs/contributing/writing-pages.md", "SELECT name, status FROM pggit.branches;"):
+        "shows a SQL block and its output on the seed branch main: the install script's row",
 }
 
 # Guide SQL blocks that call no pggit function, keyed as SQL_BLOCKS_ALLOWED. (page, snippet) -> one-line reason.
