@@ -1,7 +1,9 @@
 """The soak tier's options and fixtures: how long the sustained soak runs, how many crash cycles, where histories go.
 
 --soak-minutes M    minutes of sustained work under scheduled faults (PGGIT_SOAK_MINUTES;
-                    default 2, so make weekly finishes on a laptop; the weekly workflow asks for 30)
+                    default 2, so make weekly finishes on a laptop; the weekly workflow passes its
+                    SOAK_MINUTES: the soak-minutes input, else the value .github/workflows/weekly.yml
+                    falls back to)
 --crash-cycles N    crash-and-recover cycles under load (PGGIT_CRASH_CYCLES; default 50)
 --soak-history DIR  where each soak test writes its history, one JSON line per operation and
                     fault (PGGIT_SOAK_HISTORY; default _build/soak), kept when the test fails
