@@ -25,8 +25,8 @@ from pggit_chaos.pages.results import (EXISTING_SERVER, OWN_SERVER, RESULTS_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = "docs/index.md"  # its one script block is the block whose badge the builds show
-
-pytestmark = pytest.mark.xdist_group("site")
+# No xdist group: these tests build into directories of their own and share nothing with the built site of
+# test_site.py, so another worker runs them while one builds that.
 
 
 def _script_block_line() -> int:

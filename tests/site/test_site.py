@@ -1,10 +1,9 @@
-"""The site: builds with warnings as errors, links resolve, Markdown is clean, a real browser renders it."""
+"""The site: builds with warnings as errors, links resolve, a real browser renders it (its Markdown: test_markdown.py)."""
 
 from __future__ import annotations
 
 import functools
 import http.server
-import re
 import shutil
 import subprocess
 import sys
@@ -18,12 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "_build" / "artifacts"
-# docs/_scratch_* are pages that tests of the page machinery make for a few seconds: not the site's, and
-# perhaps gone by the time the lint runs on another worker.
-MARKDOWN = sorted(p for p in (REPO / "docs").rglob("*.md") if not p.relative_to(REPO / "docs").parts[0].startswith(
-    "_scratch_")) + [REPO / name for name in ("README.md", "extension/README.md", "CONTRIBUTING.md", "CHANGELOG.md")]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+# One worker builds the site once for all of these tests (--dist loadgroup).
 pytestmark = pytest.mark.xdist_group("site")
 
 
@@ -95,26 +91,6 @@ def test_internal_links_and_anchors_resolve(built_site):
             elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
                 broken.append(f"{page.relative_to(built_site)}: {href} (no such anchor)")
     assert not broken, "broken internal links:\n" + "\n".join(sorted(set(broken)))
-
-
-def test_external_urls_are_well_formed():
-    """External links are checked online by Sphinx's linkcheck in CI; offline, each must at least be a real URL."""
-    bad = []
-    for page in MARKDOWN:
-        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
-            for url in re.findall(r"https?://[^\s)>\]`\"']+", line):
-                parts = urllib.parse.urlsplit(url)
-                if parts.scheme != "https" or "." not in parts.hostname or " " in url or ".." in parts.hostname:
-                    bad.append(f"{page.relative_to(REPO)}:{number}: {url}")
-    assert not bad, "malformed or non-https external URLs:\n" + "\n".join(bad)
-
-
-def test_markdown_is_lint_clean():
-    result = subprocess.run(
-        [sys.executable, "-m", "pymarkdown", "scan", *map(str, MARKDOWN)],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )
-    assert result.returncode == 0, f"pymarkdown found problems:\n{result.stdout}{result.stderr}"
 
 
 # ---------------------------------------------------------------------------
@@ -204,8 +180,8 @@ def browser():
     session.close()
 
 
-def _open(browser, url: str):
-    """Open a page and collect what its console reports as errors."""
+def _open(browser, url: str, wait_until: str = "networkidle"):
+    """Open a page and collect what its console reports as errors (from its first request on)."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -214,25 +190,27 @@ def _open(browser, url: str):
     page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url} ({req.failure})")
             if req.failure != "net::ERR_ABORTED" else None)
     page.on("response", lambda resp: errors.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None)
-    page.goto(url, wait_until="networkidle")
+    page.goto(url, wait_until=wait_until)
     return page, errors
 
 
 def test_every_page_loads_without_console_errors(browser, built_site, site_url):
-    problems = {}
     pages = [p.relative_to(built_site).as_posix() for p in _pages(built_site)]
-    for relative in pages:
-        errors = browser.run(lambda b, url=f"{site_url}/{relative}": _errors_loading(b, url))
-        if errors:
-            problems[relative] = errors
+    errors = browser.run(lambda b: _errors_loading(b, [f"{site_url}/{relative}" for relative in pages]))
+    problems = {relative: found for relative, found in zip(pages, errors, strict=True) if found}
     assert not problems, f"console errors: {problems}"
     assert len(pages) >= 2
 
 
-def _errors_loading(chromium, url: str) -> list[str]:
-    page, errors = _open(chromium, url)
-    page.close()
-    return errors
+def _errors_loading(chromium, urls: list[str]) -> list[list[str]]:
+    """Each page's console errors, once it is loaded and its network idle. The pages load side by side,
+    each in a tab of its own with its own listeners: the browser waits out their idle periods together."""
+    opened = [_open(chromium, url, wait_until="commit") for url in urls]
+    for page, _ in opened:
+        page.wait_for_load_state("networkidle")
+    for page, _ in opened:
+        page.close()
+    return [errors for _, errors in opened]
 
 
 def _search_hits(chromium, url: str) -> tuple[int, list[str]]:
