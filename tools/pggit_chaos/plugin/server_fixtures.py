@@ -19,20 +19,13 @@ Options (each also read from an environment variable, so CI and make can set the
 A run ended by SIGINT, SIGTERM or SIGHUP stops its servers first
 (``pggit_chaos.server.signals``); under xdist the controller passes the
 signal on to its workers, which own the servers.
-
-Under ``--dist loadgroup`` the tests marked ``xdist_group(name)`` run on one
-worker, as pytest-xdist documents, on pytest 9 too (``_loadgroup_scheduler``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -48,9 +41,6 @@ SETTINGS = pytest.StashKey[server.ServerSettings]()
 CLUSTER_START_SECONDS = pytest.StashKey[float]()
 SUPERUSER_ROLE = pytest.StashKey[tuple[str, bool]]()
 HEADER = pytest.StashKey[str]()
-GROUPS_DIR = pytest.StashKey[Path]()
-# The workerinput key that names the directory where each worker writes the xdist groups it collected.
-GROUPS_DIR_KEY = "pggit_chaos_xdist_groups"
 # Why a test that needs control of the server skips: the end of each skip message.
 EXISTING = "--dsn/PGGIT_TEST_DSN points at an existing one"
 # Fixtures that install pggit, whose control file says superuser = true (event triggers need one).
@@ -74,9 +64,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_control: needs a server this run started (skipped with --dsn)")
     config.addinivalue_line("markers", "needs_superuser: needs a superuser role (skipped when the --dsn role "
                                        "is not one); given to every test that installs pggit")
-    if getattr(config.option, "dist", None) == "loadgroup" and not hasattr(config, "workerinput"):
-        config.stash[GROUPS_DIR] = folder = Path(tempfile.mkdtemp(prefix="pggit-chaos-xdist-groups-"))
-        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -117,70 +104,10 @@ def _existing_server(settings: server.ServerSettings) -> Iterator[server.Existin
         existing.destroy()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in INSTALLS_PGGIT):
             item.add_marker(pytest.mark.needs_superuser)
-    if GROUPS_DIR_KEY in getattr(config, "workerinput", {}):
-        _write_xdist_groups(config, items)
-
-
-# --------------------------------------------------------------------------
-# --dist loadgroup
-# --------------------------------------------------------------------------
-# pytest-xdist 3.8 groups a test by renaming it on the worker (item._nodeid = "<nodeid>@<name>"); from
-# pytest 9 a node's id lives elsewhere, the rename changes nothing, and every test is scheduled on its own:
-# a session fixture that a group shares (the built site, the collected suite) is then built on every worker,
-# and a page's SQL continuation may run on another worker than the block before it. So each worker also
-# writes the groups it collected to a directory the controller names, and the controller's scheduler reads
-# a test's group from there; node ids stay as they are. Where xdist's rename works, the ids carry their
-# "@name" and xdist's own reading of them applies.
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
-    """On the xdist controller, for each worker: the directory where it writes its groups."""
-    if GROUPS_DIR in node.config.stash:
-        node.workerinput[GROUPS_DIR_KEY] = str(node.config.stash[GROUPS_DIR])
-
-
-def _write_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a worker: each grouped test's group, named as xdist names it (several marks joined by ``_``)."""
-    groups = {}
-    for item in items:
-        names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
-        if names:
-            groups[item.nodeid] = "_".join(sorted(names))
-    folder, worker = Path(config.workerinput[GROUPS_DIR_KEY]), config.workerinput["workerid"]
-    partial = folder / f"{worker}.json.partial"
-    partial.write_text(json.dumps(groups))
-    os.replace(partial, folder / f"{worker}.json")  # complete before the worker reports its collection
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    return _loadgroup_scheduler(config, log) if GROUPS_DIR in config.stash else None
-
-
-def _loadgroup_scheduler(config: pytest.Config, log):
-    """xdist's LoadGroupScheduling, with each test's group read from what the workers collected."""
-    from xdist.scheduler import LoadGroupScheduling
-
-    folder = config.stash[GROUPS_DIR]
-
-    class MarkedGroupScheduling(LoadGroupScheduling):
-        groups: dict[str, str] | None = None
-
-        def _split_scope(self, nodeid: str) -> str:
-            # First called once every worker has reported its collection: every worker's file is there.
-            if self.groups is None:
-                self.groups = {}
-                for path in sorted(folder.glob("*.json")):
-                    self.groups.update(json.loads(path.read_text()))
-            group = self.groups.get(nodeid)
-            return f"xdist_group:{group}" if group is not None else super()._split_scope(nodeid)
-
-    return MarkedGroupScheduling(config, log)
 
 
 def _superuser_refusal(config: pytest.Config) -> str | None:
