@@ -706,8 +706,9 @@ BEGIN
     -- same name hides (a type "text", a function "abs", a table "pg_class")
     -- is printed qualified with the schema's name: that name is written
     -- <schema>, so the same structure describes the same in any schema.
+    -- A quote before it: a regclass literal, as in nextval('s.pg_type').
     RETURN pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\n'),
-        '(^|[\s(,:\[])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', '\\\1', 'g')
+        '(^|[\s(,:\[''])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', '\\\1', 'g')
         || '\.', '\1<schema>.', 'g');
 END;
 $$;

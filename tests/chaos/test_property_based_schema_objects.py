@@ -59,15 +59,16 @@ def _enum_fragment(type_schema: str, type_name: str) -> Fragment:
     return fragment
 
 
-def _sequence_fragment() -> Fragment:
-    """A table in schema "home" whose column draws from a sequence in schema "other" (``nextval``)."""
-    home, other = Schema("home"), Schema("other")
-    fragment = Fragment(home, others=[other])
-    fragment.sequences.append(Sequence(other, "s"))
+def _sequence_fragment(sequence_schema: str = "other", sequence: str = "s") -> Fragment:
+    """A table in schema "home" whose column draws from a sequence (``nextval``)."""
+    home = Schema("home")
+    fragment = Fragment(home, others=[Schema(sequence_schema)] if sequence_schema != "home" else [])
+    schema = home if sequence_schema == "home" else fragment.others[0]
+    fragment.sequences.append(Sequence(schema, sequence))
     column = Column("c", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), kind="sequence",
                     default=fragment.sequences[0].nextval())
     fragment.tables.append(Table(home, "t", columns=[column]))
-    fragment.names |= {"home", "other", "s", "t", "c"}
+    fragment.names |= {"home", sequence_schema, sequence, "t", "c"}
     return fragment
 
 
@@ -111,6 +112,8 @@ def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structu
 
 
 @example(fragment=_enum_fragment("home", "text"), home="elsewhere").via("a type named like a built-in one")
+@example(fragment=_sequence_fragment("home", "pg_type"), home="elsewhere").via(
+    "a default's sequence named like a catalog table: its schema is printed inside the regclass literal")
 @given(fragment=schema_fragments(), home=names("schema"))
 def test_the_same_fragment_hashes_the_same_whatever_its_schema_is_called(fresh_connection, fragment, home):
     """The same fragment created in two databases, its tables' schema named differently, gives every

@@ -253,8 +253,11 @@ class Table(_InSchema):
     comment: str | None = None
 
     def unlink(self) -> None:
-        """The table as ``DETACH PARTITION`` or ``NO INHERIT`` leaves it: a plain table with every column its own."""
-        self.columns = [Column(c.name, c.type, not_null=c.not_null) for c in self.all_columns()]
+        """The table as ``DETACH PARTITION`` or ``NO INHERIT`` leaves it: a plain table with every column its own
+        (a generated column stays generated: its expression is the table's own now)."""
+        self.columns = [Column(c.name, c.type, kind="generated", default=c.default, not_null=c.not_null)
+                        if c.kind == "generated" else Column(c.name, c.type, not_null=c.not_null)
+                        for c in self.all_columns()]
         self.kind, self.parent, self.bound = "plain", None, ""
 
     def all_columns(self) -> list[Column]:

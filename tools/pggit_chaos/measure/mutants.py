@@ -613,7 +613,7 @@ MUTANTS: list[Mutant] = [
         "an object of the table's own schema named like a pg_catalog one (an enum \"text\", a function \"abs\") "
         "is described qualified with the schema's name: the same structure hashes differently in another schema",
         "    RETURN pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\\n'),\n"
-        "        '(^|[\\s(,:\\[])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', "
+        "        '(^|[\\s(,:\\[''])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', "
         "'\\\\\\1', 'g')\n"
         "        || '\\.', '\\1<schema>.', 'g');\n",
         "    RETURN pg_catalog.array_to_string(v_lines, E'\\n');\n",
@@ -626,6 +626,13 @@ MUTANTS: list[Mutant] = [
         "pggit._dependent_tables(r.classid, r.objid)) dep(relid)\n",
         "        v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest("
         "pggit._dependent_tables(r.classid, 0)) dep(relid)\n",
+    ),
+    _m(
+        "schema_hash_names_the_schema_in_regclass_literals", "schema-hash",
+        "a default's sequence hidden by a catalog name is printed qualified inside its regclass literal, and that "
+        "schema name stays in the description: the same structure hashes differently in another schema",
+        "        '(^|[\\s(,:\\[''])' || pg_catalog.regexp_replace(",
+        "        '(^|[\\s(,:\\[])' || pg_catalog.regexp_replace(",
     ),
     _m(
         "renamed_schema_members_not_followed", "drift",
