@@ -191,7 +191,11 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
             statement = f"{unlink}; {relink}"
             return DdlStep(kind, statement, _key(parent if t.kind == "partition" else t), "PATCH", 2)
         target_table = parent if bound else t
-        t.unlink()
+        copies = t.unlink()
+        for index in (i for i in f.indexes if i.table is t):  # they name the table's own copies now
+            index.keys = [tuple(copies.get(id(p), p) for p in key) for key in index.keys]
+            index.include = [copies.get(id(c), c) for c in index.include]
+            index.where = None if index.where is None else tuple(copies.get(id(p), p) for p in index.where)
         return DdlStep(kind, unlink, _key(target_table), "PATCH")
     else:
         return None

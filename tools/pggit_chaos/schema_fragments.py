@@ -59,6 +59,7 @@ def _user_type(draw: st.DrawFn, fragment: Fragment, kind: str) -> UserType:
     else:
         made.fields = [(n, draw(builtin_types())) for n in
                        draw(st.lists(names("column"), min_size=1, max_size=3, unique=True))]
+        fragment.names |= {n for n, _ in made.fields}  # so that an attribute added later has a fresh name
     fragment.types.append(made)
     return made
 

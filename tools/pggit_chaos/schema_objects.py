@@ -252,13 +252,26 @@ class Table(_InSchema):
     partition_by: tuple[str, Column] | None = None
     comment: str | None = None
 
-    def unlink(self) -> None:
-        """The table as ``DETACH PARTITION`` or ``NO INHERIT`` leaves it: a plain table with every column its own
-        (a generated column stays generated: its expression is the table's own now)."""
-        self.columns = [Column(c.name, c.type, kind="generated", default=c.default, not_null=c.not_null)
-                        if c.kind == "generated" else Column(c.name, c.type, not_null=c.not_null)
-                        for c in self.all_columns()]
+    def unlink(self) -> dict[int, Column]:
+        """The table as ``DETACH PARTITION`` or ``NO INHERIT`` leaves it: a plain table with every column its own.
+        Its own columns stay as they were (an identity stays an identity); of the inherited ones a generated
+        column stays generated (its expression is the table's own now), the others become plain. Returns
+        the copies of the inherited columns by the id of the column each copies."""
+        inherited = self.parent.all_columns() if self.parent is not None else []
+        copies = {id(c): Column(c.name, c.type, not_null=c.not_null) for c in inherited}
+        for c in inherited:
+            if c.kind == "generated":  # its expression names the copies, so that they count as referenced
+                copies[id(c)].kind = "generated"
+                copies[id(c)].default = tuple(copies.get(id(p), p) for p in c.default)
+        self.columns = [copies[id(c)] for c in inherited] + self.columns
+        # What the table itself says about an inherited column now names the copy (the caller does its indexes).
+        swap = lambda parts: type(parts)(copies.get(id(p), p) for p in parts)  # noqa: E731
+        for k in self.constraints:
+            k.columns, k.check = swap(k.columns), swap(k.check)
+        if self.partition_by is not None:
+            self.partition_by = (self.partition_by[0], copies.get(id(self.partition_by[1]), self.partition_by[1]))
         self.kind, self.parent, self.bound = "plain", None, ""
+        return copies
 
     def all_columns(self) -> list[Column]:
         """Own columns and, for a partition or child, the parent's first."""
