@@ -18,6 +18,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from pggit_chaos import checkers
+from pggit_chaos.client import execute_each
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import schema_fragments
 from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Sequence, Table, UserType
@@ -26,14 +27,6 @@ from pggit_chaos.schema_types import BuiltinType, names
 from tests.chaos.test_backup_restore import dump_and_restore, live_tables_agree
 
 pytestmark = [pytest.mark.chaos, pytest.mark.property]
-
-
-def run(conn: psycopg.Connection, statements: list[str]) -> None:
-    for statement in statements:
-        try:
-            conn.execute(statement)
-        except psycopg.Error as exc:
-            raise AssertionError(f"{statement}\n-> {exc}") from exc
 
 
 def hashes(conn: psycopg.Connection, fragment: Fragment) -> list[str | None]:
@@ -99,10 +92,10 @@ def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structu
     else:
         steps = [s.sql for s in data.draw(ddl_sequences(fragment), label="steps").steps]
     with fresh_connection(autocommit=True) as conn:
-        run(conn, fragment.create_sql())
+        execute_each(conn, fragment.create_sql())
         assert checkers.drift_is(conn) == set()
         for statement in steps:
-            run(conn, [statement])
+            execute_each(conn, [statement])
             assert checkers.drift_is(conn) == set(), f"drift after: {statement}"
 
 
@@ -120,8 +113,8 @@ def test_the_same_fragment_hashes_the_same_whatever_its_schema_is_called(fresh_c
     table the same hash, and pggit recorded that hash."""
     other = home if home not in fragment.names else home + "2"
     with fresh_connection(autocommit=True) as conn_a, fresh_connection(autocommit=True) as conn_b:
-        run(conn_a, fragment.create_sql())
-        run(conn_b, fragment.create_sql(home=other))
+        execute_each(conn_a, fragment.create_sql())
+        execute_each(conn_b, fragment.create_sql(home=other))
         in_a, in_b = hashes(conn_a, fragment), hashes(conn_b, fragment.copy_with_home(other))
         assert in_a == in_b, f"home {fragment.home.name!r} and {other!r}:\n" + "\n".join(fragment.create_sql())
         assert recorded(conn_a, fragment) == in_a
@@ -133,8 +126,8 @@ def test_a_table_reached_by_alters_hashes_like_the_same_table_created_directly(f
     """Every table a series of generated statements reached hashes as the same tables created directly."""
     sequence = data.draw(ddl_sequences(fragment, direct_only=True), label="steps")
     with fresh_connection(autocommit=True) as altered, fresh_connection(autocommit=True) as direct:
-        run(altered, fragment.create_sql() + [s.sql for s in sequence.steps])
-        run(direct, sequence.result.create_sql())
+        execute_each(altered, fragment.create_sql() + [s.sql for s in sequence.steps])
+        execute_each(direct, sequence.result.create_sql())
         assert hashes(altered, sequence.result) == hashes(direct, sequence.result), "\n".join(
             s.sql for s in sequence.steps)
         assert checkers.drift_is(altered) == set()
@@ -151,10 +144,10 @@ def test_every_generated_table_change_gets_the_severity_the_contract_gives_it(fr
     anything else on the table PATCH: one history row per statement for the table it names."""
     sequence = data.draw(ddl_sequences(fragment, dependencies=False), label="steps")
     with fresh_connection(autocommit=True) as conn:
-        run(conn, fragment.create_sql())
+        execute_each(conn, fragment.create_sql())
         for step in sequence.steps:
             last = conn.execute("SELECT coalesce(max(id), 0) FROM pggit.history").fetchone()[0]
-            run(conn, [step.sql])
+            execute_each(conn, [step.sql])
             rows = conn.execute(
                 "SELECT h.severity FROM pggit.history h JOIN pggit.objects o ON o.id = h.object_id "
                 "WHERE h.id > %s AND o.is_active AND o.schema_name = %s AND o.object_name = %s ORDER BY h.id",
@@ -178,7 +171,7 @@ def test_a_dump_and_restore_keeps_every_hash_of_a_generated_fragment(
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(fresh_database("dumped"))
         with psycopg.connect(source, autocommit=True) as conn:
-            run(conn, fragment.create_sql() + [s.sql for s in sequence.steps])
+            execute_each(conn, fragment.create_sql() + [s.sql for s in sequence.steps])
             before = conn.execute("SELECT schema_name, object_name, content_hash, version_major, version_minor, "
                                   "version_patch FROM pggit.objects WHERE is_active ORDER BY id").fetchall()
         target = dump_and_restore(pg_server, lambda pggit=True: stack.enter_context(

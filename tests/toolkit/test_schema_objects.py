@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis.errors import NoSuchExample
 from hypothesis import strategies as st
+from pggit_chaos.client import execute_each
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import FAMILIES, column_types, schema_fragments
 from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Table, UserType
@@ -45,14 +46,6 @@ def plain_conn(fresh_database):
     transaction that is rolled back, so examples stay independent."""
     with fresh_database("schema_objects", pggit=False) as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         yield conn
-
-
-def create(conn: psycopg.Connection, statements: list[str]) -> None:
-    for statement in statements:
-        try:
-            conn.execute(statement)
-        except psycopg.Error as exc:
-            raise AssertionError(f"{statement}\n-> {exc}") from exc
 
 
 def tables_created(conn: psycopg.Connection, fragment: Fragment) -> list[tuple[str, int]]:
@@ -101,7 +94,7 @@ def test_every_name_fits_in_63_bytes_and_is_stored_as_written(plain_conn, kind, 
         "collation": "SELECT collname FROM pg_collation WHERE collname = %s",
     }.get(kind, "SELECT relname FROM pg_class WHERE relname = %s AND relnamespace = 'public'::regnamespace")
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, [statement])
+        execute_each(plain_conn, [statement])
         assert plain_conn.execute(stored, (name,)).fetchone() == (name,)
 
 
@@ -130,7 +123,7 @@ def test_every_name_family_reaches_the_63_byte_limit_only_in_bytes():
 def test_every_built_in_column_type_and_its_default_create(plain_conn, column_type, default):
     definition = f"c {column_type.sql()}" + (f" DEFAULT {column_type.default()[0]}" if default else "")
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, [f"CREATE TABLE typed ({definition})", "INSERT INTO typed DEFAULT VALUES"])
+        execute_each(plain_conn, [f"CREATE TABLE typed ({definition})", "INSERT INTO typed DEFAULT VALUES"])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -139,7 +132,7 @@ def test_each_type_family_creates(plain_conn, family):
     fragment = _find(lambda f: any(c.type.family == family for t in f.tables for c in t.columns),
                      families=(family,))
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, fragment.create_sql())
+        execute_each(plain_conn, fragment.create_sql())
 
 
 def test_type_families_are_about_equally_likely():
@@ -188,7 +181,7 @@ def _knobs(kind: str) -> dict:
 @given(fragment=schema_fragments())
 def test_every_fragment_creates_every_table_it_describes(plain_conn, fragment):
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, fragment.create_sql())
+        execute_each(plain_conn, fragment.create_sql())
         created = tables_created(plain_conn, fragment)
         constraints = constraints_created(plain_conn, fragment)
     assert [n for n, _ in created] == fragment.table_names()
@@ -202,8 +195,8 @@ def test_each_kind_of_object_is_created(plain_conn, kind):
     """A fragment with that kind, found with a fixed seed, is created for real in two schemas."""
     fragment = _find(lambda f: kind in f.kinds(), **_knobs(kind))
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, fragment.create_sql() + fragment.drop_sql())
-        create(plain_conn, fragment.create_sql(home="second home"))
+        execute_each(plain_conn, fragment.create_sql() + fragment.drop_sql())
+        execute_each(plain_conn, fragment.create_sql(home="second home"))
 
 
 # --------------------------------------------------------------------------
@@ -216,9 +209,9 @@ def test_every_ddl_step_runs(plain_conn, data):
     fragment = data.draw(schema_fragments(), label="fragment")
     steps = data.draw(ddl_sequences(fragment), label="steps")
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, fragment.create_sql())
-        create(plain_conn, [s.sql for s in steps.steps])
-        create(plain_conn, steps.result.drop_sql() + steps.result.create_sql())
+        execute_each(plain_conn, fragment.create_sql())
+        execute_each(plain_conn, [s.sql for s in steps.steps])
+        execute_each(plain_conn, steps.result.drop_sql() + steps.result.create_sql())
 
 
 @pytest.mark.parametrize("array", [False, True], ids=["domain column", "array-of-domain column"])
@@ -232,7 +225,7 @@ def test_a_domain_constraint_is_added_only_where_postgresql_can_check_the_values
     # First, so that no earlier step has changed the column's type.
     adds_constraint = lambda s: s.steps[0].kind == "domain constraint"  # noqa: E731
     with plain_conn.transaction(force_rollback=True):
-        create(plain_conn, fragment.create_sql())
+        execute_each(plain_conn, fragment.create_sql())
         if array:  # why the generator must not make the step while the array column is there
             with pytest.raises(psycopg.errors.FeatureNotSupported), plain_conn.transaction():
                 plain_conn.execute('ALTER DOMAIN "home"."d" ADD CONSTRAINT "k" CHECK (VALUE IS NOT NULL)')
@@ -240,4 +233,4 @@ def test_a_domain_constraint_is_added_only_where_postgresql_can_check_the_values
                 find(ddl_sequences(fragment), adds_constraint, settings=settings(SEARCH, max_examples=300))
         else:
             sequence = find(ddl_sequences(fragment), adds_constraint, settings=SEARCH)
-            create(plain_conn, [s.sql for s in sequence.steps])
+            execute_each(plain_conn, [s.sql for s in sequence.steps])

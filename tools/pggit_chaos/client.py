@@ -19,7 +19,8 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["apply_migration", "commit", "create_branch", "head", "parent_of", "scalar", "schema_hash", "version"]
+__all__ = ["apply_migration", "commit", "create_branch", "execute_each", "head", "parent_of", "scalar", "schema_hash",
+           "version"]
 
 
 def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
@@ -34,6 +35,26 @@ def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
     """
     row = conn.execute(query, params).fetchone()
     return None if row is None else row[0]
+
+
+def execute_each(conn: psycopg.Connection, statements: list[str]) -> None:
+    """Runs the statements in order; the first that fails raises AssertionError naming it and the error.
+
+    ```python fixture:sync_conn
+    import pytest
+
+    from pggit_chaos.client import execute_each
+
+    execute_each(sync_conn, ["CREATE TABLE t (a int)", "ALTER TABLE t ADD COLUMN b int"])
+    with pytest.raises(AssertionError, match="ALTER TABLE t ADD COLUMN b int"):
+        execute_each(sync_conn, ["ALTER TABLE t ADD COLUMN b int"])
+    ```
+    """
+    for statement in statements:
+        try:
+            conn.execute(statement)
+        except psycopg.Error as exc:
+            raise AssertionError(f"{statement}\n-> {exc}") from exc
 
 
 def commit(conn: psycopg.Connection, branch: str, message: str | None = "") -> str:
