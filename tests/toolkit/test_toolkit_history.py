@@ -303,16 +303,21 @@ def test_faulty_proxy_records_latency_for_as_long_as_it_is_in_force(db_connectio
 @pytest.mark.needs_control
 def test_a_crash_recorded_by_the_nemesis_struck_the_commits_in_flight(pg_cluster, db_connection_string):
     history = History()
-    committed = threading.Event()
+    # The crash waits until every worker has committed once: a worker still connecting when the server dies
+    # (a busy machine) would fail outside any recorded operation.
+    committing, lock, all_committing = set(), threading.Lock(), threading.Event()
 
     def work(worker: int, history: History) -> None:
         with psycopg.connect(db_connection_string, autocommit=True) as conn:
             for i in range(100_000):
                 with history.record(worker, "commit", "main", f"w{worker}-{i}") as op:
                     op.result = commit(conn, "main", f"w{worker}-{i}")
-                committed.set()
+                with lock:
+                    committing.add(worker)
+                    if len(committing) == 3:
+                        all_committing.set()
 
-    crasher = threading.Thread(target=lambda: (committed.wait(30), nemesis.crash_postmaster(pg_cluster, history)))
+    crasher = threading.Thread(target=lambda: (all_committing.wait(30), nemesis.crash_postmaster(pg_cluster, history)))
     crasher.start()
     run_workers(3, work, history, timeout=60)
     crasher.join(60)
