@@ -20,21 +20,19 @@ verdict reached so far.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import hashlib
 import json
 import os
 import random
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from pggit_chaos.measure import fast_loop, mutagen, selection
 from pggit_chaos.measure.options import positive_float, positive_int
-from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_pytest, write_results
+from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_parallel, run_pytest,
+    write_results
 from pggit_chaos.paths import EXTENSION_SQL, REPO
 
 COMMAND = "mutate-fast"
@@ -147,34 +145,20 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
     total, started = len(chosen), time.monotonic()
     print(f"mutate-fast: {total} mutants ({len(planned)} to run, {len(records)} unreached), tier {tier}, "
           f"{jobs} worker(s), selection: {select}; work files in {workdir}", flush=True)
-    stop = threading.Event()
 
     def worker(number: int):
         script = workdir / f"worker-{number}.sql"
         script.write_text(sql)
         extra = [f"--hypothesis-seed={seed}", "-p", "no:xdist", "-p", fast_loop.__name__,
                  f"{fast_loop.PLAN_OPTION}={workdir / 'plan.json'}"]
-        return run_pytest(chaos_command(script, paths, TIERS[tier], test_timeout, extra),
-                          workdir, f"worker-{number}", run_timeout, stop)
+        return lambda stop: run_pytest(chaos_command(script, paths, TIERS[tier], test_timeout, extra),
+                                       workdir, f"worker-{number}", run_timeout, stop)
 
     counts = {"unreached": len(records)}
-    # A SIGTERM ends the run like Ctrl-C: the workers (each in a session of its own) are stopped with it.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) \
-        if threading.current_thread() is threading.main_thread() else None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(worker, n) for n in range(jobs)]
-        seen: set[str] = set()
-        interrupted = False
-        try:
-            _watch(futures, workdir, records, seen, counts, total, started)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers, keep every verdict already reached
-            stop.set()
-            interrupted = True
-            print("interrupted: stopping the workers; the verdicts reached so far are kept", flush=True)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-        runs = [f.result() for f in futures]
+    seen: set[str] = set()
+    # Ctrl-C or SIGTERM stops the workers (each in a session of its own) and keeps every verdict already reached.
+    runs, interrupted = run_parallel([worker(n) for n in range(jobs)],
+                                     lambda futures: _watch(futures, workdir, records, seen, counts, total, started))
     for position, (index, base, _) in enumerate(planned):
         path = workdir / "results" / f"{position}.json"
         if path.exists():
@@ -307,4 +291,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.catalog} {args.tier}: {score['killed']}/{score['scored']} killed{percent}, "
           f"{score['survived']} survived, {score['unreached']} unreached, {score['stillborn']} stillborn, "
           f"{score['error']} errors in {wall / 60:.1f} min; results in {output}")
+    if interrupted:
+        print(f"interrupted after {len(records)} of {len(chosen)} mutants")
+        return 130  # as a shell reports a run ended by Ctrl-C
     return 1 if score["error"] else 0

@@ -3,12 +3,18 @@
 The mutation runner and the stability runs both start pytest this way: in a
 process group of its own (so a timeout kills the whole run, servers
 included), with the recorder plugin (``recorder.py``) writing each test's
-result to a JSON file the parent then reads.
+result to a JSON file the parent then reads. However the measuring process
+ends, no run outlives it: a signal stops every run it started before it
+exits (``run_parallel``), and if it is killed outright the kernel sends its
+runs SIGTERM (``_end_with_parent``), whose own teardown stops their servers.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import platform
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +95,29 @@ def current_user() -> str:
     return "root" if os.geteuid() == 0 else "ordinary"
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that started it ends
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _end_with_parent() -> None:
+    """In the pytest child, before exec: SIGTERM it when the measuring thread that started it ends, however.
+
+    Its run is in a session of its own (so a timeout can kill the whole group),
+    which also keeps a signal sent to the measuring process from reaching it:
+    without this a SIGKILLed measuring process would leave it running for hours.
+    """
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def run_pytest(argv: list[str], workdir: Path, label: str, run_timeout: float,
                stop: threading.Event | None = None, env_extra: dict[str, str] | None = None,
-               write_bytecode: bool = False) -> RunResult:
-    """Run one pytest subprocess in its own process group; kill the group on timeout or stop.
+               write_bytecode: bool = False, grace: float = 30) -> RunResult:
+    """Run one pytest subprocess in its own process group; end the group on timeout or stop.
+
+    Ending is SIGTERM (the run's teardown stops its servers), then SIGKILL
+    after ``grace`` seconds, and then the sweep stops the servers of the
+    killed run, which no teardown did.
 
     ``write_bytecode`` keeps Python's bytecode cache (pytest's rewritten test
     modules among it), as a developer's ``make`` has it: a run that measures
@@ -112,7 +138,8 @@ def run_pytest(argv: list[str], workdir: Path, label: str, run_timeout: float,
     started = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen([*argv, f"--junitxml={junit}"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_end_with_parent)
         exitstatus = None
         while exitstatus is None:
             try:
@@ -122,11 +149,15 @@ def run_pytest(argv: list[str], workdir: Path, label: str, run_timeout: float,
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGTERM)
                     try:
-                        exitstatus = proc.wait(timeout=30)
+                        exitstatus = proc.wait(timeout=grace)
                     except subprocess.TimeoutExpired:
                         with contextlib.suppress(ProcessLookupError):
                             os.killpg(proc.pid, signal.SIGKILL)
                         exitstatus = proc.wait()
+                        # No teardown ran: stop the servers of the run just killed (their directory says so).
+                        from pggit_chaos.server import remove_stale_directories
+
+                        remove_stale_directories()
                     exitstatus = -1 if not (stop is not None and stop.is_set()) else -2
     seconds = time.monotonic() - started
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
@@ -135,6 +166,62 @@ def run_pytest(argv: list[str], workdir: Path, label: str, run_timeout: float,
         data = json.loads(record.read_text())
         result.tests, result.pg_version = data["tests"], data["pg_version"]
     return result
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP set ``stop``; the first also raises KeyboardInterrupt, later ones only say so.
+
+    So a second Ctrl-C, or a timeout's SIGTERM, while the runs are being
+    stopped cannot end this process before them. A signal ignored on purpose
+    (``nohup``) stays ignored.
+    """
+    def handle(signum, frame):
+        first = not stop.is_set()
+        stop.set()
+        if first:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        print(f"{signal.Signals(signum).name} received: still stopping the runs", flush=True)
+
+    installed = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                installed[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, previous in installed.items():
+            signal.signal(signum, previous)
+
+
+def run_parallel(runs: list[Callable[[threading.Event], RunResult]],
+                 watch: Callable[[list[concurrent.futures.Future]], None]) -> tuple[list[RunResult], bool]:
+    """Call each of ``runs`` (a pytest run given the stop event) in a thread of its own, and ``watch`` the futures.
+
+    The results in order, and whether a signal stopped them. On a signal the
+    runs are stopped (``run_pytest`` ends each run's process group) and this
+    waits for every one of them, whatever further signals arrive.
+    """
+    stop = threading.Event()
+    interrupted = False
+    with _signals_stop(stop), concurrent.futures.ThreadPoolExecutor(max_workers=len(runs) or 1) as pool:
+        futures = [pool.submit(run, stop) for run in runs]
+        try:
+            watch(futures)
+        except KeyboardInterrupt:
+            stop.set()
+            interrupted = True
+            print("interrupted: stopping the runs; the results reached so far are kept", flush=True)
+        results = []
+        for future in futures:
+            while True:
+                try:  # a signal raised here once stop is set is only reported by the handler
+                    results.append(future.result())
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+    return results, interrupted
 
 
 def machine() -> dict:
