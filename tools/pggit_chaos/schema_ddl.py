@@ -193,9 +193,7 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
         target_table = parent if bound else t
         copies = t.unlink()
         for index in (i for i in f.indexes if i.table is t):  # they name the table's own copies now
-            index.keys = [tuple(copies.get(id(p), p) for p in key) for key in index.keys]
-            index.include = [copies.get(id(c), c) for c in index.include]
-            index.where = None if index.where is None else tuple(copies.get(id(p), p) for p in index.where)
+            index.repoint(copies)
         return DdlStep(kind, unlink, _key(target_table), "PATCH")
     else:
         return None

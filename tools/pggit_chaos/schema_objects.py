@@ -237,6 +237,17 @@ class Index:
             text += f" WHERE {render(self.where)}"
         return [text]
 
+    def repoint(self, copies: dict[int, Column]) -> None:
+        """Name the copies (by the id of the column each copies) instead of the columns copied."""
+        self.keys = [_repointed(key, copies) for key in self.keys]
+        self.include = _repointed(self.include, copies)
+        self.where = None if self.where is None else _repointed(self.where, copies)
+
+
+def _repointed(parts, copies: dict[int, Column]):
+    """``parts`` (a tuple or list of columns and SQL text) with every copied column replaced by its copy."""
+    return type(parts)(copies.get(id(p), p) for p in parts)
+
 
 @dataclass(eq=False)
 class Table(_InSchema):
@@ -256,20 +267,20 @@ class Table(_InSchema):
         """The table as ``DETACH PARTITION`` or ``NO INHERIT`` leaves it: a plain table with every column its own.
         Its own columns stay as they were (an identity stays an identity); of the inherited ones a generated
         column stays generated (its expression is the table's own now), the others become plain. Returns
-        the copies of the inherited columns by the id of the column each copies."""
+        the copies of the inherited columns by the id of the column each copies: the caller repoints the
+        table's indexes (``Index.repoint``), which the fragment holds."""
         inherited = self.parent.all_columns() if self.parent is not None else []
         copies = {id(c): Column(c.name, c.type, not_null=c.not_null) for c in inherited}
         for c in inherited:
             if c.kind == "generated":  # its expression names the copies, so that they count as referenced
                 copies[id(c)].kind = "generated"
-                copies[id(c)].default = tuple(copies.get(id(p), p) for p in c.default)
+                copies[id(c)].default = _repointed(c.default, copies)
         self.columns = [copies[id(c)] for c in inherited] + self.columns
-        # What the table itself says about an inherited column now names the copy (the caller does its indexes).
-        swap = lambda parts: type(parts)(copies.get(id(p), p) for p in parts)  # noqa: E731
+        # What the table itself says about an inherited column now names the copy.
         for k in self.constraints:
-            k.columns, k.check = swap(k.columns), swap(k.check)
+            k.columns, k.check = _repointed(k.columns, copies), _repointed(k.check, copies)
         if self.partition_by is not None:
-            self.partition_by = (self.partition_by[0], copies.get(id(self.partition_by[1]), self.partition_by[1]))
+            self.partition_by = _repointed(self.partition_by, copies)
         self.kind, self.parent, self.bound = "plain", None, ""
         return copies
 
