@@ -31,8 +31,8 @@ from pathlib import Path
 
 from pggit_chaos.measure import fast_loop, mutagen, selection
 from pggit_chaos.measure.options import positive_float, positive_int
-from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_parallel, run_pytest,
-    write_results
+from pggit_chaos.measure.suite_run import (CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_parallel,
+                                           run_pytest, write_results)
 from pggit_chaos.paths import EXTENSION_SQL, REPO
 
 COMMAND = "mutate-fast"
