@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pggit_chaos.client import commit, create_branch
 from pggit_chaos.nemesis import tracking_paused
+from pggit_chaos.profiles import share_of_examples
 from psycopg.conninfo import conninfo_to_dict
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integrity, pytest.mark.corruption]
@@ -381,7 +382,7 @@ def test_each_recipe_fails_exactly_its_check_naming_the_damaged_row(pg_server, m
 @pytest.mark.property
 # Half the profile's examples (12 in dev and gate, 250 in thorough): each one makes a database, a history and a
 # corruption and runs every check, about 0.2 s an example; the test above runs every recipe once.
-@settings(max_examples=max(10, settings.default.max_examples // 2))
+@share_of_examples(2, 10)
 @given(extra=st.lists(st.tuples(st.sampled_from(["commit", "branch", "delete", "ddl"]), st.integers(0, 31)),
                       max_size=6),
        recipe=st.sampled_from(sorted(RECIPES)), data=st.data())

@@ -36,11 +36,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pggit_chaos import checkers
 from pggit_chaos.history import History, Operation
 from pggit_chaos.monitor import TransactionMonitor
+from pggit_chaos.profiles import share_of_examples
 from psycopg import IsolationLevel, sql
 
 pytestmark = [pytest.mark.chaos, pytest.mark.isolation, pytest.mark.concurrent]
@@ -485,7 +486,7 @@ def test_racing_applies_of_one_version_run_the_up_sql_once_and_the_loser_can_ret
 @pytest.mark.parametrize("isolation", list(ISOLATION_LEVELS), ids=list(ISOLATION_LEVELS))
 # A third of the profile's examples for each of the six level-and-order cases (8 in dev and gate, 166 in
 # thorough): every example is a real race of two sessions, and the whole matrix runs weekly (below).
-@settings(max_examples=max(5, settings.default.max_examples // 3))
+@share_of_examples(3, 5)
 @given(pair=st.tuples(st.sampled_from(sorted(OPERATIONS)), st.sampled_from(sorted(OPERATIONS))))
 def test_any_two_operations_race_like_a_serial_order(db_connection_string, spaces, isolation, order, pair):
     """Hypothesis draws two operations (functions, tracked DDL, documented workflows); raced at this

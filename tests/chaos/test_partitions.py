@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pggit_chaos import checkers
 from pggit_chaos.client import version
+from pggit_chaos.profiles import share_of_examples
 from psycopg import sql
 
 pytestmark = [pytest.mark.chaos, pytest.mark.partitions]
@@ -321,7 +322,7 @@ def _apply(conn: psycopg.Connection, tree: Tree, statement: str) -> bool:
                 ("detach", 1), ("inherit", 0), ("add_column", 5), ("no_inherit", 0)])
 # Half the profile's examples (12 in dev and gate, 250 in thorough): each one builds and changes a tree of up to
 # 14 DDL steps, about 0.15 s an example.
-@settings(max_examples=max(10, settings.default.max_examples // 2))
+@share_of_examples(2, 10)
 @given(steps=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 63)), min_size=1, max_size=14))
 def test_any_ddl_sequence_over_a_partition_and_inheritance_tree_keeps_every_version_current(conn, steps):
     """For any drawn sequence of DDL over partitions (create, attach, detach, detach concurrently, drop; list, range,

@@ -39,6 +39,7 @@ from pggit_chaos.generators import (
     pg_text,
     table_definition,
 )
+from pggit_chaos.profiles import share_of_examples
 from pggit_chaos.snapshot import DatabaseStateSnapshot
 from psycopg import sql
 
@@ -941,7 +942,7 @@ class TestPggitModel(PggitModel.TestCase):
     """Random sequences of every pggit call, DDL, tracking pauses and transactions: after each step the
     database equals the model."""
 
-    settings = settings(stateful_step_count=STEPS, max_examples=max(2, settings.default.max_examples // 5))
+    settings = settings(share_of_examples(5, 2), stateful_step_count=STEPS)
 
 
 @pytest.mark.soak

@@ -19,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pggit_chaos import checkers
 from pggit_chaos.client import execute_each
+from pggit_chaos.profiles import share_of_examples
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import schema_fragments
 from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Sequence, Table, UserType
@@ -162,6 +163,10 @@ def test_every_generated_table_change_gets_the_severity_the_contract_gives_it(fr
 
 @pytest.mark.slow
 @pytest.mark.backup
+# A fifth of the profile's examples (5 in dev and gate, 100 in thorough): each one dumps a database and
+# restores it into another, about 6 s an example (the suite's costliest), where the other properties here
+# take well under a second.
+@share_of_examples(5, 5)
 @given(fragment=schema_fragments(max_tables=2), data=st.data())
 def test_a_dump_and_restore_keeps_every_hash_of_a_generated_fragment(
         pg_server, fresh_database, tmp_path_factory, fragment, data):

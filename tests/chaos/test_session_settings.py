@@ -25,8 +25,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from hypothesis import example, given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from pggit_chaos.profiles import share_of_examples
 from pggit_chaos.snapshot import DatabaseStateSnapshot
 from psycopg import sql
 
@@ -290,7 +290,7 @@ def test_settings_that_broke_pggit_change_nothing(db_connection_string, referenc
 @example(settings={"standard_conforming_strings": "off", "quote_all_identifiers": "on"})
 # Half the profile's examples (12 in dev and gate, 250 in thorough): each one replays the whole scenario in
 # a session of its own, about 0.3 s an example.
-@hypothesis_settings(max_examples=max(10, hypothesis_settings.default.max_examples // 2))
+@share_of_examples(2, 10)
 @given(settings=st.fixed_dictionaries({}, optional=DRAWN))
 def test_any_session_settings_leave_hashes_versions_and_verdicts_as_under_defaults(db_connection_string,
                                                                                   reference, settings):

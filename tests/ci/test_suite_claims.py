@@ -71,7 +71,7 @@ def prose_values(text: str, pattern: str) -> list[str]:
 
 
 def hypothesis_examples(profile: str) -> int:
-    importlib.import_module("pggit_chaos.plugin.client_fixtures")  # registers the profiles
+    importlib.import_module("pggit_chaos.profiles")  # registers the profiles
     return settings.get_profile(profile).max_examples
 
 
@@ -209,11 +209,32 @@ def test_numbers_in_prose_come_from_the_code(claim):
 
 def test_the_gate_profile_is_the_dev_size_with_a_fixed_seed():
     """The guide and the patterns page: ``gate`` has ``dev``'s example count, each test's seed fixed."""
-    importlib.import_module("pggit_chaos.plugin.client_fixtures")
+    importlib.import_module("pggit_chaos.profiles")
     gate, dev = settings.get_profile("gate"), settings.get_profile("dev")
     assert gate.max_examples == dev.max_examples and gate.derandomize
     assert prose_values((REPO / GUIDE).read_text(), r"`gate` Hypothesis profile \(the same example counts as `dev`")
     assert prose_values((REPO / PATTERNS).read_text(), r"`gate` \(the `dev` size, seed fixed per test\)")
+
+
+def test_a_costly_property_takes_its_share_of_every_profile_and_never_less_than_its_floor():
+    from pggit_chaos.profiles import share_of_examples
+
+    current = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+    try:
+        counts = {}
+        for profile in ("gate", "thorough"):
+            settings.load_profile(profile)
+            counts[profile] = share_of_examples(5, 5).max_examples, share_of_examples(5, 2).max_examples
+    finally:
+        settings.load_profile(current)
+    assert counts == {"gate": (5, 5), "thorough": (100, 100)}
+    settings.load_profile("gate")
+    try:
+        assert share_of_examples(50, 3).max_examples == 3, "the floor holds when the share rounds to nothing"
+    finally:
+        settings.load_profile(current)
+    with pytest.raises(ValueError, match="not 0 and 5"):
+        share_of_examples(0, 5)
 
 
 def guide_ci_versions() -> dict[tuple[str, str], frozenset[int]]:

@@ -1,4 +1,4 @@
-"""Client fixtures of the chaos toolkit, and the Hypothesis profiles.
+"""Client fixtures of the chaos toolkit (the Hypothesis profiles they run under are ``pggit_chaos.profiles``).
 
 They need only ``db_connection_string`` (from ``tools/pggit_chaos/plugin/server_fixtures.py``):
 a fresh database with pggit installed, owned by one test.
@@ -7,42 +7,22 @@ a fresh database with pggit installed, owned by one test.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import psycopg
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, Verbosity, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from pggit_chaos.paths import REPO
+from pggit_chaos import profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 
-# Hypothesis profiles: pick one with --hypothesis-profile or HYPOTHESIS_PROFILE.
-# Every profile prints, with each failure, the @reproduce_failure decorator
-# that replays exactly the minimal example ("the blob"). All but gate keep
-# failing examples in EXAMPLES_DIR (the checkout's .hypothesis/examples/,
-# whatever directory pytest runs from; outside a checkout, the current
-# directory's) and try them first on the next run; a CI job keeps them by
-# caching that directory. gate's derandomize=True means no example
-# database: the same examples run every time anyway.
+
 # The function_scoped_fixture health check stays on: an example gets a
 # database of its own from fresh_database / fresh_connection (session-scoped
-# factories), never one shared through a per-test fixture; the few tests
-# that still share one on purpose are listed in SHARED_ACROSS_EXAMPLES.
-EXAMPLES_DIR = REPO / ".hypothesis" / "examples"
-_EXAMPLES = DirectoryBasedExampleDatabase(EXAMPLES_DIR)
-_COMMON = dict(suppress_health_check=[HealthCheck.too_slow], deadline=None, print_blob=True)
-settings.register_profile("dev", max_examples=25, database=_EXAMPLES, **_COMMON)
-settings.register_profile("ci", max_examples=50, derandomize=False, database=_EXAMPLES, **_COMMON)
-# The merge gate: the dev profile's size with a seed fixed per test, so no seed nobody chose blocks a merge.
-settings.register_profile("gate", max_examples=25, derandomize=True, **_COMMON)
-settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, database=_EXAMPLES, **_COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
+# factories), never one shared through a per-test fixture.
 # The @given tests that still take a function-scoped fixture and so share one
 # database (or directory) across their examples, by node id prefix, each with
 # why; the function_scoped_fixture health check is off for them alone.
