@@ -94,6 +94,9 @@ def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structu
         steps = [s.sql for s in data.draw(ddl_sequences(fragment), label="steps").steps]
     with fresh_connection(autocommit=True) as conn:
         execute_each(conn, fragment.create_sql())
+        # The positive control: the tables are tracked and their recorded structure is the live one, so an
+        # empty detect_drift() below says something (a pggit that tracks nothing reports no drift either).
+        assert recorded(conn, fragment) == hashes(conn, fragment) and None not in hashes(conn, fragment)
         assert checkers.drift_is(conn) == set()
         for statement in steps:
             execute_each(conn, [statement])
@@ -131,6 +134,9 @@ def test_a_table_reached_by_alters_hashes_like_the_same_table_created_directly(f
         execute_each(direct, sequence.result.create_sql())
         assert hashes(altered, sequence.result) == hashes(direct, sequence.result), "\n".join(
             s.sql for s in sequence.steps)
+        # Hashes that are there, and recorded as pggit saw the statements: two NULLs would compare equal too.
+        assert recorded(altered, sequence.result) == hashes(altered, sequence.result)
+        assert None not in hashes(direct, sequence.result)
         assert checkers.drift_is(altered) == set()
 
 
@@ -179,6 +185,7 @@ def test_a_dump_and_restore_keeps_every_hash_of_a_generated_fragment(
             execute_each(conn, fragment.create_sql() + [s.sql for s in sequence.steps])
             before = conn.execute("SELECT schema_name, object_name, content_hash, version_major, version_minor, "
                                   "version_patch FROM pggit.objects WHERE is_active ORDER BY id").fetchall()
+            assert before, "the fragment's tables are tracked before the dump (the positive control)"
         target = dump_and_restore(pg_server, lambda pggit=True: stack.enter_context(
             fresh_database("restored", pggit=pggit)), source, "custom", tmp_path_factory.mktemp("dump"))
         with psycopg.connect(target, autocommit=True) as conn:
