@@ -71,6 +71,12 @@ def _crash_when(event: threading.Event, pg_cluster, stop: threading.Event, histo
     assert pg_cluster.postmaster_pid not in (None, postmaster), "the server was not crashed and restarted"
 
 
+def _all_acknowledged(history: History, op: str, workers: int) -> bool:
+    """Whether every worker has had an ``op`` acknowledged: it is connected, so the crash will strike it inside
+    a recorded operation (a worker still connecting when the server dies, on a busy machine, fails outside one)."""
+    return len({o.worker for o in history.acknowledged(op)}) == workers
+
+
 def test_a_crash_during_concurrent_commits_keeps_every_acknowledged_commit_and_nothing_partial(durable, database):
     """Six committers (three on main, three on their own branches) are killed mid-stream with the
     server: after recovery every acknowledged commit is there, each branch is one linear chain,
@@ -89,7 +95,7 @@ def test_a_crash_during_concurrent_commits_keeps_every_acknowledged_commit_and_n
                 with history.record(worker, "commit", branch, message) as op:
                     op.result = commit(conn, branch, message)
                 acknowledged.append(op.result)
-                if len(acknowledged) >= ACKNOWLEDGED_BEFORE_CRASH:
+                if len(acknowledged) >= ACKNOWLEDGED_BEFORE_CRASH and _all_acknowledged(history, "commit", WORKERS):
                     enough.set()
 
     history = History()
@@ -152,7 +158,7 @@ def test_a_crash_during_ddl_leaves_history_and_objects_in_agreement(durable, dat
                     with history.record(worker, "ddl", step):
                         conn.execute(step)
                     done.append(step)
-                if len(done) >= 40:
+                if len(done) >= 40 and _all_acknowledged(history, "ddl", 2):
                     enough.set()
 
     with TransactionMonitor(dsn) as monitor:
@@ -215,7 +221,7 @@ def test_a_crash_during_apply_migration_leaves_it_all_or_nothing(durable, databa
                         "SELECT pggit.apply_migration(%s, %s)",
                         (version, f"CREATE TABLE m_{worker}_{i} (a int); INSERT INTO m_{worker}_{i} VALUES (1)"),
                     ).fetchone()[0]
-                if len(history.acknowledged("migration")) >= 30:
+                if len(history.acknowledged("migration")) >= 30 and _all_acknowledged(history, "migration", 2):
                     enough.set()
 
     with TransactionMonitor(dsn) as monitor:
