@@ -110,3 +110,17 @@ def test_the_fast_runner_kills_at_the_first_failure_and_tells_stillborn_and_unre
     assert records[0]["killed_by"] == COMMIT_TEST and records[0]["tests_run"] == 1
     assert records[0]["function"] == "pggit._write_commit"
     assert "does not compile" in records[1]["reason"]
+
+
+def test_a_test_that_fails_against_the_unmutated_script_too_kills_nothing(reach_map, tmp_path):
+    # The "unmutated" script here already has a commit bug that COMMIT_TEST catches (the test above is the
+    # positive control: against the real script the same test kills). A mutant of the same function then
+    # meets a test that fails whatever the mutant does: the runner must see that and not count a kill.
+    broken = mutants.by_name()["commit_without_branch_lock"].apply(SQL)
+    other = next(m for m in mutagen.generate(broken)
+                 if m.function == "pggit._write_commit" and m.category == "comparison-swap")
+    records, _ = fast_runner.run_mutants([other], broken, "full", 1, "coverage", 0, 120, 900, tmp_path, reach_map,
+                                         paths=[COMMIT_TEST.split("::")[0]])
+    assert records[0]["status"] == "survived", records
+    assert records[0]["failing_unmutated"] == [COMMIT_TEST]
+    assert fast_runner.failing_unmutated(records) == [COMMIT_TEST]

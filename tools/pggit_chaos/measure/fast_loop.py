@@ -16,7 +16,9 @@ queue), it
    first, then other killers of this run (most kills per second first),
    then the plan's order, without Hypothesis's shrink phase, and stops
    at the first that fails (the mutant is killed) or when none is left (it
-   survived),
+   survived); a test that fails for the first time is run once more
+   against the unmutated script, and if it fails there too it kills
+   nothing (it is reported as failing unmutated and skipped from then on),
 4. tears down every fixture but the session's (the cluster, the template),
    empties the Hypothesis example database, and writes the verdict.
 """
@@ -96,6 +98,10 @@ class FastLoop:
         self.plan, self.sql_file = plan, sql_file
         self.server = None
         self.reports: list = []
+        # Tests seen to pass against the unmutated script after failing against a mutant, and tests that
+        # fail against it too (their failures say nothing about any mutant).
+        self.confirmed: set[str] = set()
+        self.failing_unmutated: set[str] = set()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(self, fixturedef, request):
@@ -123,6 +129,21 @@ class FastLoop:
             return str(exc)
         with self.server.connect(name) as conn:
             return compile_errors(conn)
+
+    def _fails_unmutated(self, session, item, keep, original: str, mutated: str) -> bool:
+        """Whether ``item``, which just failed against a mutant, fails against the unmutated script too
+        (a test broken by something else: a seed, the machine); the mutant's script is back in place after."""
+        if item.nodeid in self.confirmed:
+            return False
+        if item.nodeid not in self.failing_unmutated:
+            hypothesis_dir = Path(os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY", ".hypothesis"))
+            shutil.rmtree(hypothesis_dir, ignore_errors=True)  # the same examples as a first run of the test
+            self._install(original)
+            failed = bool(self._run(session, item, keep))
+            (self.failing_unmutated if failed else self.confirmed).add(item.nodeid)
+            shutil.rmtree(hypothesis_dir, ignore_errors=True)
+            self._install(mutated)
+        return item.nodeid in self.failing_unmutated
 
     def _reorder(self, mutant: dict, results: Path) -> list[str]:
         """The mutant's tests, those that killed mutants of the same function in this run first, then those
@@ -180,12 +201,13 @@ class FastLoop:
             started = time.monotonic()
             record = {"id": mutant["id"], "function": mutant.get("function"), "tests_selected": len(mutant["tests"]),
                       "tests_run": 0, "killed_by": None}
-            error = self._install(Path(mutant["sql"]).read_text())
+            mutated = Path(mutant["sql"]).read_text()
+            error = self._install(mutated)
             if error:
                 record.update(status="stillborn", reason=error[-400:])
             else:
                 shutil.rmtree(hypothesis_dir, ignore_errors=True)
-                selected = [items[n] for n in mutant["tests"] if n in items]
+                selected = [items[n] for n in mutant["tests"] if n in items and n not in self.failing_unmutated]
                 record["tests_missing"] = len(mutant["tests"]) - len(selected)
                 record["status"] = "survived"
                 record["durations"] = {}
@@ -196,11 +218,14 @@ class FastLoop:
                     record["tests_run"] += 1
                     if failures:
                         crash = getattr(getattr(failures[0].longrepr, "reprcrash", None), "message", "") or ""
-                        record.update(status="killed", killed_by=item.nodeid, message=crash.strip()[:300])
                         try:
                             session._setupstate.teardown_exact(keep)
                         except Exception:  # noqa: BLE001 - a teardown that fails after a kill changes no verdict
                             pass
+                        if self._fails_unmutated(session, item, keep, original, mutated):
+                            record.setdefault("failing_unmutated", []).append(item.nodeid)
+                            continue
+                        record.update(status="killed", killed_by=item.nodeid, message=crash.strip()[:300])
                         break
             record["seconds"] = round(time.monotonic() - started, 3)
             partial = results / f".{index}.partial"  # renamed whole: a reader never sees half a verdict

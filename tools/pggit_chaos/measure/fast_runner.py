@@ -173,6 +173,11 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
     return done, time.monotonic() - started
 
 
+def failing_unmutated(records: list[dict]) -> list[str]:
+    """The tests that failed against a mutant and then against the unmutated script too (``fast_loop``)."""
+    return sorted({test for r in records for test in r.get("failing_unmutated", [])})
+
+
 def summarize(records: list[dict]) -> dict:
     counts = {v: sum(1 for r in records if r["status"] == v) for v in VERDICTS}
     scored = counts["killed"] + counts["survived"] + counts["unreached"]
@@ -284,13 +289,16 @@ def run(args: argparse.Namespace) -> int:
         "started": started,
         "wall_seconds": round(wall, 1), "machine": machine(), "load_average_at_start": load,
         "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(), "not_applying": stale, "score": score,
-        "mutants": records})
+        "failing_unmutated": failing_unmutated(records), "mutants": records})
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     percent = f" ({100 * score['score']:.0f}%)" if score["score"] is not None else ""
     print(f"{args.catalog} {args.tier}: {score['killed']}/{score['scored']} killed{percent}, "
           f"{score['survived']} survived, {score['unreached']} unreached, {score['stillborn']} stillborn, "
           f"{score['error']} errors in {wall / 60:.1f} min; results in {output}")
+    if failing_unmutated(records):
+        print(f"warning: these tests fail against the unmutated script too, and killed nothing: "
+              f"{', '.join(failing_unmutated(records))}")
     if interrupted:
         print(f"interrupted after {len(records)} of {len(chosen)} mutants")
         return 130  # as a shell reports a run ended by Ctrl-C
