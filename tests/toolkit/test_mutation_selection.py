@@ -124,3 +124,18 @@ def test_a_test_that_fails_against_the_unmutated_script_too_kills_nothing(reach_
     assert records[0]["status"] == "survived", records
     assert records[0]["failing_unmutated"] == [COMMIT_TEST]
     assert fast_runner.failing_unmutated(records) == [COMMIT_TEST]
+
+
+def test_a_mutant_judged_equivalent_is_skipped_and_leaves_the_score(reach_map, tmp_path, monkeypatch):
+    # The positive control is the first fast-runner test: there this very mutant meets COMMIT_TEST and is killed.
+    from pggit_chaos.measure import mutant_triage
+    from pggit_chaos.measure.metrics.generated import _scored
+
+    killed = mutants.by_name()["commit_without_branch_lock"]
+    monkeypatch.setitem(mutant_triage.TRIAGE, killed.name, {"verdict": "equivalent", "reason": "for this test"})
+    records, wall = fast_runner.run_mutants([killed], SQL, "full", 1, "coverage", 0, 120, 900, tmp_path, reach_map,
+                                            paths=[COMMIT_TEST.split("::")[0]])
+    assert [(r["status"], r["tests_run"]) for r in records] == [("equivalent", 0)] and wall == 0.0
+    assert fast_runner.summarize(records)["scored"] == 0
+    page = _scored({"mutants": records}, mutant_triage.TRIAGE)
+    assert (page["equivalent"], page["surviving"], page["scored"]) == (1, 0, 0)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pggit_chaos.measure import fast_loop, mutagen, selection
+from pggit_chaos.measure import fast_loop, mutagen, mutant_triage, selection
 from pggit_chaos.measure.options import positive_float, positive_int
 from pggit_chaos.measure.suite_run import (CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_parallel,
                                            run_pytest, write_results)
@@ -37,7 +37,7 @@ from pggit_chaos.paths import EXTENSION_SQL, REPO
 
 COMMAND = "mutate-fast"
 DESCRIPTION = __doc__.split("\n\n")[0]
-VERDICTS = ("killed", "survived", "unreached", "stillborn", "error")
+VERDICTS = ("killed", "survived", "unreached", "stillborn", "error", "equivalent")
 
 
 def function_at(sql: str, offset: int) -> str:
@@ -106,10 +106,12 @@ def _watch(futures, workdir: Path, records: dict, seen: set, counts: dict, total
 
 def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed: int, test_timeout: int,
                 run_timeout: float, workdir: Path, reach_map: dict | None = None,
-                paths: list[str] = CHAOS_PATHS) -> tuple[list[dict], float]:
+                paths: list[str] = CHAOS_PATHS, skip_equivalent: bool = True) -> tuple[list[dict], float]:
     """Run ``chosen`` mutants on ``jobs`` workers; their records in order, and the wall time.
 
-    ``reach_map``: the coverage map (default: the full tier's, measured by ``pggit-chaos reach``)."""
+    ``reach_map``: the coverage map (default: the full tier's, measured by ``pggit-chaos reach``).
+    ``skip_equivalent``: a mutant the triage (``mutant_triage.py``) judged equivalent is recorded as
+    such without a run."""
     reach_map = reach_map or selection.load("full", sql)
     kills, killers = past_kills()
     selector = selection.Selector(reach_map, sql, kills)
@@ -129,6 +131,10 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         tests = own + [t for t in tests if t not in set(own)]
         base = {"id": mutant.name, "operator": mutant.category, "function": function, "line": line,
                 "description": mutant.description}
+        if skip_equivalent and mutant_triage.verdict(mutant.name) == "equivalent":  # judged so: nothing to learn
+            records[index] = {**base, "status": "equivalent", "tests_selected": len(tests), "tests_run": 0,
+                              "killed_by": None, "seconds": 0.0}
+            continue
         if not tests:
             records[index] = {**base, "status": "unreached", "tests_selected": 0, "tests_run": 0,
                               "killed_by": None, "seconds": 0.0}
@@ -136,6 +142,8 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         path = workdir / "sql" / f"{index}.sql"
         path.write_text(mutant.apply(sql))
         planned.append((index, base, {"id": mutant.name, "function": function, "sql": str(path), "tests": tests}))
+    if not planned:  # every mutant unreached or judged equivalent: no worker to start
+        return [records[i] for i in range(len(chosen))], 0.0
     # In a seeded random order: a run stopped early has verdicts for a fair sample, not for the top of the file.
     random.Random(seed).shuffle(planned)
     plan = {"claims": str(workdir / "claims"), "results": str(workdir / "results"),
@@ -234,6 +242,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--agreement", action="store_true",
                         help="run the chosen mutants a second time against every test of the tier and write "
                              "selection-agreement.json: does coverage selection change any verdict.")
+    parser.add_argument("--include-equivalent", action="store_true",
+                        help="run the mutants the triage judged equivalent too (by default they are recorded "
+                             "as equivalent without a run).")
     parser.add_argument("--test-timeout", type=positive_int, default=120, metavar="SECONDS",
                         help="seconds one test may take before it counts as hung, and fails (default %(default)s).")
     parser.add_argument("--run-timeout", type=positive_float, default=4 * 3600, metavar="SECONDS",
@@ -269,13 +280,14 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix=f"pggit-fast-{args.catalog}-"))
     load = [round(x, 2) for x in os.getloadavg()]
     records, wall = run_mutants(chosen, sql, args.tier, args.jobs, args.select, args.seed, args.test_timeout,
-                                args.run_timeout, workdir)
+                                args.run_timeout, workdir, skip_equivalent=not args.include_equivalent)
     interrupted = len(records) < len(chosen)
     score = summarize(records)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - wall))
     if args.agreement and args.select == "coverage" and not interrupted:
         everything, wall_all = run_mutants(chosen, sql, args.tier, args.jobs, "all", args.seed, args.test_timeout,
-                                           args.run_timeout, workdir / "all")
+                                           args.run_timeout, workdir / "all",
+                                           skip_equivalent=not args.include_equivalent)
         write_agreement(records, everything, wall, wall_all, args)
     if args.catalog == "hand":
         score["agreement_with_full_run"] = agreement_with_published(records, args.tier)
@@ -295,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
     percent = f" ({100 * score['score']:.0f}%)" if score["score"] is not None else ""
     print(f"{args.catalog} {args.tier}: {score['killed']}/{score['scored']} killed{percent}, "
           f"{score['survived']} survived, {score['unreached']} unreached, {score['stillborn']} stillborn, "
+          f"{score['equivalent']} skipped as equivalent, "
           f"{score['error']} errors in {wall / 60:.1f} min; results in {output}")
     if failing_unmutated(records):
         print(f"warning: these tests fail against the unmutated script too, and killed nothing: "

@@ -21,13 +21,15 @@ FILES = ("mutation-fast-generated-full.json", "mutation-fast-generated-smoke.jso
 
 
 def _scored(data: dict, triage: dict) -> dict:
-    """Counts of a fast run with the triage applied: equivalent survivors leave the score."""
+    """Counts of a fast run with the triage applied: equivalent mutants leave the score, whether the runner
+    skipped them (status ``equivalent``) or they survived and were judged so afterwards."""
     counts = Counter(m["status"] for m in data["mutants"])
-    equivalent = sum(1 for m in data["mutants"] if m["status"] in ("survived", "unreached")
-                     and triage.get(m["id"], {}).get("verdict") == "equivalent")
-    scored = counts["killed"] + counts["survived"] + counts["unreached"] - equivalent
+    judged = sum(1 for m in data["mutants"] if m["status"] in ("survived", "unreached")
+                 and triage.get(m["id"], {}).get("verdict") == "equivalent")
     every = {v: counts.get(v, 0) for v in ("killed", "survived", "unreached", "stillborn", "error")}
-    return {**every, "equivalent": equivalent, "scored": scored}
+    surviving = counts["survived"] + counts["unreached"] - judged
+    return {**every, "equivalent": judged + counts["equivalent"], "surviving": surviving,
+            "scored": counts["killed"] + surviving}
 
 
 def _heat(n: int) -> str:
@@ -45,7 +47,7 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
              "`pggit-chaos reach`), best killers first, and stops at the first failure. A mutant no test reaches",
              "is *unreached* (it survives without a run); one whose script does not install or whose function",
              "does not compile is *stillborn* and counts nowhere; a survivor a person judged *equivalent*",
-             "(`tools/pggit_chaos/measure/mutant_triage.py`) leaves the score.", ""]
+             "(`tools/pggit_chaos/measure/mutant_triage.py`) leaves the score, and later runs skip it.", ""]
     runs = [(cat, tier, data.get(f"mutation-fast-{cat}-{tier}.json")) for cat in ("hand", "generated")
             for tier in ("smoke", "full")]
     runs = [(c, t, d) for c, t, d in runs if d]
@@ -58,7 +60,7 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
         if run.get("interrupted_after"):
             sample += f", stopped after {run['interrupted_after']}"
         rows.append([f"{'hand-written' if cat == 'hand' else 'generated'}{sample}", tier, len(run["mutants"]),
-                     s["killed"], s["survived"] + s["unreached"] - s["equivalent"], s["unreached"], s["equivalent"],
+                     s["killed"], s["surviving"], s["unreached"], s["equivalent"],
                      s["stillborn"], s["error"], pct(s["killed"], s["scored"]), minutes(run["wall_seconds"]),
                      run["jobs"]])
     lines += ["### Both catalogs", "",
@@ -89,7 +91,7 @@ def _per_operator(run: dict, made: dict | None, triage: dict, rules: dict[str, s
         ms = by_op.get(op, [])
         s = _scored({"mutants": ms}, triage)
         rows.append([f"`{op}`", rules.get(op, ""), made_per_op.get(op, len(ms)), stillborn.get(op, 0), len(ms),
-                     s["killed"], s["survived"] + s["unreached"] - s["equivalent"], s["equivalent"],
+                     s["killed"], s["surviving"], s["equivalent"],
                      pct(s["killed"], s["scored"])])
     return ["### Per operator", "",
             f"*generated* counts every mutant of today's script; the other columns are the {run['tier']} tier's run"
@@ -106,7 +108,7 @@ def _per_function(run: dict, triage: dict) -> list[str]:
     for fn in sorted(by_fn, key=lambda f: min(m.get("line") or 0 for m in by_fn[f])):
         ms = by_fn[fn]
         s = _scored({"mutants": ms}, triage)
-        surviving = s["survived"] + s["unreached"] - s["equivalent"]
+        surviving = s["surviving"]
         rows.append([f"`{fn}`", min(m.get("line") or 0 for m in ms), len(ms), s["killed"], surviving,
                      pct(s["killed"], s["scored"]), _heat(surviving)])
     return ["### Per pggit function", "",
