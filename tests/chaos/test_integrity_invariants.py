@@ -228,6 +228,14 @@ def _orphan(conn, meta, victim):
     return planted
 
 
+def _orphan_chain(conn, meta, victim):
+    branch, parent = victim
+    first, second = _new_id(conn), _new_id(conn)
+    _insert_commit(conn, first, branch.id, parent.hash)
+    _insert_commit(conn, second, branch.id, first)
+    return first  # a parent itself, yet reachable from no head
+
+
 def _parent_off_line(conn, meta, victim):
     c, stranger = victim
     _sql(conn, "UPDATE pggit.commits SET parent_commit_hash = %s WHERE hash = %s", stranger.hash, c.hash)
@@ -240,6 +248,12 @@ def _no_own(meta: Meta) -> list[Branch]:
 
 def _with_own(meta: Meta) -> list[Branch]:
     return [b for b in meta.branches.values() if meta.own(b)]
+
+
+def _orphan_victims(meta: Meta) -> list[tuple[Branch, Commit]]:
+    """A branch and a commit on its line before it that none of the branch's own commits has as parent."""
+    return [(b, p) for b in _with_own(meta) for p in meta.commits.values()
+            if p.branch_id in meta.line(b) - {b.id} and not any(c.parent == p.hash for c in meta.own(b))]
 
 
 RECIPES: dict[str, Recipe] = {
@@ -280,9 +294,8 @@ RECIPES: dict[str, Recipe] = {
     "object deleted under its history": Recipe("history_objects_exist", lambda m: m.objects, _object_deleted),
     "branch name git refuses": Recipe("branch_rows_valid", lambda m: list(m.branches.values()), _branch_renamed_badly),
     "unknown branch status": Recipe("branch_rows_valid", lambda m: list(m.branches.values()), _branch_status_unknown),
-    "orphan commit": Recipe("commits_reachable", lambda m: [
-        (b, p) for b in _with_own(m) for p in m.commits.values()
-        if p.branch_id in m.line(b) - {b.id} and not any(c.parent == p.hash for c in m.own(b))], _orphan),
+    "orphan commit": Recipe("commits_reachable", _orphan_victims, _orphan),
+    "orphan chain": Recipe("commits_reachable", _orphan_victims, _orphan_chain),
     "parent on another line": Recipe("commit_parents_on_branch_line", lambda m: [
         (c, u) for c in m.commits.values() if c.parent and m.commits[c.parent].branch_id != c.branch_id
         for u in m.commits.values() if u.id < c.id and u.branch_id not in m.line(m.by_id[c.branch_id])],
@@ -393,3 +406,69 @@ def test_a_corruption_that_breaks_one_invariant_fails_exactly_its_check_naming_t
     check (but the unavoidable ones the recipe declares) still passes."""
     with _fresh_database(pg_server, make_database) as conn:
         _corrupt_and_check(conn, extra, recipe, lambda victims: data.draw(st.sampled_from(victims), label="victim"))
+
+
+# One-off corruptions: what a check must report (or must survive) beyond one drawn victim.
+
+
+def _base(conn: psycopg.Connection) -> dict[str, str]:
+    """Three commits on main, a branch 'feature' from main with one commit of its own; every check passes."""
+    ids = {f"m{i}": commit(conn, "main", f"m{i}") for i in (1, 2, 3)}
+    create_branch(conn, "feature")
+    ids["f1"] = commit(conn, "feature", "f1")
+    assert all(ok for ok, _ in report(conn).values()), report(conn)
+    return ids
+
+
+def test_a_commit_no_head_reaches_is_reported_though_later_commits_on_two_branches_follow_it(conn_fresh):
+    """After a commit planted on feature (its parent m1 is on feature's line, so no fork), one more commit on each
+    branch: every commit but the planted one now has a later commit whose parent is some other commit, and the
+    planted one is still reachable from no head, which commits_reachable names, and it alone."""
+    conn = conn_fresh
+    ids = _base(conn)
+    planted = _new_id(conn)
+    feature = conn.execute("SELECT id FROM pggit.branches WHERE name = 'feature'").fetchone()[0]
+    with tracking_paused(conn, how="replica"):
+        _insert_commit(conn, planted, feature, ids["m1"])
+    later = [commit(conn, "main", "m4"), commit(conn, "feature", "f2")]
+    ok, detail = report(conn)["commits_reachable"]
+    assert not ok and planted in detail, detail
+    assert not any(reachable in detail for reachable in [*ids.values(), *later]), detail
+
+
+def test_a_check_that_cannot_run_is_not_ok_whatever_the_check_before_it_said(conn_fresh):
+    """Trinity IDs and parents in different collations: every check that compares a parent with a Trinity ID
+    cannot run, and says so with ok false, also no_commit_cycles, whose neighbour before it
+    (linear_branch_history, which compares no parent with an ID) runs and passes."""
+    conn = conn_fresh
+    _base(conn)
+    with tracking_paused(conn, how="replica"):
+        _sql(conn, 'ALTER TABLE pggit.commits ALTER COLUMN hash TYPE text COLLATE "C"')
+        _sql(conn, 'ALTER TABLE pggit.commits ALTER COLUMN parent_commit_hash TYPE text COLLATE "POSIX"')
+    rows = conn.execute("SELECT check_name, ok, detail FROM pggit.verify_integrity()").fetchall()
+    names = [name for name, _, _ in rows]
+    after = {name: (ok, detail) for name, ok, detail in rows}
+    assert names.index("no_commit_cycles") == names.index("linear_branch_history") + 1
+    assert after["linear_branch_history"] == (True, "every branch has a linear history"), after
+    assert after["no_commit_cycles"][1].startswith("check failed: "), after["no_commit_cycles"]
+    could_not_run = {name: ok for name, (ok, detail) in after.items() if detail.startswith("check failed: ")}
+    assert "no_commit_cycles" in could_not_run and not any(could_not_run.values()), could_not_run
+
+
+def test_a_duplicated_branch_id_that_closes_a_loop_is_reported_and_every_check_ends(conn_fresh):
+    """A second row with main's id whose parent is feature: a walk from main's id to its children reaches feature,
+    and from feature a row with main's id again. Every check still answers (within seconds), and the duplicate id
+    is reported."""
+    conn = conn_fresh
+    _base(conn)
+    main_id = conn.execute("SELECT id FROM pggit.branches WHERE name = 'main'").fetchone()[0]
+    with tracking_paused(conn, how="replica"):
+        _sql(conn, "ALTER TABLE pggit.branches DROP CONSTRAINT branches_pkey CASCADE")
+        _sql(conn, "INSERT INTO pggit.branches (id, name, parent_branch_id, head_commit_hash) "
+                   "SELECT %s, 'main-again', f.id, f.head_commit_hash FROM pggit.branches f WHERE f.name = 'feature'",
+             main_id)
+    conn.execute("SET statement_timeout = '10s'")
+    after = report(conn)
+    assert {"no_branch_cycles", "branch_parents_exist", "unique_branch_names"} <= set(after)
+    ok, detail = after["unique_branch_names"]
+    assert not ok and f"branch id {main_id} is used by 2 branches" in detail, detail

@@ -6,9 +6,19 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pggit_chaos import nemesis
-from tests.extension.helpers import assert_nothing_written, commit, create_branch, rows, scalar, snapshot
+from tests.extension.helpers import (
+    INSUFFICIENT_PRIVILEGE,
+    assert_nothing_written,
+    commit,
+    create_branch,
+    expect_error,
+    rows,
+    scalar,
+    snapshot,
+)
 
 # Check names documented in docs/reference/pggit.md, by the contract clause they cover.
 HEADS_EXIST = "branch_heads_exist"
@@ -220,3 +230,24 @@ def test_verify_integrity_never_raises_on_wrecked_metadata(conn, chain, damage):
     checks = report(conn)
     assert CONTRACT_CHECKS <= set(checks)
     assert not all(r["ok"] for r in checks.values()), f"{damage} went unnoticed"
+
+
+# --------------------------------------------------------------------------
+# Rights
+# --------------------------------------------------------------------------
+
+
+def test_integrity_detail_runs_with_the_callers_rights(conn, connect, make_role):
+    """pggit's detail helper lends no rights: a role denied a function the helper calls is denied it through the
+    helper too (it would run with the extension owner's rights if it were SECURITY DEFINER)."""
+    role = make_role()
+    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.array_to_string(anyarray, text) FROM PUBLIC")
+    call = "SELECT pggit._integrity_detail(ARRAY['first offender', 'second offender'], 'all fine')"
+    as_role = connect(user=role)
+    expect_error(as_role, "SELECT pg_catalog.array_to_string(ARRAY['a', 'b'], '; ')", sqlstate=INSUFFICIENT_PRIVILEGE)
+    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["array_to_string"])
+    # Positive controls: the owner's call gives the detail, and so does the role's once it holds the right.
+    assert scalar(conn, call) == "first offender; second offender"
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.array_to_string(anyarray, text) TO {}")
+                 .format(sql.Identifier(role)))
+    assert scalar(as_role, call) == "first offender; second offender"
