@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pggit_chaos.client import execute_each
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import FAMILIES, column_types, schema_fragments
-from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Table, UserType
+from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Function, Index, Schema, Table, UserType
 from pggit_chaos.schema_types import NAME_FAMILIES, BuiltinType, builtin_types, names, quote
 from pggit_chaos.schema_types import NAME_KINDS as KINDS
 
@@ -234,3 +234,38 @@ def test_a_domain_constraint_is_added_only_where_postgresql_can_check_the_values
         else:
             sequence = find(ddl_sequences(fragment), adds_constraint, settings=SEARCH)
             execute_each(plain_conn, [s.sql for s in sequence.steps])
+
+
+def _partitioned_with_function_index() -> tuple[Fragment, Function]:
+    """A range-partitioned table with one partition and an index on ``f(a)`` of the parent."""
+    home = Schema("home")
+    function = Function(home, "f")
+    column = Column("a", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), not_null=True)
+    parent = Table(home, "p", columns=[column], partition_by=("RANGE", column))
+    part = Table(home, "p1", kind="partition", parent=parent, bound="FOR VALUES FROM (0) TO (100)")
+    fragment = Fragment(home, functions=[function], tables=[parent, part], names={"home", "f", "a", "p", "p1", "i"})
+    fragment.indexes.append(Index("i", parent, [(function, "(", column, ")")]))
+    return fragment, function
+
+
+@pytest.mark.parametrize("direct_only", [False, True], ids=["any step", "direct only"])
+def test_a_function_a_partitioned_index_calls_is_renamed_only_when_direct_creation_is_not_compared(
+        plain_conn, direct_only):
+    """The partition's copy of the index is named after the function (p1_f_idx) and keeps that name when the
+    function is renamed: a table created directly would name it after the new name, so the steps of the
+    alters-versus-direct property never rename such a function."""
+    fragment, function = _partitioned_with_function_index()
+    # First, so that no earlier step has dropped the index.
+    renames = lambda s: s.steps[0].kind == "rename function"  # noqa: E731
+    with plain_conn.transaction(force_rollback=True):
+        execute_each(plain_conn, fragment.create_sql())
+        assert plain_conn.execute("SELECT indexrelid::regclass::text FROM pg_index "
+                                  "WHERE indrelid = 'home.p1'::regclass").fetchone()[0] == "home.p1_f_idx"
+        if direct_only:
+            with pytest.raises(NoSuchExample):
+                find(ddl_sequences(fragment, direct_only=True), renames, settings=settings(SEARCH, max_examples=300))
+        else:  # the positive control: without direct_only the rename is drawn, and the old name stays
+            sequence = find(ddl_sequences(fragment), renames, settings=SEARCH)
+            execute_each(plain_conn, [sequence.steps[0].sql])
+            assert plain_conn.execute("SELECT indexrelid::regclass::text FROM pg_index "
+                                      "WHERE indrelid = 'home.p1'::regclass").fetchone()[0] == "home.p1_f_idx"
