@@ -7,6 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from pggit_chaos import nemesis
 from tests.extension.helpers import (
     assert_nothing_written,
     history_count,
@@ -238,6 +239,42 @@ def test_a_table_made_again_after_drop_starts_at_1_0_0(conn):
     conn.execute(BASE)
     assert version(conn, "t") == "1.0.0"
     assert_hash_refreshed(conn)
+
+
+def test_dropping_a_table_whose_record_a_new_table_took_over_records_nothing(conn):
+    # Renamed while tracking was paused, the table leaves its record under the old
+    # name; a new table of that name takes the record's place (the old one goes
+    # inactive). Dropping the renamed table must not write to that inactive record.
+    conn.execute("CREATE TABLE t (id int)")
+    old = tracked_object(conn, "public", "t")
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE t RENAME TO u")
+    conn.execute("CREATE TABLE t (id int)")
+    new = tracked_object(conn, "public", "t")
+    assert new["id"] != old["id"]
+    assert rows(conn, "SELECT is_active FROM pggit.objects WHERE id = %s", (old["id"],)) == [{"is_active": False}]
+    before = snapshot(conn)
+    conn.execute("DROP TABLE u")
+    assert_nothing_written(conn, before)
+    # Positive control: dropping the table that holds the live record records the drop.
+    conn.execute("DROP TABLE t")
+    assert [h["change_type"] for h in history_of(conn, new["id"])] == ["CREATE", "DROP"]
+    assert [h["change_type"] for h in history_of(conn, old["id"])] == ["CREATE"]
+
+
+def test_recording_a_change_of_a_table_that_no_longer_exists_writes_nothing(conn):
+    conn.execute("CREATE TABLE gone (id int)")
+    conn.execute(BASE)
+    gone = scalar(conn, "SELECT 'gone'::regclass::oid")
+    conn.execute("DROP TABLE gone")
+    before = snapshot(conn)
+    conn.execute("SELECT pggit._track_table_change(%s, 'ALTER TABLE', false)", (gone,))
+    assert_nothing_written(conn, before)
+    # Positive control: the same call for a live tracked table records one change.
+    obj = tracked_object(conn, "public", "t")
+    conn.execute("SELECT pggit._track_table_change('t'::regclass, 'ALTER TABLE', false)")
+    row = only_new_history_row(conn, obj["id"], len(before["history"]))
+    assert (row["change_type"], row["severity"], row["new_version"]) == ("ALTER", "PATCH", "1.0.1")
 
 
 # --------------------------------------------------------------------------

@@ -125,6 +125,27 @@ def test_ordinary_role_without_execute_cannot_write_through_the_functions(conn, 
     assert_nothing_written(conn, before)
 
 
+def test_role_with_usage_but_no_grant_cannot_call_the_table_change_recorder(conn, connect, make_role):
+    role = make_role()
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA pggit TO {}").format(sql.Identifier(role)))
+    conn.execute("CREATE TABLE gone (id int)")
+    gone = scalar(conn, "SELECT 'gone'::regclass::oid")
+    conn.execute("DROP TABLE gone")
+    conn.execute("CREATE TABLE t (id int)")
+    before = snapshot(conn)
+    as_role = connect(user=role)
+    for call in ["SELECT pggit._track_table_change(%s, 'ALTER TABLE', false)",
+                 "SELECT pggit._track_table_change(%s, 'CREATE TABLE', true, 'someone')"]:
+        for rel in (gone, scalar(conn, "SELECT 't'::regclass::oid")):
+            error = expect_error(as_role, call, (rel,), sqlstate=INSUFFICIENT_PRIVILEGE)
+            assert "function" in error.diag.message_primary, error.diag.message_primary
+    assert_nothing_written(conn, before)
+    # Positive control: the owner's same call records the change.
+    conn.execute("SELECT pggit._track_table_change('t'::regclass, 'ALTER TABLE', false)")
+    history = history_of(conn, tracked_object(conn, "public", "t")["id"])
+    assert [h["change_type"] for h in history] == ["CREATE", "ALTER"]
+
+
 def test_role_with_usage_and_execute_commits_through_the_functions(conn, connect, make_role):
     role = make_role()
     grant_the_way_in(conn, role)
