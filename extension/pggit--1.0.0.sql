@@ -1550,6 +1550,7 @@ DECLARE
     v_tables oid[] := '{}';
     v_created oid[] := '{}';
     v_children oid[] := '{}';
+    v_parents oid[] := '{}';
     v_ok boolean;
 BEGIN
     v_ok := pggit._require_caller('pggit._on_ddl_command_end()', 'SELECT pggit._write_ddl_commands($1, $2) -- the acting role', 'pggit._write_ddl_commands');
@@ -1584,6 +1585,11 @@ BEGIN
             WHEN 'pg_catalog.pg_constraint'::regclass THEN
                 (SELECT con.conrelid FROM pg_catalog.pg_constraint con WHERE con.oid = r.objid LIMIT 1)
         END;
+        -- Its partitions and children are looked at below, even when it is
+        -- not trackable itself (a foreign table with regular children).
+        IF v_rel IS NOT NULL AND NOT v_rel = ANY (v_parents) THEN
+            v_parents := v_parents || v_rel;
+        END IF;
         CONTINUE WHEN v_rel IS NULL OR NOT pggit._is_trackable(v_rel);
 
         IF r.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
@@ -1598,21 +1604,31 @@ BEGIN
     -- A command on a parent also changes its partitions and inheritance
     -- children (ALTER TABLE, CREATE INDEX on a partitioned table, a renamed
     -- parent or schema), but reports only the parent: record the children
-    -- whose structure really changed.
-    IF cardinality(v_tables) > 0 THEN
+    -- whose structure really changed, and the tables that name a child (a
+    -- foreign key to a child's column renamed with the parent's).
+    v_parents := v_parents || v_tables;
+    IF cardinality(v_parents) > 0 THEN
         WITH RECURSIVE tree(relid) AS (
-            SELECT inh.inhrelid FROM pg_catalog.pg_inherits inh WHERE inh.inhparent = ANY (v_tables)
+            SELECT inh.inhrelid FROM pg_catalog.pg_inherits inh WHERE inh.inhparent = ANY (v_parents)
             UNION
             SELECT inh.inhrelid FROM pg_catalog.pg_inherits inh JOIN tree ON inh.inhparent = tree.relid
         )
         SELECT coalesce(array_agg(tree.relid ORDER BY tree.relid), '{}') INTO v_children
-          FROM tree
-         WHERE NOT tree.relid = ANY (v_tables)
-           AND pggit._is_trackable(tree.relid)
-           AND EXISTS (SELECT 1 FROM pggit.objects o
-                        WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = tree.relid
-                          AND o.content_hash IS DISTINCT FROM pggit._schema_hash(tree.relid));
-        v_tables := v_tables || v_children;
+          FROM tree;
+        v_tables := v_tables || ARRAY(
+            SELECT c.relid FROM pg_catalog.unnest(v_children) WITH ORDINALITY c(relid, n)
+             WHERE NOT c.relid = ANY (v_tables)
+               AND pggit._is_trackable(c.relid)
+               AND EXISTS (SELECT 1 FROM pggit.objects o
+                            WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = c.relid
+                              AND o.content_hash IS DISTINCT FROM pggit._schema_hash(c.relid))
+             ORDER BY c.n);
+        v_tables := v_tables || ARRAY(
+            SELECT DISTINCT dep.relid
+              FROM pg_catalog.unnest(v_children) c(relid)
+             CROSS JOIN LATERAL pg_catalog.unnest(pggit._dependent_tables('pg_catalog.pg_class'::regclass, c.relid)) dep(relid)
+             WHERE NOT dep.relid = ANY (v_tables)
+             ORDER BY dep.relid);
     END IF;
 
     -- DETACH PARTITION changes the partition it detaches (its bound is gone;

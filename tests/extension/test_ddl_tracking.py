@@ -421,3 +421,42 @@ def test_tables_in_system_and_temporary_schemas_are_not_tracked(conn, place):
     # Positive control: a table in an ordinary schema is tracked.
     conn.execute("CREATE TABLE public.scratch_control (id int)")
     assert tracked_object(conn, "public", "scratch_control") is not None
+
+
+def _drifted(conn) -> set[str]:
+    return {r["object_name"] for r in rows(conn, "SELECT object_name FROM pggit.detect_drift()")}
+
+
+def test_a_column_renamed_on_a_parent_records_the_tables_whose_keys_name_the_childs_column(conn):
+    # The child's column is renamed with the parent's, and a foreign key to it prints the new name.
+    conn.execute("CREATE TABLE a (x int)")
+    conn.execute("CREATE TABLE b () INHERITS (a)")
+    conn.execute("ALTER TABLE b ADD CONSTRAINT b_x_key UNIQUE (x)")
+    conn.execute("CREATE TABLE cc (x int REFERENCES b (x))")
+    before = version(conn, "cc")
+    conn.execute("ALTER TABLE a RENAME COLUMN x TO y")
+    assert "b(y)" in scalar(conn, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'cc'::regclass "
+                                  "AND contype = 'f'")
+    assert version(conn, "cc") != before, "the referencing table was not recorded"
+    assert tracked_object(conn, "public", "cc")["content_hash"] == schema_hash(conn, "cc")
+    assert _drifted(conn) == set()
+    # Positive control: the same change made behind pggit's back is drift for cc (and the renamed pair).
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE a RENAME COLUMN y TO z")
+    assert "cc" in _drifted(conn)
+
+
+def test_a_column_added_to_a_foreign_table_parent_records_its_regular_children(conn):
+    # The foreign table is not tracked, but its regular child is, and gets the column too.
+    conn.execute("CREATE FOREIGN DATA WRAPPER nowhere")
+    conn.execute("CREATE SERVER far FOREIGN DATA WRAPPER nowhere")
+    conn.execute("CREATE FOREIGN TABLE ft (x int) SERVER far")
+    conn.execute("CREATE TABLE ch (own int) INHERITS (ft)")
+    assert version(conn, "ch") == "1.0.0"
+    conn.execute("ALTER TABLE ft ADD COLUMN y int")
+    assert version(conn, "ch") == "1.1.0"
+    assert _drifted(conn) == set()
+    # Positive control: the same change made behind pggit's back is drift for ch.
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE ft ADD COLUMN z int")
+    assert _drifted(conn) == {"ch"}

@@ -221,8 +221,8 @@ MUTANTS: list[Mutant] = [
     _m(
         "index_on_partitioned_table_skips_partitions", "ddl-tracking",
         "only ALTER TABLE on a parent records its partitions: CREATE INDEX on a partitioned table leaves every partition's recorded hash stale",
-        "    -- whose structure really changed.\n    IF cardinality(v_tables) > 0 THEN\n",
-        "    -- whose structure really changed.\n    IF TG_TAG = 'ALTER TABLE' AND cardinality(v_tables) > 0 THEN\n",
+        "    v_parents := v_parents || v_tables;\n    IF cardinality(v_parents) > 0 THEN\n",
+        "    v_parents := v_parents || v_tables;\n    IF p_tag = 'ALTER TABLE' AND cardinality(v_parents) > 0 THEN\n",
     ),
     _m(
         "detached_partition_not_recorded", "ddl-tracking",
@@ -640,6 +640,20 @@ MUTANTS: list[Mutant] = [
         "sequences, functions and tables, unrecorded: detect_drift reports those tables",
         "           AND (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)\n",
         "           AND (w.classid = p_classid AND w.objid = p_objid\n",
+    ),
+    _m(
+        "tables_naming_a_child_not_followed", "drift",
+        "a column renamed on an inheritance parent is renamed on its children too, which changes how a foreign key "
+        "to a child's column prints; the referencing table is not recorded: detect_drift reports it",
+        "             CROSS JOIN LATERAL pg_catalog.unnest(pggit._dependent_tables('pg_catalog.pg_class'::regclass, c.relid)) dep(relid)\n",
+        "             CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[]::oid[]) dep(relid)\n",
+    ),
+    _m(
+        "children_of_untrackable_parent_not_followed", "drift",
+        "a column added to a foreign table that regular tracked tables inherit from reaches those children "
+        "unrecorded, since the foreign table itself is not tracked: detect_drift reports the children",
+        "        IF v_rel IS NOT NULL AND NOT v_rel = ANY (v_parents) THEN\n",
+        "        IF false THEN\n",
     ),
 ]
 
