@@ -76,7 +76,7 @@ def shared_dependencies(conn: psycopg.Connection, copy: str, source: str) -> lis
         SELECT d.classid::regclass::text, d.objid, d.refobjid::regclass::text, d.deptype
           FROM pg_depend d JOIN copy_objects c ON c.classid = d.classid AND c.objid = d.objid
          WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT oid FROM source_objects)
-    """, {"copy": sql.Identifier(copy).as_string(conn), "source": "orders"}).fetchall()
+    """, {"copy": sql.Identifier(copy).as_string(conn), "source": sql.Identifier(source).as_string(conn)}).fetchall()
 
 
 @pytest.fixture
@@ -140,3 +140,35 @@ def test_the_copy_can_be_altered_without_the_source(branched):
     conn = branched
     conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN id, DROP COLUMN invoice").format(sql.Identifier(COPY)))
     assert next_row(conn, "orders") == (ROWS + 1, ROWS + 1, f"INV-{1000 + ROWS}")
+
+
+def test_a_copy_never_silently_keeps_a_sequence_whose_name_has_a_backslash(sync_conn):
+    """A default calling a sequence whose name holds a backslash prints it in a plain string literal
+    (``'public."back\\slash"'::regclass``), where quote_literal would write an E'' literal. create_data_branch
+    either gives the copy a sequence of its own, or refuses (0A000) and leaves no copy: it never makes a copy
+    whose default still calls the source's sequence. Positive controls: the same table with a plainly named
+    sequence gets a copy that shares nothing, and a copy made by hand with LIKE ... INCLUDING ALL is found
+    sharing the sequence."""
+    conn = sync_conn
+    conn.autocommit = True
+    for name, sequence in (("plain", "plain_numbers"), ("tricky", "back\\slash")):
+        conn.execute(sql.SQL("CREATE SEQUENCE {}").format(sql.Identifier(sequence)))
+        conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY DEFAULT nextval({}), v int)")
+                     .format(sql.Identifier(name), sql.Literal(sql.Identifier(sequence).as_string(conn))))
+        conn.execute(sql.SQL("INSERT INTO {} (v) SELECT generate_series(1, 3)").format(sql.Identifier(name)))
+
+    assert scalar(conn, "SELECT pggit.create_data_branch('plain', 'main', 'feature')") == "plain__feature"
+    assert shared_dependencies(conn, "plain__feature", "plain") == []
+    conn.execute("CREATE TABLE by_hand (LIKE tricky INCLUDING ALL)")
+    assert shared_dependencies(conn, "by_hand", "tricky") != []
+
+    try:
+        copy = scalar(conn, "SELECT pggit.create_data_branch('tricky', 'main', 'feature')")
+    except psycopg.Error as refused:
+        assert refused.sqlstate == "0A000", refused
+        assert scalar(conn, "SELECT to_regclass('tricky__feature')") is None
+    else:
+        assert copy == "tricky__feature"
+        assert shared_dependencies(conn, copy, "tricky") == []
+        conn.execute(sql.SQL("ALTER SEQUENCE {} RESTART WITH 500").format(sql.Identifier("back\\slash")))
+        assert scalar(conn, "INSERT INTO tricky__feature (v) VALUES (9) RETURNING id") == 4

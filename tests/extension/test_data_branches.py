@@ -143,6 +143,21 @@ def test_data_branch_of_a_missing_table_is_a_clear_error(conn):
     assert_nothing_written(conn, before)
 
 
+@pytest.mark.parametrize("table", [None, "", "   ", "\t\n"], ids=["null", "empty", "spaces", "tab_newline"])
+def test_a_null_or_blank_table_name_is_invalid_input_not_a_missing_table(conn, table):
+    """The reference's 22023 for a NULL or blank table name in create_data_branch, not 42P01: the name is bad
+    input, not a table that could exist. Positive controls: a well-formed name of no table is 42P01, and a
+    real table is copied."""
+    conn.execute("CREATE TABLE orders (id int)")
+    before = snapshot(conn)
+    expect_error(conn, "SELECT pggit.create_data_branch(%s, 'main', 'feature')", (table,),
+                 sqlstate=INVALID_PARAMETER_VALUE)
+    assert_nothing_written(conn, before)
+    assert scalar(conn, "SELECT to_regclass('orders__feature') IS NULL")
+    expect_error(conn, "SELECT pggit.create_data_branch('no_such_table', 'main', 'feature')", sqlstate="42P01")
+    assert data_branch(conn, "orders", "feature") == "orders__feature"
+
+
 def test_data_branch_name_over_63_bytes_is_refused_not_truncated(conn):
     conn.execute("CREATE TABLE orders_with_a_rather_long_name (id int)")
     before = snapshot(conn)

@@ -7,6 +7,7 @@ import hashlib
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.extension.helpers import (
     INVALID_PARAMETER_VALUE,
@@ -231,3 +232,64 @@ def test_rollback_of_a_migration_without_down_sql_is_a_clear_error(runs, down):
     expect_error(runs, "SELECT pggit.rollback_migration('001')", sqlstate=NO_DOWN_SQL, names=["001"])
     assert table_exists(runs, "widgets")
     assert_nothing_written(runs, before)
+
+
+# --------------------------------------------------------------------------
+# The record writer runs with pggit's owner's rights: only pggit's own objects
+# --------------------------------------------------------------------------
+
+
+def test_a_type_planted_on_the_callers_search_path_never_runs_in_the_rollback_record_writer(conn, connect, make_role):
+    """The SECURITY DEFINER writer of the ROLLED_BACK mark is callable by anyone (it refuses every caller but
+    pggit's own). A hostile role with the documented migration grants puts a domain named ``text`` into its own
+    schema, whose CHECK calls a spy, puts that schema before pg_catalog on its search_path and calls the writer
+    directly: refused, as always. It then rolls back its own migration in the same session. The writer's
+    variables keep pg_catalog's types whatever the session's search_path was when it first ran, so the spy
+    never runs as pggit's owner: the hostile role stays an ordinary role. Positive controls: run by the
+    superuser, the spy makes the hostile role superuser; in the hostile session the domain is what ``text``
+    names, and its spy runs (as the hostile role)."""
+    hostile = make_role("hostile")
+    conn.execute(sql.SQL("CREATE SCHEMA hs AUTHORIZATION {}").format(sql.Identifier(hostile)))
+    for function in ("apply_migration(text, text, text, text)", "rollback_migration(text)",
+                     "_record_migration_applied(text, text, text, text, text)", "_record_migration_rolled_back(text)"):
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pggit.{} TO {}")
+                     .format(sql.SQL(function), sql.Identifier(hostile)))
+    h = connect(user=hostile)
+    h.execute("CREATE TABLE hs.seen (by_user text, became_super boolean)")
+    h.execute("GRANT INSERT ON hs.seen TO PUBLIC")
+    h.execute(sql.SQL("""
+        CREATE FUNCTION hs.spy(v pg_catalog.text) RETURNS boolean LANGUAGE plpgsql AS $f$
+        DECLARE
+            v_super boolean := false;
+        BEGIN
+            BEGIN
+                EXECUTE 'ALTER ROLE ' || pg_catalog.quote_ident({hostile}) || ' SUPERUSER';
+                v_super := true;
+            EXCEPTION WHEN OTHERS THEN NULL;
+            END;
+            INSERT INTO hs.seen VALUES (current_user, v_super);
+            RETURN true;
+        END $f$""").format(hostile=sql.Literal(hostile)))
+    h.execute("GRANT EXECUTE ON FUNCTION hs.spy(pg_catalog.text) TO PUBLIC")
+    h.execute("CREATE DOMAIN hs.text AS pg_catalog.text CHECK (hs.spy(VALUE))")
+    assert apply(h, "hostile-1", "CREATE TABLE hs.w (id int)", "DROP TABLE hs.w") is True
+    owner = scalar(conn, "SELECT current_user::text")
+    conn.execute("SELECT hs.spy('control')")
+    assert conn.execute("SELECT by_user, became_super FROM hs.seen").fetchall() == [(owner, True)]
+    conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(hostile)))
+    conn.execute("TRUNCATE hs.seen")
+
+    h.execute("SET search_path = hs, pg_catalog")
+    assert scalar(h, "SELECT pg_typeof('x'::text)::oid = 'hs.text'::regtype") is True
+    assert h.execute("SELECT by_user, became_super FROM hs.seen").fetchall() == [(hostile, False)]
+    h.execute("TRUNCATE hs.seen")
+    # Arguments of the default collation, like the ones pggit passes: PL/pgSQL keeps a compiled copy of a
+    # function per input collation, and the session's first call is the one that compiles it.
+    expect_error(h, "SELECT pggit._write_migration_rolled_back('hostile-1', %s)", (hostile,), sqlstate="42501")
+    assert rollback(h, "hostile-1") is True
+
+    assert migration(conn, "hostile-1")["status"] == ROLLED_BACK
+    assert not table_exists(conn, "hs.w")
+    assert conn.execute("SELECT by_user, became_super FROM hs.seen WHERE by_user <> %s",
+                        (hostile,)).fetchall() == []
+    assert scalar(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (hostile,)) is False
