@@ -634,9 +634,16 @@ $$;
 -- Defaults are constants printed by their type's output function, so every
 -- setting that changes how a value prints is pinned here: otherwise a
 -- timestamptz, date or bytea default would hash differently per session.
+-- SECURITY DEFINER: a schema the caller has no USAGE on is skipped in the
+-- search_path set below, which would print the table's own objects
+-- qualified, so a reader without USAGE would see another description (and
+-- false drift). It reads only the catalogs, which every role may read, and
+-- runs no user code: as the owner, as it already does inside the event
+-- triggers.
 CREATE FUNCTION pggit._table_definition(p_rel oid)
 RETURNS text
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
 SET DateStyle = 'ISO, YMD'

@@ -33,8 +33,12 @@ def setup(sync_conn, make_role, db_connection_string):
     reader = make_role("reader")
     for schema in ("open_space", "closed_space"):
         su.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        # An object of the table's own schema in its description: printed unqualified only where the schema
+        # is on the path, which a role without USAGE on it does not have.
+        su.execute(sql.SQL("CREATE TYPE {}.mood AS ENUM ('ok')").format(sql.Identifier(schema)))
     for table in TABLES:
-        su.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, note text DEFAULT 'n')")
+        schema = table.split(".")[0]
+        su.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, note text DEFAULT 'n', feeling {schema}.mood)")
         su.execute(f"CREATE INDEX ON {table} (note)")
     su.execute(sql.SQL("GRANT USAGE ON SCHEMA open_space TO {}").format(sql.Identifier(reader)))
     su.execute(sql.SQL("GRANT SELECT ON open_space.readable TO {}").format(sql.Identifier(reader)))

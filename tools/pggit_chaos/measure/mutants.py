@@ -649,6 +649,13 @@ MUTANTS: list[Mutant] = [
         "             CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[]::oid[]) dep(relid)\n",
     ),
     _m(
+        "table_definition_follows_callers_usage", "drift",
+        "the description is computed with the caller's rights: a reader without USAGE on a table's schema gets "
+        "the table's own objects printed qualified, another hash, and false drift from detect_drift",
+        "LANGUAGE plpgsql STABLE\nSECURITY DEFINER\nSET search_path = pg_catalog, pg_temp\nSET TimeZone = 'UTC'\n",
+        "LANGUAGE plpgsql STABLE\nSET search_path = pg_catalog, pg_temp\nSET TimeZone = 'UTC'\n",
+    ),
+    _m(
         "children_of_untrackable_parent_not_followed", "drift",
         "a column added to a foreign table that regular tracked tables inherit from reaches those children "
         "unrecorded, since the foreign table itself is not tracked: detect_drift reports the children",
