@@ -20,7 +20,7 @@ from pggit_chaos.client import execute_each
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import FAMILIES, column_types, schema_fragments
 from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Function, Index, Schema, Table, UserType
-from pggit_chaos.schema_types import NAME_FAMILIES, BuiltinType, builtin_types, names, quote
+from pggit_chaos.schema_types import NAME_FAMILIES, BuiltinType, builtin_types, names, object_name, quote
 from pggit_chaos.schema_types import NAME_KINDS as KINDS
 
 # Every kind of object and feature schema_fragments() makes (Fragment.kinds()).
@@ -269,3 +269,31 @@ def test_a_function_a_partitioned_index_calls_is_renamed_only_when_direct_creati
             execute_each(plain_conn, [sequence.steps[0].sql])
             assert plain_conn.execute("SELECT indexrelid::regclass::text FROM pg_index "
                                       "WHERE indrelid = 'home.p1'::regclass").fetchone()[0] == "home.p1_f_idx"
+
+
+TABLE = "日λ日𝔘λéx本x語𝔘λжß𝔘本😀éßßßλß𝔘"
+COLUMNS = ("𝔘日😀😀éж語λ😀😀λ本本λж日é語😀本𝔘", "𝔘日😀😀éж語λ😀😀λ本本λж日é語😀本2")
+
+
+def test_implicit_sequence_names_are_predicted_and_a_clash_never_generated(plain_conn):
+    """PostgreSQL cuts <table>_<column>_seq to 63 bytes; two identity columns whose names differ only past
+    the cut cannot be made by one CREATE TABLE (the case the hunting profile found), so the generator makes
+    the second one a plain column."""
+    with plain_conn.transaction(force_rollback=True):
+        plain_conn.execute(f"CREATE TABLE {quote(TABLE)} ({quote(COLUMNS[0])} int GENERATED ALWAYS AS IDENTITY)")
+        made = plain_conn.execute("SELECT pg_get_serial_sequence(%s, %s)", (quote(TABLE), COLUMNS[0])).fetchone()[0]
+        assert made == f"public.{quote(object_name(TABLE, COLUMNS[0], 'seq'))}"
+    assert object_name(TABLE, COLUMNS[0], "seq") == object_name(TABLE, COLUMNS[1], "seq")
+    # Why: PostgreSQL refuses both in one statement.
+    with plain_conn.transaction(force_rollback=True), pytest.raises(psycopg.errors.DuplicateTable):
+        plain_conn.execute(f"CREATE TABLE {quote(TABLE)} ({quote(COLUMNS[0])} int GENERATED ALWAYS AS IDENTITY, "
+                           f"{quote(COLUMNS[1])} int GENERATED ALWAYS AS IDENTITY)")
+
+    @given(schema_fragments())
+    @settings(SEARCH, max_examples=300)
+    def every_table_has_distinct_sequence_names(fragment):
+        for table in fragment.tables:
+            owned = [object_name(table.name, c.name, "seq") for c in table.columns if c.kind in ("serial", "identity")]
+            assert len(owned) == len(set(owned)), table
+
+    every_table_has_distinct_sequence_names()

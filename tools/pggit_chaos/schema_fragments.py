@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pggit_chaos.schema_objects import (
     Collation, Column, ColumnType, Constraint, Fragment, Function, Index, Schema, Sequence, Table, UserType,
 )
-from pggit_chaos.schema_types import BUILTIN_FAMILIES, INTEGRAL_TYPES, _cut, builtin_types, fair, names
+from pggit_chaos.schema_types import BUILTIN_FAMILIES, INTEGRAL_TYPES, _cut, builtin_types, fair, names, object_name
 
 __all__ = ["FAMILIES", "TABLE_KINDS", "column_types", "fresh_name", "schema_fragments"]
 
@@ -196,11 +196,21 @@ def _table(draw: st.DrawFn, fragment: Fragment, kind: str, max_columns: int, fam
     table = Table(fragment.home, fresh_name(draw, fragment, "table"), kind)
     if kind != "empty":
         for _ in range(draw(st.integers(1 if kind != "as" else 0, max_columns))):
-            table.columns.append(_column(draw, fragment, table.columns, families))
+            column = _column(draw, fragment, table.columns, families)
+            if column.kind in ("serial", "identity") and _sequence_name(table, column) in {
+                    _sequence_name(table, c) for c in table.columns if c.kind in ("serial", "identity")}:
+                # The same implicit sequence name, once both names are cut to fit: one CREATE TABLE cannot
+                # make both sequences, so this one is a plain column.
+                column.kind = "plain"
+            table.columns.append(column)
     if kind == "as":
         for c in table.columns:
             c.kind, c.default, c.collation, c.not_null = "plain", None, None, False
     return table
+
+
+def _sequence_name(table: Table, column: Column) -> str:
+    return object_name(table.name, column.name, "seq")
 
 
 def _partitions(draw: st.DrawFn, fragment: Fragment, parent: Table, key: Column, strategy: str, depth: int) -> None:

@@ -73,6 +73,19 @@ def _cut(name: str, limit: int = MAX_IDENTIFIER_BYTES) -> str:
     return name
 
 
+def object_name(name1: str, name2: str, label: str) -> str:
+    """The name PostgreSQL makes for an implicit object (``<table>_<column>_seq`` of a serial or identity
+    column): both parts cut, the longer first, until it fits in 63 bytes, never splitting a character."""
+    available = MAX_IDENTIFIER_BYTES - len(label.encode()) - 2
+    first, second = len(name1.encode()), len(name2.encode())
+    while first + second > available:
+        if first > second:
+            first -= 1
+        else:
+            second -= 1
+    return f"{_cut(name1, first)}_{_cut(name2, second)}_{label}"
+
+
 # Built-in names a user object may take: types, functions and relations of
 # pg_catalog. Objects of the table's own schema named like these are printed
 # schema-qualified (pg_catalog comes first on every search_path).
