@@ -3,7 +3,7 @@
 Pick a profile with ``--hypothesis-profile`` or ``HYPOTHESIS_PROFILE``:
 ``dev`` (the default), ``ci``, ``gate`` (the merge gate: ``dev``'s size with
 a seed fixed per test, so no seed nobody chose blocks a merge) and
-``thorough`` (the weekly hunt). Every profile prints, with each failure, the
+``thorough`` (the weekly hunt); ``mutation`` is the mutation runners' own. Every profile prints, with each failure, the
 ``@reproduce_failure`` decorator that replays exactly the minimal example
 ("the blob"). All but ``gate`` keep failing examples in ``EXAMPLES_DIR`` (the
 checkout's ``.hypothesis/examples/``, whatever directory pytest runs from)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from pggit_chaos.paths import REPO
@@ -29,6 +29,12 @@ settings.register_profile("dev", max_examples=25, database=_EXAMPLES, **_COMMON)
 settings.register_profile("ci", max_examples=50, derandomize=False, database=_EXAMPLES, **_COMMON)
 settings.register_profile("gate", max_examples=25, derandomize=True, **_COMMON)
 settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, database=_EXAMPLES, **_COMMON)
+# A mutant's verdict needs one failing example, not the smallest nor every distinct one: no shrinking (a failing
+# state machine shrinks for minutes), the first failure ends the test, and no example database to replay.
+# It must be loaded before the tests are imported (fast_loop.py does so): a test's own @settings copies the
+# profile loaded when its module is imported, so loading it later changes only the undecorated tests.
+settings.register_profile("mutation", max_examples=25, database=None, report_multiple_bugs=False,
+                          phases=[Phase.explicit, Phase.generate], **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

@@ -14,7 +14,8 @@ queue), it
 3. runs the mutant's selected tests, each a fresh clone of the template,
    those that already killed mutants of the same function in this run
    first, then other killers of this run (most kills per second first),
-   then the plan's order, without Hypothesis's shrink phase, and stops
+   then the plan's order, under the ``mutation`` Hypothesis profile (no
+   shrinking, the first failure ends a test), and stops
    at the first that fails (the mutant is killed) or when none is left (it
    survived); a test that fails for the first time is run once more
    against the unmutated script, and if it fails there too it kills
@@ -79,16 +80,6 @@ def overlay_script(cluster) -> Path:
     bindir, sharedir = cluster.install.bindir.resolve(), cluster.install.sharedir.resolve()
     common = Path(os.path.commonpath([bindir, sharedir]))
     return cluster.root / "install" / (sharedir / "extension").relative_to(common) / "pggit--1.0.0.sql"
-
-
-def _no_shrinking() -> None:
-    """The run's Hypothesis settings without the shrink phase: a verdict needs one failing example, not the
-    smallest (shrinking a failing state machine takes minutes)."""
-    from hypothesis import Phase, settings
-
-    settings.register_profile("pggit-fast-loop", settings(settings.default, phases=[
-        p for p in settings.default.phases if p is not Phase.shrink]))
-    settings.load_profile("pggit-fast-loop")
 
 
 class FastLoop:
@@ -184,7 +175,6 @@ class FastLoop:
             raise session.Interrupted(f"{session.testsfailed} errors during collection")
         items = {item.nodeid: item for item in session.items}
         keep = _SessionOnly(session)
-        _no_shrinking()
         original = self.sql_file.read_text()
         primer = next((i for i in session.items if any(f in i.fixturenames for f in _USES_PGGIT)), None)
         if primer is None:
@@ -243,5 +233,9 @@ def pytest_addoption(parser) -> None:
 def pytest_configure(config) -> None:
     path = config.getoption(PLAN_OPTION)
     if path:
+        from hypothesis import settings
+
+        # Before collection, so that the tests' own @settings, made as their modules are imported, copy it.
+        settings.load_profile("mutation")
         plan = json.loads(Path(path).read_text())
         config.pluginmanager.register(FastLoop(plan, Path(config.getoption("--pggit-sql"))), "pggit-fast-loop")
