@@ -63,12 +63,42 @@ def test_the_reach_script_differs_only_by_a_set_option_of_each_sql_function():
     assert counted.count(selection.COUNTED) == len(selection.inlinable(SQL)) > 0
 
 
+def test_the_reach_script_adds_only_a_marker_before_every_statement_of_every_plpgsql_body():
+    marked = selection.instrumented_script(SQL)
+    found = selection.statements(SQL)
+    markers = [selection._marker(st.function, st.line) for st in found]
+    assert len(markers) == len(set(markers)) == marked.count("RAISE LOG 'pggit-reach ") > 300
+    stripped = marked
+    for marker in markers:
+        stripped = stripped.replace(marker, "", 1)
+    assert stripped == selection.counted_script(SQL)
+    bodies = {u.function for u in mutagen.units(SQL) if u.kind == "body" and u.language == "plpgsql"}
+    assert {st.function for st in found} == bodies
+
+
+def _line(text: str) -> int:
+    return SQL.count("\n", 0, SQL.index(text)) + 1
+
+
+def test_an_edit_belongs_to_the_innermost_statement_around_it():
+    found = selection.statements(SQL)
+    condition = SQL.index("IF p_current_major < 0")
+    negative = _line("'invalid version %.%.%: parts must not be negative'")
+    around_if = selection.statement_at(found, condition + 3, condition + 20)
+    around_raise = selection.statement_at(found, SQL.index("parts must not be negative"), SQL.index("parts must not be negative") + 5)
+    assert (around_if.function, around_if.line) == ("pggit.increment_version", _line("IF p_current_major < 0"))
+    assert (around_raise.function, around_raise.line) == ("pggit.increment_version", negative)
+    assert around_if.start < around_raise.start < around_raise.end < around_if.end
+    header = SQL.index("CREATE FUNCTION pggit.increment_version")
+    assert selection.statement_at(found, header, header + 6) is None
+
+
 @pytest.fixture(scope="module")
 def reach_map(controlled, tmp_path_factory):
     """The reach map of one chaos test that commits, measured by the plugin in a pytest run of its own."""
     folder = tmp_path_factory.mktemp("reach")
     out, counted = folder / "reach.json", folder / "pggit-counted.sql"
-    counted.write_text(selection.counted_script(SQL))  # as pggit-chaos reach runs it
+    counted.write_text(selection.instrumented_script(SQL))  # as pggit-chaos reach runs it
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
     env[reach.REACH_ENV] = str(out)
     done = subprocess.run([sys.executable, "-m", "pytest", COMMIT_TEST, ERROR_TEST, "-q", "-p", "no:xdist", "-p",
@@ -87,6 +117,28 @@ def test_the_reach_map_knows_a_commit_test_reaches_commit_changes(reach_map):
 
 def test_a_call_that_ends_in_an_error_still_reaches_its_function(reach_map):
     assert reach_map["tests"][ERROR_TEST] == ["pggit.increment_version"]
+
+
+def test_the_reach_map_names_the_statements_each_test_ran(reach_map):
+    ran = reach_map["statements"][ERROR_TEST]
+    negative = _line("'invalid version %.%.%: parts must not be negative'")
+    assert f"pggit.increment_version:{negative}" in ran  # the RAISE that ended the call
+    null = _line("'invalid version %.%.%: parts must not be null'")
+    assert f"pggit.increment_version:{null}" not in ran
+    assert f"pggit.increment_version:{_line('RETURN NEXT;')}" not in ran  # after the RAISE: never run
+    assert all(mark.startswith("pggit.increment_version:") for mark in ran)
+    assert any(mark.startswith("pggit._write_commit:") for mark in reach_map["statements"][COMMIT_TEST])
+
+
+def test_a_statement_mutant_meets_only_the_tests_that_ran_its_statement(reach_map):
+    selector = selection.Selector(reach_map, SQL)
+    raises = [m for m in mutagen.generate(SQL) if m.function == "pggit.increment_version"
+              and m.operator == "errcode-change"]
+    negative = next(m for m in raises if m.line > _line("parts must not be negative"))
+    null = next(m for m in raises if m.line < _line("parts must not be negative"))
+    assert selector.tests_for(negative.function, (negative.start, negative.end)) == [ERROR_TEST]
+    assert selector.tests_for(null.function, (null.start, null.end)) == []  # no test ran that RAISE
+    assert selector.tests_for(null.function) == [ERROR_TEST]  # without its span: the function's tests
 
 
 def test_a_mutant_meets_the_tests_of_its_function_and_of_its_callers(reach_map):

@@ -125,12 +125,17 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         if function is None:  # a hand-written mutant: the function around its edit
             offset = sql.encode().find(mutant.find.encode())
             function, line = function_at(sql, offset), sql.encode().count(b"\n", 0, offset) + 1
-        tests = every_test if select == "all" else selector.tests_for(function)
+        # A generated mutant's edit is known to the byte: the tests that ran its statement; a hand-written
+        # one may span statements: the tests that reached its function.
+        span = (mutant.start, mutant.end) if hasattr(mutant, "start") else None
+        statement = selector.statement_for(function, span)
+        tests = every_test if select == "all" else selector.tests_for(function, span)
         # The tests that killed this very mutant before go first; the quickest of them first.
         own = [t for t in tests if t in set(killers.get(mutant.name, ()))]
         tests = own + [t for t in tests if t not in set(own)]
         base = {"id": mutant.name, "operator": mutant.category, "function": function, "line": line,
-                "description": mutant.description}
+                "description": mutant.description,
+                "selected_by": f"statement at line {statement.line}" if statement and select != "all" else "function"}
         if skip_equivalent and mutant_triage.verdict(mutant.name) == "equivalent":  # judged so: nothing to learn
             records[index] = {**base, "status": "equivalent", "tests_selected": len(tests), "tests_run": 0,
                               "killed_by": None, "seconds": 0.0}

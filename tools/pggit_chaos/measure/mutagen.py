@@ -60,6 +60,8 @@ class Unit:
     stmt: object = None  # the pglast statement node
     plpgsql: list[tuple[str, int]] = field(default_factory=list)  # (statement kind, absolute line)
     body_line: int = 0   # the line of the body's opening quote
+    stmt_start: int = 0  # byte offsets of the whole statement (CREATE FUNCTION ... ;) in the script
+    stmt_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,10 @@ def _tokens(data: bytes, start: int, end: int, newlines: list[int]) -> list[Tok]
     from pglast.parser import scan
 
     piece = data[start:end]
+    # Comments are no tokens of the rules: a statement after a comment still follows its boundary.
     return [Tok(start + t.start, start + t.end + 1, t.name, piece[t.start:t.end + 1].decode(),
                 bisect.bisect_right(newlines, start + t.start) + 1)
-            for t in scan(piece.decode())]
+            for t in scan(piece.decode()) if t.name not in ("SQL_COMMENT", "C_COMMENT")]
 
 
 _OPENERS = {"ASCII_40", "CASE", "BEGIN_P"}
@@ -196,7 +199,7 @@ def units(sql: str) -> Iterator[Unit]:
             continue
         inner = (body.start + len(quote.group()), body.end - len(quote.group()))
         unit = Unit("body", name, language, returns, _tokens(data, *inner, newlines), stmt=stmt,
-                    body_line=data[:body.start].count(b"\n") + 1)
+                    body_line=data[:body.start].count(b"\n") + 1, stmt_start=start, stmt_end=end)
         nest(unit)
         if language == "plpgsql":
             text = data[start:end].decode()

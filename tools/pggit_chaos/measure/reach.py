@@ -15,6 +15,11 @@ test reached a function when its count rose while the test ran (set-up and
 teardown included). The template's own counts, made by CREATE EXTENSION,
 are the functions the install runs.
 
+The reach run's script (``selection.instrumented_script``) also has a
+marker before every PL/pgSQL statement, ``RAISE LOG 'pggit-reach F N'``:
+the log lines each cluster wrote while a test ran name the statements it
+ran, written before the statement, so an error cannot hide them.
+
 A call that ends in an error is never counted, and neither are the calls
 around it; the server log names them instead: every error is logged with
 its CONTEXT lines, one per function on the stack ("PL/pgSQL function
@@ -22,7 +27,8 @@ pggit._check_branch_name(text) line 5 at RAISE"), and the plugin reads the
 lines each cluster logged while the test ran.
 
 At the end of the run the plugin writes ``{"tests": {nodeid: [function,
-...]}, "install": [...], "durations": {...}, "outcomes": {...}}``.
+...]}, "statements": {nodeid: ["function:line", ...]}, "install": [...],
+"durations": {...}, "outcomes": {...}}``.
 """
 
 from __future__ import annotations
@@ -40,10 +46,17 @@ from pggit_chaos.server import cluster as cluster_module
 from pggit_chaos.server.janitor import TEMPLATE_DATABASE
 
 REACH_ENV = "PGGIT_REACH_FILE"
+REACHED = "pggit-reach"  # the log line of a statement's marker: "pggit-reach <function> <line>"
+_REACHED_LINE = re.compile(REACHED + r" (\S+) (\d+)")
 # A function on the stack of a logged error: PL/pgSQL's and SQL's CONTEXT lines, quoted or not, qualified or not.
 _CONTEXT = re.compile(r'(?:PL/pgSQL|SQL) function (?:"?pggit"?\.)?"?([A-Za-z_][A-Za-z_0-9]*)"?[ (]')
 _QUERY = ("SELECT schemaname || '.' || funcname, sum(calls)::bigint FROM pg_catalog.pg_stat_user_functions "
           "WHERE schemaname = 'pggit' GROUP BY 1")
+
+
+def reached_statements(log_text: str) -> set[str]:
+    """The ``function:line`` of every statement marker in a stretch of server log."""
+    return {f"{f}:{n}" for f, n in _REACHED_LINE.findall(log_text)}
 
 
 def _counts(server, dbname: str) -> dict[str, int]:
@@ -88,6 +101,7 @@ class Reach:
         self.path = path
         self.clusters: list = []
         self.tests: dict[str, set[str]] = {}
+        self.statements: dict[str, set[str]] = {}
         self.durations: dict[str, float] = {}
         self.outcomes: dict[str, str] = {}
         self.install: set[str] = set()
@@ -120,6 +134,7 @@ class Reach:
             return
         if self.current is not None:
             self.tests[self.current] |= {f"pggit.{name}" for name in _CONTEXT.findall(text)}
+            self.statements[self.current] |= reached_statements(text)
 
     def _snapshot(self) -> None:
         for server in self.clusters:
@@ -177,6 +192,7 @@ class Reach:
     def pytest_runtest_protocol(self, item, nextitem):
         self.current = item.nodeid
         self.tests.setdefault(item.nodeid, set())
+        self.statements.setdefault(item.nodeid, set())
         self._snapshot()  # counts made between tests (a module's set-up) belong to the next test
         try:
             return (yield)
@@ -195,6 +211,7 @@ class Reach:
             "exitstatus": int(exitstatus),
             "install": sorted(self.install),
             "tests": {n: sorted(f) for n, f in sorted(self.tests.items())},
+            "statements": {n: sorted(f) for n, f in sorted(self.statements.items())},
             "durations": dict(sorted(self.durations.items())),
             "outcomes": dict(sorted(self.outcomes.items())),
         }, indent=1))

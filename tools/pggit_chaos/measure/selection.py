@@ -6,8 +6,14 @@ The run loads ``reach.py`` and writes ``_build/metrics/reach-<tier>.json``
 (the tests' functions, their durations, the script's hash). It runs the
 script with one change that alters no result: every SQL function gets a
 meaningless SET option, which keeps the planner from inlining it, so the
-server counts its calls like any PL/pgSQL function's. A mutant of
-function F then meets only the tests that reached F, or a function whose
+server counts its calls like any PL/pgSQL function's; and before every
+statement of a PL/pgSQL body it puts ``RAISE LOG 'pggit-reach F N'`` (on
+the same line, so no line moves; RAISE sets neither FOUND nor ROW_COUNT),
+so the server log says which statements each test ran. A mutant of a
+statement then meets only the tests that ran that statement (the innermost
+one around the edit): a test that never runs it cannot behave differently
+under the mutant. A mutant elsewhere in function F (its header, its
+declarations) meets the tests that reached F, or a function whose
 body names F (its callers: the planner inlines small SQL functions, whose
 calls the server does not count), transitively; an edit outside every
 function body (a grant, a table, a SET statement) meets every test, and so
@@ -18,12 +24,14 @@ test reaches needs no run at all: nothing the suite does can see it.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from pggit_chaos.measure import reach
@@ -46,7 +54,7 @@ def measure(tier: str, seed: int, test_timeout: int, run_timeout: float, output:
     sql = source.read_text()
     workdir = Path(tempfile.mkdtemp(prefix=f"pggit-reach-{tier}-"))
     script = workdir / "pggit.sql"
-    script.write_text(counted_script(sql))
+    script.write_text(instrumented_script(sql))
     extra = [f"--hypothesis-seed={seed}", "-p", reach.__name__, "-p", "no:xdist"]
     print(f"reach run: tier {tier} ({TIERS[tier]}), work files in {workdir}", flush=True)
     path = workdir / "reach.json"
@@ -90,12 +98,104 @@ def counted_script(sql: str) -> str:
 COUNTED = "SET pggit_reach.counted = 'on'\n"
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a PL/pgSQL body: its function, its first line, the byte offsets of its first token and
+    of the end of its closing semicolon."""
+
+    function: str
+    line: int
+    start: int
+    end: int
+
+
+_BOUNDARY = {"ASCII_59", "THEN", "ELSE", "BEGIN_P"}
+
+
+def _marker(function: str, line: int) -> str:
+    return f"RAISE LOG '{reach.REACHED} {function} {line}'; "
+
+
+def statements(sql: str) -> list[Statement]:
+    """The statements of every PL/pgSQL body that can carry a marker, one per line, in script order.
+
+    A statement opens at the first token of its line (by ``parse_plpgsql``'s line numbers) that follows
+    a statement boundary (``;``, THEN, ELSE, BEGIN, LOOP) and ends at the next ``;`` at its own nesting
+    depth. Blocks carry no marker (the outer one's run is the function's call). A function whose marked
+    body does not parse to the same statements plus one RAISE per marker gets no markers at all."""
+    from pglast import parse_plpgsql
+
+    from pggit_chaos.measure.mutagen import _plpgsql_statements, units
+
+    data, found = sql.encode(), []
+    for unit in units(sql):
+        if unit.kind != "body" or unit.language != "plpgsql":
+            continue
+        toks, mine = unit.tokens, []
+        for line in sorted({line for _, line in unit.plpgsql}):
+            for i, t in enumerate(toks):
+                if t.line != line or i == 0:
+                    continue
+                prev = toks[i - 1]
+                # A block (BEGIN, DECLARE) carries none: the outer one is the call, an inner one may follow
+                # its declarations, where no statement may stand; what it holds carries its own.
+                if (prev.name in _BOUNDARY or prev.word == "LOOP") and t.name not in ("BEGIN_P", "DECLARE"):
+                    end = next((k for k in range(i, len(toks)) if toks[k].name == "ASCII_59"
+                                and unit.depth[k] == unit.depth[i]), None)
+                    if end is not None:
+                        mine.append(Statement(unit.function, line, t.start, toks[end].end))
+                break
+        if not mine:
+            continue
+        # The check: the marked function parses, to exactly its statements and one RAISE per marker.
+        text = data[unit.stmt_start:unit.stmt_end]
+        first = unit.body_line
+        marked = text
+        for st in sorted(mine, key=lambda st: -st.start):
+            at = st.start - unit.stmt_start
+            marked = marked[:at] + _marker(unit.function, st.line).encode() + marked[at:]
+        try:
+            before = _plpgsql_statements(parse_plpgsql(text.decode()), first)
+            after = _plpgsql_statements(parse_plpgsql(marked.decode()), first)
+        except Exception:  # noqa: BLE001 - pglast's parse errors: the function stays unmarked
+            continue
+        if set(after) == set(before) | {("raise", st.line) for st in mine}:
+            found.extend(mine)
+    return found
+
+
+def instrumented_script(sql: str) -> str:
+    """The reach run's script: ``counted_script`` plus a marker before every statement of ``statements``."""
+    data = counted_script(sql).encode()
+    shift = len(COUNTED.encode())
+    headers = sorted(u.tokens[-1].start for u in _units(sql) if u.kind == "header" and u.language == "sql")
+    for st in sorted(statements(sql), key=lambda st: -st.start):
+        at = st.start + shift * bisect.bisect_right(headers, st.start)
+        data = data[:at] + _marker(st.function, st.line).encode() + data[at:]
+    return data.decode()
+
+
+def _units(sql: str):
+    from pggit_chaos.measure.mutagen import units
+
+    return list(units(sql))
+
+
+def statement_at(found: list[Statement], start: int, end: int) -> Statement | None:
+    """The innermost statement whose span holds the edit ``[start, end)``, or None."""
+    around = [st for st in found if st.start <= start and end <= st.end]
+    return min(around, key=lambda st: st.end - st.start) if around else None
+
+
 def finish(merged: dict, tier: str, sql: str, seconds: float) -> dict:
-    """The map as written: the plugin's record, the script's hash, and the tests that failed unmutated."""
+    """The map as written: the plugin's record, the script's hash, the marked statements, and the tests that
+    failed unmutated."""
     failing = sorted(n for n, o in merged["outcomes"].items() if o == "failed")
     return {"tier": tier, "markexpr": TIERS[tier], "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
             "seconds": seconds, "sql_functions_counted": True, "install": merged["install"], "failing": failing,
+            "marked": sorted(f"{st.function}:{st.line}" for st in statements(sql)),
             "tests": {n: f for n, f in merged["tests"].items() if n not in failing},
+            "statements": {n: f for n, f in merged.get("statements", {}).items() if n not in failing},
             "durations": merged["durations"], "outcomes": merged["outcomes"]}
 
 
@@ -155,6 +255,14 @@ class Selector:
         for test, functions in data["tests"].items():
             for f in functions:
                 self.reached.setdefault(f, set()).add(test)
+        # A map without markers (measured before they existed) selects by function only.
+        self.ran: dict[str, set[str]] = {}
+        for test, marks in data.get("statements", {}).items():
+            if test in data["tests"]:
+                for mark in marks:
+                    self.ran.setdefault(mark, set()).add(test)
+        self.marked = set(data.get("marked", ())) if "statements" in data else set()
+        self.statements = statements(sql) if self.marked else []
         self.callers = callers(sql)
         self.inlinable = inlinable(sql)
         self.install = set(data["install"])
@@ -165,10 +273,21 @@ class Selector:
         return sorted(tests, key=lambda t: (-self.past.get(t, 0) / (durations.get(t, 1.0) + 0.1),
                                             durations.get(t, 0.0), t))
 
-    def tests_for(self, function: str | None) -> list[str]:
-        """Every test that may see a change of ``function`` (None or SCRIPT: every test)."""
+    def statement_for(self, function: str | None, span: tuple[int, int] | None) -> Statement | None:
+        """The marked statement around the edit ``span`` of ``function``, when the map knows who ran it."""
+        if span is None or not self.marked or function in (None, SCRIPT) or function in self.install:
+            return None
+        st = statement_at(self.statements, *span)
+        return st if st is not None and st.function == function and f"{function}:{st.line}" in self.marked else None
+
+    def tests_for(self, function: str | None, span: tuple[int, int] | None = None) -> list[str]:
+        """Every test that may see a change of ``function`` (None or SCRIPT: every test); given the edit's
+        ``span``, a statement's change only by the tests that ran that statement."""
         if function in (None, SCRIPT) or function in self.install:
             return self.order(self.data["tests"])
+        st = self.statement_for(function, span)
+        if st is not None:
+            return self.order(self.ran.get(f"{function}:{st.line}", set()))
         tests = set(self.reached.get(function, ()))
         if function in self.inlinable and not self.data.get("sql_functions_counted"):
             # A PL/pgSQL function's calls are always counted, an SQL one's not when the planner inlines it:
