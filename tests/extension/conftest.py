@@ -9,9 +9,18 @@ from the plugin).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test of this folder ``contract``, so a run over several folders can select them by marker."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.contract)
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def test_the_reach_script_adds_only_a_marker_before_every_statement_of_every_plp
     marked = selection.instrumented_script(SQL)
     found = selection.statements(SQL)
     markers = [selection._marker(st.function, st.line) for st in found]
-    assert len(markers) == len(set(markers)) == marked.count("RAISE LOG 'pggit-reach ") > 300
+    assert len(markers) == len(set(markers)) == marked.count("THEN RAISE LOG 'pggit-reach ") > 300
     stripped = marked
     for marker in markers:
         stripped = stripped.replace(marker, "", 1)

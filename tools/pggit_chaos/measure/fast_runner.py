@@ -32,7 +32,7 @@ from pathlib import Path
 from pggit_chaos.measure import fast_loop, mutagen, mutant_triage, selection
 from pggit_chaos.measure.options import positive_float, positive_int
 from pggit_chaos.measure.suite_run import (CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_parallel,
-                                           run_pytest, write_results)
+                                           run_pytest, tier_selection, write_results)
 from pggit_chaos.paths import EXTENSION_SQL, REPO
 
 COMMAND = "mutate-fast"
@@ -106,16 +106,25 @@ def _watch(futures, workdir: Path, records: dict, seen: set, counts: dict, total
 
 def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed: int, test_timeout: int,
                 run_timeout: float, workdir: Path, reach_map: dict | None = None,
-                paths: list[str] = CHAOS_PATHS, skip_equivalent: bool = True) -> tuple[list[dict], float]:
+                paths: list[str] = CHAOS_PATHS, skip_equivalent: bool = True,
+                markexpr: str | None = None) -> tuple[list[dict], float]:
     """Run ``chosen`` mutants on ``jobs`` workers; their records in order, and the wall time.
 
+    ``paths`` and ``markexpr`` (default: the tier's markers): the tests the workers collect; the
+    selection keeps only tests under ``paths``.
     ``reach_map``: the coverage map (default: the full tier's, measured by ``pggit-chaos reach``).
     ``skip_equivalent``: a mutant the triage (``mutant_triage.py``) judged equivalent is recorded as
     such without a run."""
     reach_map = reach_map or selection.load("full", sql)
     kills, killers = past_kills()
     selector = selection.Selector(reach_map, sql, kills)
-    every_test = selector.tests_for(None)
+    markexpr = markexpr or TIERS[tier]
+    inside = tuple(p.rstrip("/") + "/" for p in paths)
+
+    def collected(tests: list[str]) -> list[str]:  # the map may hold tests of folders this run leaves out
+        return [t for t in tests if (t.split("::")[0] + "/").startswith(inside) or t.split("::")[0] in paths]
+
+    every_test = collected(selector.tests_for(None))
     for sub in ("claims", "results", "sql"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     records: dict[int, dict] = {}
@@ -129,7 +138,7 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         # one may span statements: the tests that reached its function.
         span = (mutant.start, mutant.end) if hasattr(mutant, "start") else None
         statement = selector.statement_for(function, span)
-        tests = every_test if select == "all" else selector.tests_for(function, span)
+        tests = every_test if select == "all" else collected(selector.tests_for(function, span))
         # The tests that killed this very mutant before go first; the quickest of them first.
         own = [t for t in tests if t in set(killers.get(mutant.name, ()))]
         tests = own + [t for t in tests if t not in set(own)]
@@ -164,7 +173,7 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         script.write_text(sql)
         extra = [f"--hypothesis-seed={seed}", "-p", "no:xdist", "-p", fast_loop.__name__,
                  f"{fast_loop.PLAN_OPTION}={workdir / 'plan.json'}"]
-        return lambda stop: run_pytest(chaos_command(script, paths, TIERS[tier], test_timeout, extra),
+        return lambda stop: run_pytest(chaos_command(script, paths, markexpr, test_timeout, extra),
                                        workdir, f"worker-{number}", run_timeout, stop)
 
     counts = {"unreached": len(records)}
@@ -237,6 +246,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--tier", choices=sorted(TIERS), default="full", help="the chaos tier every mutant meets (default %(default)s).")
     parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                         help="workers, each with one cluster for all its mutants (default: the cores, %(default)s).")
+    parser.add_argument("--contract", action="store_true",
+                        help="the contract tests (tests/extension) meet the mutants too, beside the tier's chaos tests.")
     parser.add_argument("--select", choices=("coverage", "all"), default="coverage",
                         help="coverage: only the tests that reach the mutated function (the reach map); "
                              "all: every test of the tier, still stopping at the first kill.")
@@ -284,23 +295,26 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or METRICS_DIR / f"mutation-fast-{args.catalog}-{args.tier}{suffix}.json"
     workdir = Path(tempfile.mkdtemp(prefix=f"pggit-fast-{args.catalog}-"))
     load = [round(x, 2) for x in os.getloadavg()]
+    paths, markexpr = tier_selection(args.tier, args.contract)
     records, wall = run_mutants(chosen, sql, args.tier, args.jobs, args.select, args.seed, args.test_timeout,
-                                args.run_timeout, workdir, skip_equivalent=not args.include_equivalent)
+                                args.run_timeout, workdir, paths=paths, markexpr=markexpr,
+                                skip_equivalent=not args.include_equivalent)
     interrupted = len(records) < len(chosen)
     score = summarize(records)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - wall))
     if args.agreement and args.select == "coverage" and not interrupted:
         everything, wall_all = run_mutants(chosen, sql, args.tier, args.jobs, "all", args.seed, args.test_timeout,
-                                           args.run_timeout, workdir / "all",
+                                           args.run_timeout, workdir / "all", paths=paths, markexpr=markexpr,
                                            skip_equivalent=not args.include_equivalent)
         write_agreement(records, everything, wall, wall_all, args)
     if args.catalog == "hand":
         score["agreement_with_full_run"] = agreement_with_published(records, args.tier)
-    append_trend({"started": started, "catalog": args.catalog, "tier": args.tier, "select": args.select,
+    append_trend({"started": started, "catalog": args.catalog, "tier": args.tier, "contract": args.contract,
+                  "select": args.select,
                   "mutants": len(records), "killed": score["killed"], "scored": score["scored"],
                   "wall_seconds": round(wall, 1), "jobs": args.jobs, "sample": args.sample})
     write_results(output, {
-        "catalog": args.catalog, "tier": args.tier, "select": args.select, "jobs": args.jobs,
+        "catalog": args.catalog, "tier": args.tier, "contract": args.contract, "select": args.select, "jobs": args.jobs,
         "sample": args.sample, "complete": not (args.sample or args.only or interrupted),
         "interrupted_after": len(records) if interrupted else None, "hypothesis_seed": args.seed,
         "started": started,

@@ -22,7 +22,7 @@ TRIAGE: dict[str, dict[str, str]] = {
     },
     'add-security-definer:_integrity_detail:a88a835cf1': {
         "verdict": 'gap',
-        "reason": "killed by tests/extension/test_integrity.py::test_integrity_detail_runs_with_the_callers_rights (a role denied EXECUTE on array_to_string must stay denied through pggit._integrity_detail; as SECURITY DEFINER the helper lends it the owner's right). Note: tests/extension is outside the mutation runner's chaos tier",
+        "reason": "killed by tests/extension/test_integrity.py::test_integrity_detail_runs_with_the_callers_rights (a role denied EXECUTE on array_to_string must stay denied through pggit._integrity_detail; as SECURITY DEFINER the helper lends it the owner's right).",
     },
     'add-security-definer:_is_trackable:fca2b5ac35': {
         "verdict": 'equivalent',
@@ -34,7 +34,7 @@ TRIAGE: dict[str, dict[str, str]] = {
     },
     'boolean-swap:verify_integrity:53318c8b3a': {
         "verdict": 'gap',
-        "reason": "killed by tests/chaos/test_integrity_invariants.py::test_each_recipe_fails_exactly_its_check_naming_the_damaged_row[orphan chain] (new recipe: an unreachable commit that is the parent of another; the OR adds every parent to the reachable set). Already killed by tests/extension/test_integrity_shortcuts.py::test_an_unreachable_loop_of_commits_is_reported and ::test_a_commit_left_behind_by_a_head_moved_back_is_unreachable, which the runner's chaos tier does not run",
+        "reason": "killed by tests/chaos/test_integrity_invariants.py::test_each_recipe_fails_exactly_its_check_naming_the_damaged_row[orphan chain] (new recipe: an unreachable commit that is the parent of another; the OR adds every parent to the reachable set). Already killed by tests/extension/test_integrity_shortcuts.py::test_an_unreachable_loop_of_commits_is_reported and ::test_a_commit_left_behind_by_a_head_moved_back_is_unreachable",
     },
     'comparison-swap:verify_integrity:c0630e07da': {
         "verdict": 'gap',

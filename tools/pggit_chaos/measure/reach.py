@@ -16,9 +16,10 @@ teardown included). The template's own counts, made by CREATE EXTENSION,
 are the functions the install runs.
 
 The reach run's script (``selection.instrumented_script``) also has a
-marker before every PL/pgSQL statement, ``RAISE LOG 'pggit-reach F N'``:
-the log lines each cluster wrote while a test ran name the statements it
-ran, written before the statement, so an error cannot hide them.
+marker before every PL/pgSQL statement that logs ``pggit-reach F N`` once
+per call: the log lines each cluster wrote while a test ran name the
+statements it ran, written before the statement, so an error cannot hide
+them.
 
 A call that ends in an error is never counted, and neither are the calls
 around it; the server log names them instead: every error is logged with

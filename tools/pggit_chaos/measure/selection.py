@@ -7,9 +7,9 @@ The run loads ``reach.py`` and writes ``_build/metrics/reach-<tier>.json``
 script with one change that alters no result: every SQL function gets a
 meaningless SET option, which keeps the planner from inlining it, so the
 server counts its calls like any PL/pgSQL function's; and before every
-statement of a PL/pgSQL body it puts ``RAISE LOG 'pggit-reach F N'`` (on
-the same line, so no line moves; RAISE sets neither FOUND nor ROW_COUNT),
-so the server log says which statements each test ran. A mutant of a
+statement of a PL/pgSQL body it puts a marker that logs ``pggit-reach F N``
+once per call (on the same line, so no line moves; it sets neither FOUND
+nor ROW_COUNT), so the server log says which statements each test ran. A mutant of a
 statement then meets only the tests that ran that statement (the innermost
 one around the edit): a test that never runs it cannot behave differently
 under the mutant. A mutant elsewhere in function F (its header, its
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from pggit_chaos.measure import reach
 from pggit_chaos.measure.options import positive_float, positive_int
-from pggit_chaos.measure.suite_run import CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, run_pytest, write_results
+from pggit_chaos.measure.suite_run import METRICS_DIR, TIERS, chaos_command, run_pytest, tier_selection, write_results
 from pggit_chaos.paths import EXTENSION_SQL
 
 COMMAND = "reach"
@@ -56,11 +56,13 @@ def measure(tier: str, seed: int, test_timeout: int, run_timeout: float, output:
     script = workdir / "pggit.sql"
     script.write_text(instrumented_script(sql))
     extra = [f"--hypothesis-seed={seed}", "-p", reach.__name__, "-p", "no:xdist"]
-    print(f"reach run: tier {tier} ({TIERS[tier]}), work files in {workdir}", flush=True)
+    # The contract tests too: a mutation run that includes them (mutate-fast --contract) selects from one map.
+    paths, markexpr = tier_selection(tier, contract=True)
+    print(f"reach run: tier {tier} and the contract tests ({markexpr}), work files in {workdir}", flush=True)
     path = workdir / "reach.json"
     os.environ[reach.REACH_ENV] = str(path)  # the child's plugin writes there
     try:
-        result = run_pytest(chaos_command(script, CHAOS_PATHS, TIERS[tier], test_timeout, extra),
+        result = run_pytest(chaos_command(script, paths, markexpr, test_timeout, extra),
                             workdir, "reach", run_timeout)
     finally:
         os.environ.pop(reach.REACH_ENV, None)
@@ -113,7 +115,13 @@ _BOUNDARY = {"ASCII_59", "THEN", "ELSE", "BEGIN_P"}
 
 
 def _marker(function: str, line: int) -> str:
-    return f"RAISE LOG '{reach.REACHED} {function} {line}'; "
+    """The marker of one statement: it logs once per call of its function (a loop would log each turn,
+    gigabytes in a reach run), remembered in a transaction-local setting that the function's own SET
+    clause ends with the call. An IF and a RAISE set neither FOUND nor ROW_COUNT."""
+    seen = f"pggit_reach.m{line}"
+    return (f"IF COALESCE(pg_catalog.current_setting('{seen}', true), '') = '' "
+            f"AND pg_catalog.set_config('{seen}', 'y', true) = 'y' "
+            f"THEN RAISE LOG '{reach.REACHED} {function} {line}'; END IF; ")
 
 
 def statements(sql: str) -> list[Statement]:
@@ -159,7 +167,7 @@ def statements(sql: str) -> list[Statement]:
             after = _plpgsql_statements(parse_plpgsql(marked.decode()), first)
         except Exception:  # noqa: BLE001 - pglast's parse errors: the function stays unmarked
             continue
-        if set(after) == set(before) | {("raise", st.line) for st in mine}:
+        if set(after) == set(before) | {(kind, st.line) for st in mine for kind in ("if", "raise")}:
             found.extend(mine)
     return found
 

@@ -48,6 +48,13 @@ CONTRACT_PATHS = ["tests/extension"]
 CONTRACT_MARKERS = "not soak"
 
 
+def tier_selection(tier: str, contract: bool) -> tuple[list[str], str]:
+    """The paths and marker expression of a mutation run of ``tier``; with ``contract``, the contract tests too."""
+    if not contract:
+        return CHAOS_PATHS, TIERS[tier]
+    return [*CHAOS_PATHS, *CONTRACT_PATHS], f"({TIERS[tier]}) or (contract and {CONTRACT_MARKERS})"
+
+
 @dataclass
 class RunResult:
     """One pytest subprocess: its exit status, wall time and per-test results."""

@@ -43,8 +43,10 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
              "(`pggit-chaos mutants-generate`, `tools/pggit_chaos/measure/mutagen*.py`) makes mutants nobody chose:",
              "it parses `extension/pggit--1.0.0.sql` with PostgreSQL's own parser (pglast) and applies each",
              "mutation operator below at every place it fits. `pggit-chaos mutate-fast` runs each mutant against",
-             "only the tests that reach the mutated function (a map PostgreSQL's own function counters record,",
-             "`pggit-chaos reach`), best killers first, and stops at the first failure. A mutant no test reaches",
+             "only the tests that ran the statement it edits (a marker before each PL/pgSQL statement logs its",
+             "run), or, for an edit outside every statement, the tests that reached the function (PostgreSQL's",
+             "own function counters); the map is one run of `pggit-chaos reach`. Best killers go first, and the",
+             "first failure ends the mutant. A mutant no test reaches",
              "is *unreached* (it survives without a run); one whose script does not install or whose function",
              "does not compile is *stillborn* and counts nowhere; a survivor a person judged *equivalent*",
              "(`tools/pggit_chaos/measure/mutant_triage.py`) leaves the score, and later runs skip it.", ""]
@@ -59,7 +61,8 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
         sample = f" (sample of {run['sample']})" if run.get("sample") else ""
         if run.get("interrupted_after"):
             sample += f", stopped after {run['interrupted_after']}"
-        rows.append([f"{'hand-written' if cat == 'hand' else 'generated'}{sample}", tier, len(run["mutants"]),
+        tier_shown = f"{tier} + contract" if run.get("contract") else tier
+        rows.append([f"{'hand-written' if cat == 'hand' else 'generated'}{sample}", tier_shown, len(run["mutants"]),
                      s["killed"], s["surviving"], s["unreached"], s["equivalent"],
                      s["stillborn"], s["error"], pct(s["killed"], s["scored"]), minutes(run["wall_seconds"]),
                      run["jobs"]])
@@ -74,6 +77,8 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
     lines += _agreement(data.get("selection-agreement.json"))
     lines += _trend(data.get("mutation-trend.json"))
     return lines + [
+        "A tier marked *+ contract* ran the contract tests (`tests/extension`) beside the chaos tests",
+        "(`mutate-fast --contract`).", "",
         "Measured with `pggit-chaos reach --tier full` (the map), `pggit-chaos mutants-generate --check-install`",
         "(the generated catalog and its stillborn mutants), `pggit-chaos mutate-fast --catalog hand` and",
         "`--catalog generated` (`--sample N` for a deterministic sample, `--agreement` to run the same mutants",
