@@ -54,7 +54,7 @@ metrics: $(STAMP)
 	$(BIN)/pggit-chaos reach --tier full
 	$(BIN)/pggit-chaos mutate-fast --catalog hand --tier full
 	$(BIN)/pggit-chaos mutants-generate --check-install
-	$(BIN)/pggit-chaos mutate-fast --catalog generated --tier full --contract --sample 300 --agreement
+	$(BIN)/pggit-chaos mutate-fast --catalog generated --tier full --contract --sample 300 --agreement 12
 	$(BIN)/pggit-chaos stability --runs 20
 	$(BIN)/pggit-chaos bench-describe
 	$(BIN)/pggit-chaos metrics

@@ -81,7 +81,7 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
         "(`mutate-fast --contract`).", "",
         "Measured with `pggit-chaos reach --tier full` (the map), `pggit-chaos mutants-generate --check-install`",
         "(the generated catalog and its stillborn mutants), `pggit-chaos mutate-fast --catalog hand` and",
-        "`--catalog generated` (`--sample N` for a deterministic sample, `--agreement` to run the same mutants",
+        "`--catalog generated` (`--sample N` for a deterministic sample, `--agreement N` to run N of them",
         "against every test as well), then `pggit-chaos metrics`.", ""]
 
 
@@ -144,9 +144,11 @@ def _agreement(data: dict | None) -> list[str]:
         return lines + ["Not measured yet.", ""]
     pairs = data["pairs"]
     agree = sum(1 for p in pairs if p["coverage"] == p["all"])
+    tier = f"{data['tier']} tier and the contract tests" if data.get("contract") else f"{data['tier']} tier"
     lines += [f"{len(pairs)} mutants ({data['what']}) were run twice: with coverage selection, and against every test",
-              f"of the {data['tier']} tier. The verdicts agree for {agree} of {len(pairs)}; the selected runs took "
-              f"{minutes(data['seconds_coverage'])}, the unselected ones {minutes(data['seconds_all'])}.", ""]
+              f"of the {tier}. The verdicts agree for {agree} of {len(pairs)}; their own run times add up to "
+              f"{minutes(data['seconds_coverage'])} with selection and {minutes(data['seconds_all'])} against every test.",
+              ""]
     differ = [p for p in pairs if p["coverage"] != p["all"]]
     if differ:
         lines += [*table(["mutant", "with selection", "every test", "killed by"],
@@ -160,5 +162,6 @@ def _trend(rows: list | None) -> list[str]:
     if not rows:
         return lines + ["One row per fast run appears here once runs are recorded.", ""]
     return lines + [*table(["started", "catalog", "tier", "mutants", "killed", "scored", "score", "wall time"],
-                           [[r["started"], r["catalog"], r["tier"], r["mutants"], r["killed"], r["scored"],
+                           [[r["started"], r["catalog"], r["tier"] + (" + contract" if r.get("contract") else ""),
+                             r["mutants"], r["killed"], r["scored"],
                              pct(r["killed"], r["scored"]), minutes(r["wall_seconds"])] for r in rows]), ""]
