@@ -455,6 +455,34 @@ def test_a_check_that_cannot_run_is_not_ok_whatever_the_check_before_it_said(con
     assert "no_commit_cycles" in could_not_run and not any(could_not_run.values()), could_not_run
 
 
+# A column renamed behind pggit's back that the named check reads and the check just before it does not.
+CANNOT_RUN = {
+    "linear_branch_history": ("commit_parents_precede_children",
+                              "ALTER TABLE pggit.commits RENAME COLUMN branch_id TO branch_ref"),
+    "commits_reachable": ("commit_parents_on_branch_line",
+                          "ALTER TABLE pggit.branches RENAME COLUMN head_commit_hash TO head_ref"),
+}
+
+
+@pytest.mark.parametrize("check", sorted(CANNOT_RUN))
+def test_a_check_that_cannot_run_after_a_passing_check_is_not_ok(conn_fresh, check):
+    """The check cannot run (a column it reads is gone) and says so with ok false, though the check reported just
+    before it runs and passes; every check that could not run is not ok."""
+    conn = conn_fresh
+    _base(conn)
+    previous, statement = CANNOT_RUN[check]
+    with tracking_paused(conn, how="replica"):
+        _sql(conn, statement)
+    rows = conn.execute("SELECT check_name, ok, detail FROM pggit.verify_integrity()").fetchall()
+    names = [name for name, _, _ in rows]
+    after = {name: (ok, detail) for name, ok, detail in rows}
+    assert names.index(check) == names.index(previous) + 1
+    assert after[previous][0] is True, after[previous]
+    assert after[check][0] is False and after[check][1].startswith("check failed: "), after[check]
+    could_not_run = {name: ok for name, (ok, detail) in after.items() if detail.startswith("check failed: ")}
+    assert not any(could_not_run.values()), could_not_run
+
+
 def test_a_duplicated_branch_id_that_closes_a_loop_is_reported_and_every_check_ends(conn_fresh):
     """A second row with main's id whose parent is feature: a walk from main's id to its children reaches feature,
     and from feature a row with main's id again. Every check still answers (within seconds), and the duplicate id

@@ -49,6 +49,8 @@ RULES = {
                                      "ALTER TABLE"),
     "alter_column_collation": (['ALTER TABLE t ALTER COLUMN c TYPE text COLLATE "C"'], "2.0.0", "MAJOR", "ALTER",
                                "ALTER TABLE"),
+    # Also makes a sequence and an ALTER SEQUENCE ... OWNED BY: still one change of t.
+    "add_serial_column": (["ALTER TABLE t ADD COLUMN d serial"], "1.1.0", "MINOR", "ALTER", "ALTER TABLE"),
 }
 
 # Changes that need something to exist first: (setup, statements, ...) as above.
@@ -260,6 +262,35 @@ def test_dropping_a_table_whose_record_a_new_table_took_over_records_nothing(con
     conn.execute("DROP TABLE t")
     assert [h["change_type"] for h in history_of(conn, new["id"])] == ["CREATE", "DROP"]
     assert [h["change_type"] for h in history_of(conn, old["id"])] == ["CREATE"]
+
+
+def test_changing_a_table_whose_record_a_new_table_took_over_tracks_it_afresh(conn):
+    # As above: u keeps its OID, but its old record went inactive when the new t took
+    # the name. A change of u starts a record of its own at 1.0.0; the inactive record
+    # (same OID) is history and must not be bumped back into use.
+    conn.execute("CREATE TABLE t (id int)")
+    old = tracked_object(conn, "public", "t")
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE t RENAME TO u")
+    conn.execute("CREATE TABLE t (id int)")
+    assert rows(conn, "SELECT is_active, table_oid FROM pggit.objects WHERE id = %s", (old["id"],)) == [
+        {"is_active": False, "table_oid": scalar(conn, "SELECT 'u'::regclass::oid")}
+    ]
+    conn.execute("ALTER TABLE u ADD COLUMN b int")
+    assert version(conn, "u") == "1.0.0"
+    fresh = tracked_object(conn, "public", "u")
+    assert fresh["id"] not in (old["id"], tracked_object(conn, "public", "t")["id"]) and fresh["is_active"]
+    assert fresh["content_hash"] == schema_hash(conn, "u")
+    assert [h["change_type"] for h in history_of(conn, fresh["id"])] == ["CREATE"]
+    old_after = rows(conn, "SELECT * FROM pggit.objects WHERE id = %s", (old["id"],))[0]
+    assert (old_after["object_name"], old_after["is_active"]) == ("t", False)
+    assert (old_after["version_major"], old_after["version_minor"], old_after["version_patch"]) == (1, 0, 0)
+    assert [h["change_type"] for h in history_of(conn, old["id"])] == ["CREATE"]
+    checkers.drift_is(conn)
+    # Positive control: the next change of u bumps the record it now has.
+    conn.execute("ALTER TABLE u ADD COLUMN c int")
+    assert version(conn, "u") == "1.1.0"
+    assert [h["change_type"] for h in history_of(conn, fresh["id"])] == ["CREATE", "ALTER"]
 
 
 def test_recording_a_change_of_a_table_that_no_longer_exists_writes_nothing(conn):
