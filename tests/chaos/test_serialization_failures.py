@@ -8,10 +8,13 @@ transaction" case, and ``ChaosInjector.with_retry`` is the retry: every
 worker must end up committed, and the branch must still be one linear chain
 holding every acknowledged commit and nothing from a failed attempt. Around
 pggit calls, SERIALIZABLE must still catch a classic write skew in the
-caller's own tables.
+caller's own tables. Under READ COMMITTED pggit raises 40001 itself where a
+race leaves it no consistent record to write: the second of two first changes
+of a table it has not tracked yet.
 
 Workload: committers at REPEATABLE READ or SERIALIZABLE, released together or
-in a fixed interleaving; doctors going off call. Fault: concurrent snapshots.
+in a fixed interleaving; doctors going off call; two CREATE INDEX on an
+untracked table. Fault: concurrent snapshots.
 History: every attempt, its outcome and SQLSTATE. Invariants:
 ``single_branch`` and ``pggit_consistent`` (linear chains, acknowledged
 commits present, failed attempts absent, unique IDs, integrity).
@@ -28,9 +31,9 @@ import pytest
 from pggit_chaos import checkers
 from pggit_chaos.client import parent_of
 from pggit_chaos.history import History, run_workers
-from pggit_chaos.interleavings import run_blocked
+from pggit_chaos.interleavings import Step, interleave, run_blocked
 from pggit_chaos.monitor import TransactionMonitor
-from pggit_chaos.nemesis import ChaosInjector
+from pggit_chaos.nemesis import ChaosInjector, tracking_paused
 from psycopg import IsolationLevel
 
 pytestmark = [pytest.mark.chaos, pytest.mark.concurrent]
@@ -120,6 +123,41 @@ def test_committer_that_waited_gets_40001_and_its_retry_builds_on_the_winner(db_
     assert parent_of(sync_conn, b_id) == a_id
     checkers.single_branch(sync_conn, branch)
     assert checkers.pggit_consistent(sync_conn, history, branch=branch).chains[branch] == [a_id, b_id]
+
+
+def _ddl(conn: psycopg.Connection, statement: str) -> None:
+    conn.execute(statement)
+
+
+def test_second_of_two_first_changes_to_an_untracked_table_gets_40001_and_its_retry_is_recorded(
+        db_connection_string, sync_conn):
+    """Two CREATE INDEX on a table pggit has not tracked yet do not block each other on the table: A's event
+    trigger starts tracking it, B's waits on A's objects row and, once A commits, finds the table tracked after
+    its own look. B must fail with 40001 and leave nothing behind (not a second objects row, not an error a
+    client cannot retry); retried, it is recorded as one patch on A's record."""
+    sync_conn.autocommit = True
+    with tracking_paused(sync_conn):
+        sync_conn.execute("CREATE TABLE legacy (a int, b int)")
+    assert sync_conn.execute("SELECT count(*) FROM pggit.objects WHERE object_name = 'legacy'").fetchone()[0] == 0
+    history = History()
+
+    run = interleave(db_connection_string, history,
+                     Step.call("ddl", _ddl, "CREATE INDEX legacy_a_idx ON legacy (a)"),
+                     Step.call("ddl", _ddl, "CREATE INDEX legacy_b_idx ON legacy (b)", may_fail=True))
+
+    assert run.first.ok is True, history.dump()
+    assert run.second.ok is False and run.second.sqlstate == SERIALIZATION_FAILURE, history.dump()
+    assert sync_conn.execute("SELECT to_regclass('legacy_b_idx') IS NULL").fetchone()[0]
+    assert checkers.version_steps_match_changes(sync_conn, "legacy", {}) == (1, 0, 0)
+    checkers.recorded_hash_is_live(sync_conn, "legacy")
+
+    ChaosInjector.with_retry(lambda: Step.call("ddl", _ddl, "CREATE INDEX legacy_b_idx ON legacy (b)")
+                             .make(history, 1, sync_conn), **RETRY)
+    assert checkers.version_steps_match_changes(sync_conn, "legacy", {"PATCH": 1}) == (1, 0, 1)
+    checkers.recorded_hash_is_live(sync_conn, "legacy")
+    assert sync_conn.execute("SELECT count(*) FROM pggit.objects WHERE object_name = 'legacy'").fetchone()[0] == 1
+    checkers.drift_is(sync_conn)
+    checkers.integrity_ok(sync_conn)
 
 
 def _go_off_call(conn: psycopg.Connection, history: History, worker: int, doctor: str,

@@ -195,3 +195,67 @@ def test_an_injection_attempt_in_a_name_does_not_execute(orders, table, to_branc
     # Positive control: the same call with plain names makes the copy, rows and all.
     assert data_branch(orders, "orders", "feature") == "orders__feature"
     assert len(table_rows(orders, "public", "orders__feature")) == 50
+
+
+@pytest.mark.parametrize(
+    ("from_branch", "to_branch"),
+    [
+        ("main", "bad name"),
+        ("main", "a..b"),
+        ("main", "x~y"),
+        ("main", "ends.lock"),
+        ("main", ""),
+        ("main", None),
+        ("bad name", "feature"),
+        (None, "feature"),
+    ],
+    ids=["to_space", "to_dot_dot", "to_tilde", "to_dot_lock", "to_empty", "to_null", "from_space", "from_null"],
+)
+def test_a_branch_name_that_breaks_the_rules_is_refused(orders, from_branch, to_branch):
+    """Both branch names of create_data_branch must pass the branch-name rules: 22023, the message names a bad
+    name, and no copy is made. Positive control: the same table copies for a valid name."""
+    before = snapshot(orders)
+    bad = to_branch if from_branch == "main" else from_branch
+    expect_error(orders, "SELECT pggit.create_data_branch('orders', %s, %s)", (from_branch, to_branch),
+                 sqlstate=INVALID_PARAMETER_VALUE, names=[bad] if bad else [])
+    assert_nothing_written(orders, before)
+    assert scalar(orders, "SELECT count(*) FROM pg_class WHERE starts_with(relname, 'orders__')") == 0
+    assert data_branch(orders, "orders", "feature") == "orders__feature"
+
+
+def test_a_copys_sequence_takes_the_next_free_numbered_name(conn):
+    """A copy's own sequence is named like a serial column's, <copy>_<column>_seq; when that name is taken it is
+    numbered, <copy>_<column>1_seq, and whatever held the name is left alone. Positive control: with the name
+    free, the copy of another table gets the plain name."""
+    conn.execute("CREATE TABLE tickets (id serial PRIMARY KEY, note text)")
+    conn.execute("INSERT INTO tickets (note) VALUES ('a'), ('b'), ('c')")
+    conn.execute("CREATE SEQUENCE tickets__feature_id_seq START WITH 100")
+    conn.execute("CREATE TABLE notes (id serial PRIMARY KEY)")
+    data_branch(conn, "tickets", "feature")
+    data_branch(conn, "notes", "feature")
+    assert scalar(conn, "SELECT pg_get_serial_sequence('tickets__feature', 'id')") == "public.tickets__feature_id1_seq"
+    assert scalar(conn, "SELECT pg_get_serial_sequence('notes__feature', 'id')") == "public.notes__feature_id_seq"
+    assert scalar(conn, "INSERT INTO tickets__feature (note) VALUES ('d') RETURNING id") == 4
+    assert scalar(conn, "SELECT nextval('tickets__feature_id_seq')") == 100
+
+
+def test_a_copy_made_with_only_usage_on_the_sequence_continues_after_the_copied_rows(conn, connect, make_role):
+    """A caller with USAGE but not SELECT on a default's sequence (enough to insert) still gives the copy a
+    sequence in the source's state: the copy's next value follows the copied rows. Positive controls: the role
+    really cannot read the source sequence, and the source's own next value is unaffected."""
+    role = make_role()
+    ident = sql.Identifier(role)
+    conn.execute("CREATE SCHEMA shared")
+    conn.execute("CREATE TABLE shared.tickets (id serial PRIMARY KEY, note text)")
+    conn.execute("INSERT INTO shared.tickets (note) VALUES ('a'), ('b'), ('c')")
+    for grant in ["GRANT USAGE ON SCHEMA pggit TO {}",
+                  "GRANT EXECUTE ON FUNCTION pggit.create_data_branch(text, text, text) TO {}",
+                  "GRANT USAGE, CREATE ON SCHEMA shared TO {}",
+                  "GRANT SELECT ON shared.tickets TO {}",
+                  "GRANT USAGE ON SEQUENCE shared.tickets_id_seq TO {}"]:
+        conn.execute(sql.SQL(grant).format(ident))
+    as_role = connect(user=role)
+    expect_error(as_role, "SELECT last_value FROM shared.tickets_id_seq", sqlstate="42501")
+    assert data_branch(as_role, "shared.tickets", "feature") == "tickets__feature"
+    assert scalar(as_role, "INSERT INTO shared.tickets__feature (note) VALUES ('d') RETURNING id") == 4
+    assert scalar(conn, "INSERT INTO shared.tickets (note) VALUES ('e') RETURNING id") == 4

@@ -232,6 +232,22 @@ def test_verify_integrity_never_raises_on_wrecked_metadata(conn, chain, damage):
     assert not all(r["ok"] for r in checks.values()), f"{damage} went unnoticed"
 
 
+def test_a_check_that_cannot_run_is_reported_failed(conn, chain):
+    """With pggit.commits' hash column gone, every check that reads it cannot run: each reports ok = false with
+    the error as its detail, unique_commit_ids among them, whatever the check before it reported. Positive
+    control: the checks of branches alone still run and are ok."""
+    as_superuser_behind_pggits_back(conn, "ALTER TABLE pggit.commits DROP COLUMN hash CASCADE")
+    conn.execute("SET statement_timeout = '20s'")
+    checks = report(conn)
+    unique_ids = checks[UNIQUE_IDS]
+    assert unique_ids["ok"] is False, unique_ids
+    assert unique_ids["detail"].startswith("check failed: ") and "hash" in unique_ids["detail"], unique_ids
+    not_run = {name: r["ok"] for name, r in checks.items() if (r["detail"] or "").startswith("check failed: ")}
+    assert not_run and all(ok is False for ok in not_run.values()), not_run
+    for name in (BRANCH_PARENTS_EXIST, "no_branch_cycles"):
+        assert checks[name]["ok"] is True, checks[name]
+
+
 # --------------------------------------------------------------------------
 # Rights
 # --------------------------------------------------------------------------

@@ -144,6 +144,22 @@ def test_apply_refuses_missing_input(runs, version, up):
     assert_nothing_written(runs, before)
 
 
+def test_apply_refuses_a_version_over_255_characters(runs):
+    """A migration version longer than 255 characters is bad input (22023): nothing runs, nothing is recorded,
+    and the message names the version. Positive control: a version of 255 characters is applied."""
+    too_long = "v" * 256
+    before = snapshot(runs)
+    expect_error(runs, "SELECT pggit.apply_migration(%s, %s)", (too_long, UP), sqlstate=INVALID_PARAMETER_VALUE,
+                 names=[too_long])
+    assert not table_exists(runs, "widgets")
+    assert run_log(runs) == []
+    assert_nothing_written(runs, before)
+    longest = "v" * 255
+    assert apply(runs, longest, UP, DOWN) is True
+    assert migration(runs, longest)["status"] == APPLIED
+    assert run_log(runs) == ["up"]
+
+
 def test_concurrent_applies_of_one_version_run_it_once(runs, connect):
     first = connect(autocommit=False)
     second = connect()

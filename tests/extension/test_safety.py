@@ -146,6 +146,26 @@ def test_role_with_usage_but_no_grant_cannot_call_the_table_change_recorder(conn
     assert [h["change_type"] for h in history] == ["CREATE", "ALTER"]
 
 
+def test_branch_record_helper_refuses_a_role_not_granted_create_branch(conn, connect, make_role):
+    """A grant on create_branch's record helper alone is no way in: the helper writes a branch only for a role
+    that may execute create_branch itself, and refuses any other with insufficient_privilege naming the role.
+    Positive control: once the role holds the grant on create_branch, the same call writes the branch."""
+    role = make_role()
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA pggit TO {}").format(sql.Identifier(role)))
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pggit._create_branch_record(text, text) TO {}")
+                 .format(sql.Identifier(role)))
+    before = snapshot(conn)
+    as_role = connect(user=role)
+    call = "SELECT pggit._create_branch_record('sneaky', 'main')"
+    error = expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=[role])
+    assert "create_branch" in error.diag.message_primary, error.diag.message_primary
+    assert_nothing_written(conn, before)
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pggit.create_branch(text, text, boolean) TO {}")
+                 .format(sql.Identifier(role)))
+    branch_id = scalar(as_role, call)
+    assert scalar(conn, "SELECT created_by FROM pggit.branches WHERE id = %s AND name = 'sneaky'", (branch_id,)) == role
+
+
 def test_role_with_usage_and_execute_commits_through_the_functions(conn, connect, make_role):
     role = make_role()
     grant_the_way_in(conn, role)

@@ -72,6 +72,28 @@ def test_hash_changes_with_every_structural_change(conn, change):
     assert schema_hash(conn, "s.t") != before
 
 
+@pytest.mark.parametrize(
+    "change",
+    [["CREATE INDEX scratch_b_idx ON scratch (b)"], ["DROP INDEX scratch_a_idx"],
+     ["DROP INDEX scratch_a_idx", "CREATE UNIQUE INDEX scratch_a_idx ON scratch (a)"]],
+    ids=["add_index", "drop_index", "make_index_unique"],
+)
+def test_hash_of_a_temporary_table_changes_with_its_indexes(conn, change):
+    """A temporary table's indexes are part of its structure too, although PostgreSQL prints their table as
+    pg_temp.<table> and not under the session's own temporary schema. Positive control: a column change of the
+    same table changes its hash."""
+    conn.execute("CREATE TEMP TABLE scratch (a int, b text)")
+    conn.execute("CREATE INDEX scratch_a_idx ON scratch (a)")
+    before = schema_hash(conn, "scratch")
+    assert before is not None
+    for statement in change:
+        conn.execute(statement)
+    after = schema_hash(conn, "scratch")
+    assert after is not None and after != before
+    conn.execute("ALTER TABLE scratch ADD COLUMN c int")
+    assert schema_hash(conn, "scratch") not in (None, after)
+
+
 def test_hash_is_the_same_for_the_same_ddl_in_two_databases(conn, make_database):
     other = psycopg.connect(make_database(), autocommit=True)
     try:
