@@ -119,3 +119,15 @@ def test_a_triage_entry_without_a_reason_or_for_a_lost_mutant_is_refused(monkeyp
     problems = mutant_triage.check(set())
     assert len(problems) == 3 and "verdict must be one of" in problems[0] and "no reason" in problems[1]
     assert "no longer makes this mutant" in problems[2]
+
+
+def test_a_gaps_named_killers_are_the_test_ids_in_its_reason_and_an_equivalent_names_none(monkeypatch):
+    from pggit_chaos.measure import mutant_triage
+
+    reason = ("killed by tests/chaos/test_x.py::test_a[orphan chain] and by "
+              "tests/extension/test_y.py::TestZ::test_b (a note), not by tests/chaos")
+    monkeypatch.setattr(mutant_triage, "TRIAGE", {"gap:f:1": {"verdict": "gap", "reason": reason},
+                                                  "eq:f:2": {"verdict": "equivalent", "reason": reason}})
+    assert mutant_triage.named_killers("gap:f:1") == ["tests/chaos/test_x.py::test_a[orphan chain]",
+                                                      "tests/extension/test_y.py::TestZ::test_b"]
+    assert mutant_triage.named_killers("eq:f:2") == [] and mutant_triage.named_killers("unknown") == []

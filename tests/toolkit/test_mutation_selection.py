@@ -130,6 +130,14 @@ def test_the_reach_map_names_the_statements_each_test_ran(reach_map):
     assert any(mark.startswith("pggit._write_commit:") for mark in reach_map["statements"][COMMIT_TEST])
 
 
+def test_statements_no_test_ran_are_listed_with_their_text(reach_map):
+    never = {(n["function"], n["line"]): n["text"] for n in selection.never_run(reach_map, SQL)}
+    null = _line("'invalid version %.%.%: parts must not be null'")
+    negative = _line("'invalid version %.%.%: parts must not be negative'")
+    assert never[("pggit.increment_version", null)].startswith("RAISE EXCEPTION 'invalid version")
+    assert ("pggit.increment_version", negative) not in never  # ERROR_TEST ran it
+
+
 def test_a_statement_mutant_meets_only_the_tests_that_ran_its_statement(reach_map):
     selector = selection.Selector(reach_map, SQL)
     raises = [m for m in mutagen.generate(SQL) if m.function == "pggit.increment_version"

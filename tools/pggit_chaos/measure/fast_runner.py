@@ -81,7 +81,8 @@ def _progress_line(done: int, total: int, counts: dict[str, int], started: float
     left = (elapsed / done) * (total - done) if done else float("nan")
     eta = f"{left / 60:.0f} min left" if done else "estimating"
     return (f"  [{done}/{total}] killed {counts.get('killed', 0)}, survived {counts.get('survived', 0)}, "
-            f"unreached {counts.get('unreached', 0)}, stillborn {counts.get('stillborn', 0)}; "
+            f"unreached {counts.get('unreached', 0)}, stillborn {counts.get('stillborn', 0)}, "
+            f"equivalent {counts.get('equivalent', 0)}; "
             f"{elapsed / 60:.1f} min, {eta}")
 
 
@@ -139,8 +140,9 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         span = (mutant.start, mutant.end) if hasattr(mutant, "start") else None
         statement = selector.statement_for(function, span)
         tests = every_test if select == "all" else collected(selector.tests_for(function, span))
-        # The tests that killed this very mutant before go first; the quickest of them first.
-        own = [t for t in tests if t in set(killers.get(mutant.name, ()))]
+        # The tests that killed this very mutant before, or that its triage names as its killers, go first.
+        known = set(killers.get(mutant.name, ())) | set(mutant_triage.named_killers(mutant.name))
+        own = [t for t in tests if t in known]
         tests = own + [t for t in tests if t not in set(own)]
         base = {"id": mutant.name, "operator": mutant.category, "function": function, "line": line,
                 "description": mutant.description,
@@ -165,7 +167,7 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
             "mutants": [p[2] for p in planned]}
     (workdir / "plan.json").write_text(json.dumps(plan))
     total, started = len(chosen), time.monotonic()
-    print(f"mutate-fast: {total} mutants ({len(planned)} to run, {len(records)} unreached), tier {tier}, "
+    print(f"mutate-fast: {total} mutants ({len(planned)} to run, {len(records)} unreached or equivalent), tier {tier}, "
           f"{jobs} worker(s), selection: {select}; work files in {workdir}", flush=True)
 
     def worker(number: int):
@@ -176,7 +178,9 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         return lambda stop: run_pytest(chaos_command(script, paths, markexpr, test_timeout, extra),
                                        workdir, f"worker-{number}", run_timeout, stop)
 
-    counts = {"unreached": len(records)}
+    counts: dict[str, int] = {}
+    for record in records.values():  # those decided without a run: unreached, or judged equivalent
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
     seen: set[str] = set()
     # Ctrl-C or SIGTERM stops the workers (each in a session of its own) and keeps every verdict already reached.
     runs, interrupted = run_parallel([worker(n) for n in range(jobs)],
@@ -327,7 +331,8 @@ def run(args: argparse.Namespace) -> int:
         "started": started,
         "wall_seconds": round(wall, 1), "machine": machine(), "load_average_at_start": load,
         "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(), "not_applying": stale, "score": score,
-        "failing_unmutated": failing_unmutated(records), "mutants": records})
+        "failing_unmutated": failing_unmutated(records),
+        "statements_never_run": selection.never_run(selection.load(args.tier, sql), sql), "mutants": records})
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     percent = f" ({100 * score['score']:.0f}%)" if score["score"] is not None else ""

@@ -13,6 +13,8 @@ another script.
 
 from __future__ import annotations
 
+import re
+
 VERDICTS = ("equivalent", "gap")
 
 TRIAGE: dict[str, dict[str, str]] = {
@@ -99,6 +101,15 @@ def verdict(mutant_id: str) -> str | None:
     """``equivalent``, ``gap``, or None for a mutant not triaged yet."""
     entry = TRIAGE.get(mutant_id)
     return entry["verdict"] if entry else None
+
+
+_NODEID = re.compile(r"((?:tests|docs|examples)/[\w/.\-]+::[\w:.\-]+(?:\[[^\]]*\])?)")
+
+
+def named_killers(mutant_id: str) -> list[str]:
+    """The test ids a gap's reason names (``killed by tests/...::test_x``): the runners try them first."""
+    entry = TRIAGE.get(mutant_id)
+    return _NODEID.findall(entry["reason"]) if entry and entry["verdict"] == "gap" else []
 
 
 def check(known_ids: set[str]) -> list[str]:

@@ -207,6 +207,17 @@ def finish(merged: dict, tier: str, sql: str, seconds: float) -> dict:
             "durations": merged["durations"], "outcomes": merged["outcomes"]}
 
 
+def never_run(data: dict, sql: str) -> list[dict]:
+    """The marked statements no test of the map ran: code the suite never executes, with each first line."""
+    ran = {mark for marks in data.get("statements", {}).values() for mark in marks}
+    lines = sql.splitlines()
+    out = []
+    for mark in sorted(set(data.get("marked", ())) - ran, key=lambda m: int(m.rpartition(":")[2])):
+        function, _, line = mark.rpartition(":")
+        out.append({"function": function, "line": int(line), "text": " ".join(lines[int(line) - 1].split())})
+    return out
+
+
 def load(tier: str, sql: str) -> dict:
     """The reach map of ``tier``; refuses one measured on another script (a stale map selects wrongly)."""
     path = reach_path(tier)

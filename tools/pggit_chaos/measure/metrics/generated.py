@@ -74,6 +74,7 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
         lines += _per_operator(generated, data.get("generated-mutants.json"), triage, rules)
         lines += _per_function(generated, triage)
         lines += _survivors(generated, triage)
+        lines += _never_run(generated)
     lines += _agreement(data.get("selection-agreement.json"))
     lines += _trend(data.get("mutation-trend.json"))
     return lines + [
@@ -136,6 +137,20 @@ def _survivors(run: dict, triage: dict) -> list[str]:
     if not rows:
         return lines + ["None survived.", ""]
     return lines + [*table(["mutant", "line", "function", "edit", "verdict", "triage", "reason"], rows), ""]
+
+
+def _never_run(run: dict) -> list[str]:
+    never = run.get("statements_never_run")
+    if never is None:
+        return []
+    lines = ["### Statements no test runs", "",
+             "The reach run's markers show which PL/pgSQL statements the tests ran; these ran in none of them",
+             "(every mutant of one is *unreached*). Each is a corner of the input space no test reaches yet.", ""]
+    if not never:
+        return lines + ["Every statement ran in at least one test.", ""]
+    return lines + [*table(["function", "line", "statement"],
+                           [[f"`{n['function']}`", f"`extension/pggit--1.0.0.sql:{n['line']}`", code(n["text"])]
+                            for n in never]), ""]
 
 
 def _agreement(data: dict | None) -> list[str]:
