@@ -22,7 +22,7 @@ import random
 
 import psycopg
 import pytest
-from pggit_chaos import checkers
+from pggit_chaos import checkers, nemesis
 from pggit_chaos.client import apply_migration
 from pggit_chaos.history import History, run_workers
 from pggit_chaos.interleavings import Step, interleave
@@ -182,6 +182,43 @@ def test_concurrent_ddl_on_different_tables_does_not_interfere(db_connection_str
         assert checkers.table_consistent(sync_conn, table, {"MINOR": 2, "PATCH": 2, "MAJOR": 1}) == \
             [v for _, v in script]
     assert checkers.schema_consistent(sync_conn) == {f"public.own_{worker}" for worker in range(workers)}
+
+
+def test_drop_of_an_untracked_namesake_waits_for_the_change_that_moves_the_record_away(db_connection_string,
+                                                                                       sync_conn):
+    """t's record still names t after t was renamed to u and a new t made while tracking was paused. A's open
+    ALTER of u takes the record over (found by u's OID: a rename, MAJOR). B's DROP of the new, untracked t looks
+    for a record by name, finds the same row and waits for A; once A commits, the row names u and B records
+    nothing: u stays tracked at the version A gave it. Positive control: dropping u records the drop."""
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE t (id int)")
+    record = sync_conn.execute("SELECT id FROM pggit.objects WHERE is_active AND object_name = 't'").fetchone()[0]
+    with nemesis.tracking_paused(sync_conn):
+        sync_conn.execute("ALTER TABLE t RENAME TO u")
+        sync_conn.execute("CREATE TABLE t (id int)")
+    history = History()
+
+    run = interleave(db_connection_string, history,
+                     Step("ddl", ("alter", "u"), lambda conn: conn.execute("ALTER TABLE u ADD COLUMN b int")),
+                     Step("ddl", ("drop", "t"), lambda conn: conn.execute("DROP TABLE t")))
+    assert run.holder_pid in run.wait.blocking_pids
+    assert run.first.ok and run.second.ok, history.dump()
+
+    def changes() -> list[tuple]:
+        return sync_conn.execute("SELECT change_type, old_version, new_version FROM pggit.history "
+                                 "WHERE object_id = %s ORDER BY id", (record,)).fetchall()
+
+    assert sync_conn.execute("SELECT object_name, is_active FROM pggit.objects WHERE id = %s",
+                             (record,)).fetchone() == ("u", True)
+    assert changes() == [("CREATE", None, "1.0.0"), ("ALTER", "1.0.0", "2.0.0")]
+    assert _version(sync_conn, "u") == (2, 0, 0)
+    assert checkers.table_consistent(sync_conn, "u", {"MAJOR": 1}) == ["1.0.0", "2.0.0"]
+    assert checkers.schema_consistent(sync_conn) == {"public.u"}
+
+    sync_conn.execute("DROP TABLE u")
+    assert changes()[-1] == ("DROP", "2.0.0", "3.0.0")
+    assert sync_conn.execute("SELECT is_active FROM pggit.objects WHERE id = %s", (record,)).fetchone() == (False,)
+    checkers.integrity_ok(sync_conn)
 
 
 @pytest.mark.migration

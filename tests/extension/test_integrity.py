@@ -248,6 +248,22 @@ def test_a_check_that_cannot_run_is_reported_failed(conn, chain):
         assert checks[name]["ok"] is True, checks[name]
 
 
+def test_versions_check_that_cannot_run_is_reported_failed(conn, chain):
+    """With pggit.history's new_version column renamed, versions_match_history cannot run: it reports ok = false
+    with the error as its detail, although sequence_ahead_of_ids just before it passed. Positive control: the
+    checks of commits and branches, which do not read history, still run and are ok."""
+    as_superuser_behind_pggits_back(conn, "ALTER TABLE pggit.history RENAME COLUMN new_version TO renamed_version")
+    conn.execute("SET statement_timeout = '20s'")
+    checks = report(conn)
+    versions = checks[VERSIONS_MATCH]
+    assert versions["ok"] is False, versions
+    assert versions["detail"].startswith("check failed: ") and "new_version" in versions["detail"], versions
+    for name in (SEQUENCE_AHEAD, HEADS_EXIST, COMMIT_PARENTS_EXIST, UNIQUE_IDS):
+        assert checks[name]["ok"] is True, checks[name]
+    not_run = {name: r["ok"] for name, r in checks.items() if (r["detail"] or "").startswith("check failed: ")}
+    assert all(ok is False for ok in not_run.values()), not_run
+
+
 # --------------------------------------------------------------------------
 # Rights
 # --------------------------------------------------------------------------

@@ -94,6 +94,28 @@ def test_hash_of_a_temporary_table_changes_with_its_indexes(conn, change):
     assert schema_hash(conn, "scratch") not in (None, after)
 
 
+def test_hash_of_a_partition_changes_with_the_foreign_key_it_inherits(conn):
+    """A foreign key added to a partitioned table is a constraint of each of its partitions too (PostgreSQL
+    enforces it there): the partition's hash changes. The clones PostgreSQL hides in the referencing table, one
+    per partition of a partitioned referenced table, are not structure of their own: a new partition of the
+    referenced table leaves the referencing table's hash as it was."""
+    for statement in ["CREATE SCHEMA s", "CREATE TABLE s.ref (id int PRIMARY KEY)",
+                      "CREATE TABLE s.p (id int, r int) PARTITION BY RANGE (id)",
+                      "CREATE TABLE s.p1 PARTITION OF s.p FOR VALUES FROM (0) TO (100)"]:
+        conn.execute(statement)
+    before = schema_hash(conn, "s.p1")
+    assert before is not None
+    conn.execute("ALTER TABLE s.p ADD CONSTRAINT p_r_fkey FOREIGN KEY (r) REFERENCES s.ref (id)")
+    assert schema_hash(conn, "s.p1") not in (None, before)
+
+    conn.execute("CREATE TABLE s.pref (id int PRIMARY KEY) PARTITION BY RANGE (id)")
+    conn.execute("CREATE TABLE s.pref1 PARTITION OF s.pref FOR VALUES FROM (0) TO (100)")
+    conn.execute("CREATE TABLE s.child (id int, pref int REFERENCES s.pref (id))")
+    child = schema_hash(conn, "s.child")
+    conn.execute("CREATE TABLE s.pref2 PARTITION OF s.pref FOR VALUES FROM (100) TO (200)")
+    assert schema_hash(conn, "s.child") == child
+
+
 def test_hash_is_the_same_for_the_same_ddl_in_two_databases(conn, make_database):
     other = psycopg.connect(make_database(), autocommit=True)
     try:
