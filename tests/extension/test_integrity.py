@@ -193,6 +193,24 @@ def test_sequence_set_behind_issued_ids_is_reported(conn, chain):
     assert_fails(conn, SEQUENCE_AHEAD, chain["f1"])
 
 
+def test_custom_ids_outside_the_generated_format_are_ignored_by_the_sequence_check(conn, chain):
+    """A custom Trinity ID that looks like a generated one but is not in its format (35 characters, its dashes at
+    25 and 32, not at 19 and 32) was not issued by the sequence: sequence_ahead_of_ids ignores it and reports the
+    highest number of the generated IDs. Positive control: with the sequence set behind, the check fails naming
+    the generated IDs the sequence would issue again, not the custom one."""
+    custom = "TRN-" + "2" * 20 + "-" + "3" * 6 + "-abc"
+    assert len(custom) == 35 and custom[24] == "-" and custom[31] == "-" and custom[18] != "-"
+    assert scalar(conn, "SELECT pggit.commit_changes('feature', 'custom id', %s)", (custom,)) == custom
+    highest = max(int(trinity_id[19:31]) for trinity_id in chain.values())
+    sequence = report(conn)[SEQUENCE_AHEAD]
+    assert sequence["ok"] is True, sequence
+    assert sequence["detail"].endswith(f"above the highest issued number {highest}"), sequence
+    as_superuser_behind_pggits_back(conn, "SELECT setval('pggit.trinity_id_seq', 1)")
+    sequence = report(conn)[SEQUENCE_AHEAD]
+    assert sequence["ok"] is False and chain["f1"] in sequence["detail"], sequence
+    assert custom not in sequence["detail"], sequence
+
+
 def test_version_disagreeing_with_history_is_reported(conn, chain):
     as_superuser_behind_pggits_back(
         conn, "UPDATE pggit.objects SET version_major = 7 WHERE object_name = 't' AND schema_name = 'public'"
