@@ -199,3 +199,16 @@ def test_a_mutant_judged_equivalent_is_skipped_and_leaves_the_score(reach_map, t
     assert fast_runner.summarize(records)["scored"] == 0
     page = _scored({"mutants": records}, mutant_triage.TRIAGE)
     assert (page["equivalent"], page["surviving"], page["scored"]) == (1, 0, 0)
+
+
+def test_a_test_the_triage_names_as_a_killer_meets_its_mutant_though_the_map_does_not_know_it(reach_map, tmp_path,
+                                                                                              monkeypatch):
+    # Positive control: the fast-runner test above finds this detect_drift mutant unreached (no test of the map
+    # reaches detect_drift). Named as its killer by the triage, ERROR_TEST now meets it (and cannot kill it).
+    from pggit_chaos.measure import mutant_triage
+
+    unreached = next(m for m in mutagen.generate(SQL) if m.function == "pggit.detect_drift")
+    monkeypatch.setitem(mutant_triage.TRIAGE, unreached.name, {"verdict": "gap", "reason": f"killed by {ERROR_TEST}"})
+    records, _ = fast_runner.run_mutants([unreached], SQL, "full", 1, "coverage", 0, 120, 900, tmp_path, reach_map,
+                                         paths=[ERROR_TEST.split("::")[0]])
+    assert [(r["status"], r["tests_selected"], r["tests_run"]) for r in records] == [("survived", 1, 1)], records

@@ -140,8 +140,11 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
         span = (mutant.start, mutant.end) if hasattr(mutant, "start") else None
         statement = selector.statement_for(function, span)
         tests = every_test if select == "all" else collected(selector.tests_for(function, span))
-        # The tests that killed this very mutant before, or that its triage names as its killers, go first.
-        known = set(killers.get(mutant.name, ())) | set(mutant_triage.named_killers(mutant.name))
+        # The tests that killed this very mutant before go first, and so do those its triage names as its
+        # killers, even when the map does not know them yet (a test written for the mutant after the reach run).
+        named = collected(mutant_triage.named_killers(mutant.name))
+        tests = [t for t in named if t not in tests] + tests
+        known = set(killers.get(mutant.name, ())) | set(named)
         own = [t for t in tests if t in known]
         tests = own + [t for t in tests if t not in set(own)]
         base = {"id": mutant.name, "operator": mutant.category, "function": function, "line": line,
