@@ -487,3 +487,44 @@ def test_a_column_added_to_a_foreign_table_parent_records_its_regular_children(c
     with nemesis.tracking_paused(conn):
         conn.execute("ALTER TABLE ft ADD COLUMN z int")
     checkers.drift_is(conn, {"public.ch"})
+
+
+def test_a_column_renamed_on_a_parent_with_a_child_records_the_tables_whose_keys_name_it(conn):
+    # The key names the parent's own column; that the parent has a child changes nothing.
+    conn.execute("CREATE TABLE a (x int UNIQUE)")
+    conn.execute("CREATE TABLE b () INHERITS (a)")
+    conn.execute("CREATE TABLE r (x int REFERENCES a (x))")
+    before = version(conn, "r")
+    conn.execute("ALTER TABLE a RENAME COLUMN x TO y")
+    assert "a(y)" in scalar(conn, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'r'::regclass "
+                                  "AND contype = 'f'")
+    assert version(conn, "r") != before, "the referencing table was not recorded"
+    assert tracked_object(conn, "public", "r")["content_hash"] == schema_hash(conn, "r")
+    checkers.drift_is(conn)
+    # Positive control: the same change made behind pggit's back is drift for r (and the renamed pair).
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE a RENAME COLUMN y TO z")
+    checkers.drift_is(conn, {"public.a", "public.b", "public.r"})
+
+
+def test_a_rename_frees_its_new_name_only_in_its_own_schema(conn):
+    # Renamed while tracking was paused, t leaves a stale record under public.t; a table
+    # renamed to t takes the name and retires that record, but other.t is another table.
+    conn.execute("CREATE TABLE t (id int)")
+    stale = tracked_object(conn, "public", "t")
+    conn.execute("CREATE SCHEMA other")
+    conn.execute("CREATE TABLE other.t (id int)")
+    namesake = tracked_object(conn, "other", "t")
+    conn.execute("CREATE TABLE u (id int)")
+    moved = tracked_object(conn, "public", "u")
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE t RENAME TO v")
+    conn.execute("ALTER TABLE u RENAME TO t")
+    assert version(conn, "public.t") == "2.0.0"
+    assert tracked_object(conn, "public", "t")["id"] == moved["id"]
+    # Positive control: the stale record of the same schema went inactive.
+    assert rows(conn, "SELECT is_active FROM pggit.objects WHERE id = %s", (stale["id"],)) == [{"is_active": False}]
+    assert rows(conn, "SELECT is_active FROM pggit.objects WHERE id = %s", (namesake["id"],)) == [{"is_active": True}]
+    assert version(conn, "other.t") == "1.0.0"
+    assert [h["change_type"] for h in history_of(conn, namesake["id"])] == ["CREATE"]
+    checkers.drift_is(conn)
