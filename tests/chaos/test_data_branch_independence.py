@@ -192,8 +192,7 @@ def test_a_sequence_sharing_an_oid_with_a_function_a_default_calls_is_not_taken_
             conn.execute("INSERT INTO items (v) SELECT generate_series(1, 3)")
             function_oid = scalar(conn, "SELECT 'next_code()'::regprocedure::oid")
         cluster.stop()
-        cluster._run([str(cluster.install.binary("pg_resetwal")), "-o", str(function_oid), "-D", str(cluster.datadir)],
-                     "pg_resetwal")
+        cluster.run_tool("pg_resetwal", "-o", str(function_oid), "-D", str(cluster.datadir))
         cluster.start()
         with cluster.connect() as conn:
             conn.execute("CREATE SEQUENCE unrelated START 40")

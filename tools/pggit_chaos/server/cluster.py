@@ -166,19 +166,16 @@ class Cluster(Server):
 
     def _run(self, argv: list[str], what: str) -> None:
         account = server_account()
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=[] if account else None,
-            cwd=self.root,
-            env=self._server_env(),
-            timeout=120,
-        )
+        result = subprocess.run(argv, capture_output=True, text=True, user=account.pw_uid if account else None,
+                                group=account.pw_gid if account else None, extra_groups=[] if account else None,
+                                cwd=self.root, env=self._server_env(), timeout=120)
         if result.returncode != 0:
             raise ClusterError(f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+    def run_tool(self, name: str, *args: str) -> None:
+        """Run one of the install's programs (``pg_resetwal``, ``pg_controldata``, ...) as the server's account;
+        a failure raises ClusterError with its output."""
+        self._run([str(self.install.binary(name)), *args], name)
 
     def _server_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
