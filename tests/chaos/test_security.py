@@ -476,3 +476,42 @@ def test_a_statement_that_spells_out_pggits_own_call_cannot_pass_for_pggit(world
         "EXCEPTION WHEN invalid_parameter_value THEN NULL; END; END LOOP; "
         "PERFORM pggit.commit_changes('looped', 'looped'); END $f$")
     assert w.su.execute("SELECT count(*), min(author) FROM pggit.commits WHERE message = 'looped'").fetchone() == (1, w.hostile)
+
+
+def test_a_text_domain_on_the_search_path_where_the_message_quoter_first_runs_never_runs_as_the_owner(world):
+    """PL/pgSQL resolves a function's variable types once per session, when the function first runs, and keeps them for every later call, whoever makes it. The hostile role puts a domain named ``text`` into its schema, whose CHECK reads the owner's secret if it can and reports who it ran as in a notice (which reaches the client even when the statement fails, so a refusal cannot undo the leak). It puts that schema before pg_catalog on its search_path and gets pggit's message quoter (whose variables are declared ``text``) to run first there: through create_data_branch (SECURITY INVOKER, the caller's search_path) with a blank table name, which it quotes before anything else. It then asks delete_branch_simple (SECURITY DEFINER) to delete main, whose refusal quotes the name as pggit's owner. The quoter pins its own search_path, so its variables stay pg_catalog's text: the check never runs as the owner and the secret never leaks. Positive controls: run by the superuser, the check reads the secret; in the hostile session ``text`` names the domain, whose check runs (as the hostile role, without the secret)."""
+    w = world
+    h = w.as_role(w.hostile)
+    h.execute("""
+        CREATE FUNCTION hs.text_spy() RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
+        DECLARE
+            v_secret pg_catalog.text;
+        BEGIN
+            BEGIN
+                EXECUTE 'SELECT s FROM vault.secret' INTO v_secret;
+            EXCEPTION WHEN OTHERS THEN NULL;
+            END;
+            RAISE NOTICE 'text checked as %, secret %', current_user, coalesce(v_secret, 'unread');
+            RETURN true;
+        END $f$""")
+    h.execute("GRANT EXECUTE ON FUNCTION hs.text_spy() TO PUBLIC")
+    h.execute("CREATE DOMAIN hs.text AS pg_catalog.text CHECK (hs.text_spy())")
+    notices: list[str] = []
+    for connection in (w.su, h):
+        connection.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary))
+    w.su.execute("SELECT hs.text_spy()")
+    assert notices == [f"text checked as {w.owner}, secret the owner's secret"], notices
+    notices.clear()
+    h.execute("SET search_path = hs, pg_catalog")
+    h.execute("SELECT 'x'::text")
+    assert notices == [f"text checked as {w.hostile}, secret unread"], "the domain named text is not what text names"
+    notices.clear()
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="must not be null or blank"):
+        h.execute("SELECT pggit.create_data_branch(' ', 'main', 'feature')")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match='branch "main" is protected'):
+        h.execute("SELECT pggit.delete_branch_simple('main')")
+
+    foreign = [notice for notice in notices if notice != f"text checked as {w.hostile}, secret unread"]
+    assert not foreign, f"the domain's check ran with another role's rights: {foreign}"
+    assert w.su.execute("SELECT status FROM pggit.branches WHERE name = 'main'").fetchone()[0] == "ACTIVE"

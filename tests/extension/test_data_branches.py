@@ -239,6 +239,30 @@ def test_a_copys_sequence_takes_the_next_free_numbered_name(conn):
     assert scalar(conn, "SELECT nextval('tickets__feature_id_seq')") == 100
 
 
+def test_a_copys_sequence_has_its_sources_options(conn):
+    """The sequence a copy gets for its serial column is made with the options of the source's sequence (type,
+    increment, bounds, start, cache, cycle), not those of some other sequence of the database, and goes on from
+    the source's last value by the source's step. Positive control: the source's options are none of a new sequence's
+    defaults, so the copy cannot have them by chance."""
+    options = "seqtypid::regtype::text, seqincrement, seqmin, seqmax, seqstart, seqcache, seqcycle"
+    conn.execute("CREATE TABLE tickets (id serial PRIMARY KEY, note text)")
+    conn.execute("ALTER SEQUENCE tickets_id_seq AS smallint INCREMENT BY 7 MINVALUE 5 MAXVALUE 30000 "
+                 "START WITH 12 RESTART CACHE 4 CYCLE")
+    conn.execute("INSERT INTO tickets (note) VALUES ('a'), ('b')")
+    conn.execute("CREATE SEQUENCE fresh_defaults")
+    source = conn.execute(f"SELECT {options} FROM pg_sequence WHERE seqrelid = 'tickets_id_seq'::regclass").fetchone()
+    assert source == ("smallint", 7, 5, 30000, 12, 4, True)
+    defaults = conn.execute(f"SELECT {options} FROM pg_sequence WHERE seqrelid = 'fresh_defaults'::regclass").fetchone()
+    assert all(mine != default for mine, default in zip(source, defaults)), (source, defaults)
+    data_branch(conn, "tickets", "feature")
+    own = scalar(conn, "SELECT pg_get_serial_sequence('tickets__feature', 'id')")
+    assert own == "public.tickets__feature_id_seq"
+    assert conn.execute(f"SELECT {options} FROM pg_sequence WHERE seqrelid = %s::regclass", (own,)).fetchone() == source
+    # The source's last value is the end of the values this session cached (12, 19, 26, 33).
+    assert scalar(conn, "SELECT last_value FROM tickets_id_seq") == 33
+    assert scalar(conn, "INSERT INTO tickets__feature (note) VALUES ('c') RETURNING id") == 40
+
+
 def test_a_copy_made_with_only_usage_on_the_sequence_continues_after_the_copied_rows(conn, connect, make_role):
     """A caller with USAGE but not SELECT on a default's sequence (enough to insert) still gives the copy a
     sequence in the source's state: the copy's next value follows the copied rows. Positive controls: the role

@@ -282,6 +282,26 @@ def test_versions_check_that_cannot_run_is_reported_failed(conn, chain):
     assert all(ok is False for ok in not_run.values()), not_run
 
 
+def test_checks_that_pass_but_cannot_describe_it_are_reported_failed(conn, connect, make_role, chain):
+    """Each check writes its detail with pggit's detail helper after it has found nothing wrong. For a role that
+    may not execute the helper, every check finds nothing wrong and then cannot run to its end: each reports
+    ok = false with the refusal as its detail (history_objects_exist too, though versions_increase before it found
+    nothing wrong either). Positive controls: the owner's report on the same metadata is all ok, and so is the
+    role's once it may execute the helper."""
+    role = make_role()
+    conn.execute("REVOKE EXECUTE ON FUNCTION pggit._integrity_detail(text[], text) FROM PUBLIC")
+    as_role = connect(user=role)
+    as_role.execute("SET statement_timeout = '20s'")
+    checks = report(as_role)
+    assert {"versions_increase", "history_objects_exist"} | CONTRACT_CHECKS <= set(checks), set(checks)
+    not_run = {name: (r["ok"], r["detail"]) for name, r in checks.items()
+               if not (r["ok"] is False and r["detail"].startswith("check failed: ") and "_integrity_detail" in r["detail"])}
+    assert not not_run, not_run
+    assert_all_ok(conn)
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pggit._integrity_detail(text[], text) TO {}").format(sql.Identifier(role)))
+    assert_all_ok(as_role)
+
+
 # --------------------------------------------------------------------------
 # Rights
 # --------------------------------------------------------------------------

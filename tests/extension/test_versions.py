@@ -119,6 +119,24 @@ def test_get_version_returns_no_row_for_a_dropped_table(conn):
     assert rows(conn, "SELECT * FROM pggit.get_version('gone')") == []
 
 
+def test_get_version_reads_the_tables_record_not_another_kinds_of_the_same_name(conn):
+    """pggit.objects keys its live records by kind as well as by name, so a record of another kind (here a
+    function orders() that a superuser recorded at 5.0.0, after the table's own record) may share the table's
+    schema and name. get_version('orders') names the table: it reports the table's version, which its DDL made.
+    Positive control: both live records are there, the other kind's the newer one."""
+    conn.execute("CREATE TABLE orders (id int)")
+    conn.execute("ALTER TABLE orders ADD COLUMN total numeric")
+    conn.execute("CREATE FUNCTION orders() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    conn.execute("INSERT INTO pggit.objects (object_type, schema_name, object_name, version_major, version_minor, "
+                 "version_patch, is_active) VALUES ('FUNCTION', 'public', 'orders', 5, 0, 0, true)")
+    live = rows(conn, "SELECT object_type FROM pggit.objects WHERE schema_name = 'public' AND object_name = 'orders' "
+                      "AND is_active ORDER BY id")
+    assert [r["object_type"] for r in live] == ["TABLE", "FUNCTION"]
+    assert rows(conn, "SELECT * FROM pggit.get_version('orders')") == [
+        {"major": 1, "minor": 1, "patch": 0, "full_version": "1.1.0"}
+    ]
+
+
 def test_get_version_writes_nothing(conn):
     conn.execute("CREATE TABLE t (id int)")
     before = snapshot(conn)
