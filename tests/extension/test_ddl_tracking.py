@@ -338,6 +338,13 @@ SIDE_EFFECTS = {
     "rename_schema_moves_its_tables": (
         ["CREATE SCHEMA old_name", "CREATE TABLE old_name.et (id int)"],
         "ALTER SCHEMA old_name RENAME TO new_name", {"new_name.et": ("2.0.0", "MAJOR")}),
+    # A key from outside names the schema, so that table is found first; the
+    # schema's own tables are recorded all the same.
+    "rename_schema_moves_its_tables_and_changes_the_tables_that_name_them": (
+        ["CREATE SCHEMA old_name", "CREATE TABLE old_name.et (id int PRIMARY KEY)",
+         "CREATE TABLE old_name.other (id int)", "CREATE TABLE ref (id int REFERENCES old_name.et)"],
+        "ALTER SCHEMA old_name RENAME TO new_name",
+        {"new_name.et": ("2.0.0", "MAJOR"), "new_name.other": ("2.0.0", "MAJOR"), "ref": ("1.0.1", "PATCH")}),
 }
 
 
