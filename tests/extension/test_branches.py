@@ -249,6 +249,27 @@ def test_delete_already_deleted_branch_is_a_no_op(conn):
     assert_nothing_written(conn, before)
 
 
+def test_deleting_an_already_deleted_branch_writes_and_locks_nothing(conn, connect):
+    """Deleting an already deleted branch is a no-op: it does not even write the row again, so a session that
+    repeats it in an open transaction holds no lock another deleter of that branch must wait for. Positive
+    control: a session that deletes an active branch in an open transaction does make the other one wait
+    (here until its lock_timeout)."""
+    create_branch(conn, "feature")
+    create_branch(conn, "other")
+    conn.execute("SELECT pggit.delete_branch_simple('feature')")
+    assert branch(conn, "feature")["status"] == "DELETED"
+    holder = connect(autocommit=False)
+    waiter = connect()
+    waiter.execute("SET lock_timeout = '500ms'")
+    holder.execute("SELECT pggit.delete_branch_simple('feature')")
+    waiter.execute("SELECT pggit.delete_branch_simple('feature')")
+    holder.execute("SELECT pggit.delete_branch_simple('other')")
+    expect_error(waiter, "SELECT pggit.delete_branch_simple('other')", sqlstate="55P03")
+    holder.commit()
+    assert branch(conn, "feature")["status"] == "DELETED"
+    assert branch(conn, "other")["status"] == "DELETED"
+
+
 @pytest.mark.parametrize("name", ["main", "master"])
 def test_delete_branch_refuses_main_and_master(conn, name):
     if name == "master":

@@ -143,6 +143,28 @@ def test_data_branch_of_a_missing_table_is_a_clear_error(conn):
     assert_nothing_written(conn, before)
 
 
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [("VIEW", "AS SELECT 1 AS id"), ("MATERIALIZED VIEW", "AS SELECT 1 AS id"), ("SEQUENCE", "")],
+    ids=["view", "materialized_view", "sequence"],
+)
+def test_a_relation_of_the_copys_name_that_is_not_a_table_is_refused(orders, kind, body):
+    """A relation named like the copy that is no table (made by the caller itself, so ownership is not what
+    refuses it) is not returned as the copy: 42P07, the message names it, it is left as it was and nothing
+    is written. Positive control: once it is gone, the same call makes the copy."""
+    orders.execute(f"CREATE {kind} orders__feature {body}")
+    relkind = scalar(orders, "SELECT relkind FROM pg_class WHERE oid = 'orders__feature'::regclass")
+    before = snapshot(orders)
+    expect_error(orders, "SELECT pggit.create_data_branch('orders', 'main', 'feature')",
+                 sqlstate="42P07", names=["orders__feature"])
+    assert_nothing_written(orders, before)
+    assert scalar(orders, "SELECT relkind FROM pg_class WHERE oid = 'orders__feature'::regclass") == relkind
+    orders.execute(f"DROP {kind} orders__feature")
+    assert data_branch(orders, "orders", "feature") == "orders__feature"
+    assert scalar(orders, "SELECT relkind FROM pg_class WHERE oid = 'orders__feature'::regclass") == "r"
+    assert table_rows(orders, "public", "orders__feature") == table_rows(orders, "public", "orders")
+
+
 @pytest.mark.parametrize("table", [None, "", "   ", "\t\n"], ids=["null", "empty", "spaces", "tab_newline"])
 def test_a_null_or_blank_table_name_is_invalid_input_not_a_missing_table(conn, table):
     """The reference's 22023 for a NULL or blank table name in create_data_branch, not 42P01: the name is bad

@@ -114,6 +114,26 @@ def test_a_failing_migration_leaves_neither_schema_change_nor_record(runs):
     assert_nothing_written(runs, before)
 
 
+@pytest.mark.parametrize(
+    ("detail", "hint"),
+    [("the detail", "the hint"), ("the detail", None), (None, "the hint"), (None, None)],
+    ids=["detail_and_hint", "detail_only", "hint_only", "neither"],
+)
+def test_a_failing_migration_keeps_its_errors_detail_and_hint(runs, detail, hint):
+    """The error of a failing migration is re-raised with the version in the message and the SQLSTATE, detail
+    and hint of the original error, each one present exactly when the original had it: a detail is not lost
+    beside a hint, nor a hint beside a detail, and none is made up. Nothing is recorded."""
+    options = ", ".join([f"DETAIL = '{detail}'"] * bool(detail) + [f"HINT = '{hint}'"] * bool(hint))
+    up = ("INSERT INTO runs VALUES ('up'); DO $$ BEGIN RAISE EXCEPTION 'refused by the data' USING ERRCODE = '22000'"
+          + (f", {options}" if options else "") + "; END $$")
+    before = snapshot(runs)
+    error = expect_error(runs, "SELECT pggit.apply_migration('006', %s)", (up,), sqlstate="22000", names=["006"])
+    assert "refused by the data" in error.diag.message_primary
+    assert (error.diag.message_detail, error.diag.message_hint) == (detail, hint)
+    assert run_log(runs) == []
+    assert_nothing_written(runs, before)
+
+
 def test_a_failed_version_can_be_applied_once_fixed(runs):
     with pytest.raises(psycopg.Error):
         apply(runs, "002", "CREATE TABLE fixed_later (id int); SELECT 1 / 0")

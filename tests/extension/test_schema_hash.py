@@ -131,6 +131,28 @@ def test_hash_is_the_same_for_the_same_ddl_in_two_databases(conn, make_database)
         other.close()
 
 
+def test_hash_of_indexes_does_not_depend_on_the_tables_name_or_schema(conn):
+    """An index's definition names its table, schema-qualified, but the hash depends on neither: two tables of
+    different names in two schemas, with the same columns and indexes named alike, hash alike; so do two such
+    partitioned tables, whose indexes PostgreSQL defines ON ONLY the table, and the same table in two schemas.
+    Positive control: the indexes are part of the hash, one more index on one table tells the two apart."""
+    conn.execute("CREATE SCHEMA a")
+    conn.execute("CREATE SCHEMA b")
+    for table in ("a.plain", "b.other_name"):
+        conn.execute(f"CREATE TABLE {table} (id int, email text)")
+        conn.execute(f"CREATE UNIQUE INDEX email_key ON {table} (lower(email)) WHERE id > 0")
+    for table in ("a.events", "b.log"):
+        conn.execute(f"CREATE TABLE {table} (id int, at date) PARTITION BY RANGE (at)")
+        conn.execute(f"CREATE INDEX at_idx ON {table} (at)")
+    for schema in ("a", "b"):
+        conn.execute(f"CREATE TABLE {schema}.accounts (id int PRIMARY KEY, email text)")
+        conn.execute(f"CREATE INDEX accounts_email_idx ON {schema}.accounts (email)")
+    for first, second in [("a.plain", "b.other_name"), ("a.events", "b.log"), ("a.accounts", "b.accounts")]:
+        assert schema_hash(conn, first) == schema_hash(conn, second) is not None, (first, second)
+    conn.execute("CREATE INDEX id_idx ON b.other_name (id)")
+    assert schema_hash(conn, "b.other_name") not in (None, schema_hash(conn, "a.plain"))
+
+
 @pytest.mark.parametrize(
     ("search_path", "name"),
     [("public", "s.t"), ("s, public", "t"), ("s, public", "s.t"), ("pg_catalog", "s.t"), ('"$user"', "s.t")],
