@@ -19,8 +19,8 @@ VERDICTS = ("equivalent", "gap")
 
 TRIAGE: dict[str, dict[str, str]] = {
     'add-security-definer:_dependent_tables:c13539578f': {
-        "verdict": 'gap',
-        "reason": "not yet killed: it exposes a pggit bug. _table_definition() depends on the calling role's USAGE on the table's schema, because a search_path schema without USAGE is skipped, so own-schema names print qualified: a role without USAGE on s gets another hash for s.t (column s.mood, or FK to s.p), and detect_drift() as that role reports false drift. Called directly by such a role, real _dependent_tables returns the unchanged table; the mutant, which runs as owner, returns {}. Once the hash stops depending on USAGE, this mutant is equivalent (the DDL path already runs as owner).",
+        "verdict": 'equivalent',
+        "reason": "It exposed a pggit bug, fixed since: a table's description depended on the caller's USAGE on its schema (tests/chaos/test_privileges_readers.py, mutant table_definition_follows_callers_usage). Now _table_definition runs as the owner whoever calls, and the DDL path that calls _dependent_tables already runs as the owner, so owner rights change nothing.",
     },
     'add-security-definer:_integrity_detail:a88a835cf1': {
         "verdict": 'gap',
@@ -131,12 +131,12 @@ TRIAGE: dict[str, dict[str, str]] = {
         "reason": "Without the conjunct the NOT EXISTS also meets rows b with b.object_name = o.object_name, but for them starts_with(o.object_name, b.object_name || '__') asks whether a name begins with itself plus two more characters, which is always false (text column with the deterministic default collation; NULL names are excluded by NOT NULL); any b that does match is strictly shorter than o, so b.object_name <> o.object_name was already implied.",
     },
     'drop-conjunct:_dependent_tables:6d93a70088': {
-        "verdict": 'gap',
-        "reason": "not yet killed: the mutant follows the table in the real case where the real script misses it (pggit bug). With a(x), b() INHERITS (a) UNIQUE(x), cc(x REFERENCES b(x)), ALTER TABLE a RENAME COLUMN x TO y changes cc's FK definition, but real pggit does not record cc (detect_drift reports cc); the mutant records cc (PATCH). The same happens with a regular child of a foreign-table parent after ALTER TABLE ft ADD COLUMN. The mutant also records a child before its parent. Needs a decision and fix in pggit first.",
+        "verdict": 'equivalent',
+        "reason": "It exposed a pggit bug, fixed since: a foreign key to a child's column renamed with the parent's was not recorded (tests/extension/test_ddl_tracking.py::test_a_column_renamed_on_a_parent_records_the_tables_whose_keys_name_the_childs_column, mutant tables_naming_a_child_not_followed). With the fix the real script records the same tables; the mutant only records a child before its parent within one statement, an order of history rows the contract does not fix.",
     },
     'drop-conjunct:_dependent_tables:93e24060d2': {
-        "verdict": 'gap',
-        "reason": 'not yet killed: the mutant follows the table in the real case where the real script misses it (pggit bug). With a foreign-table inheritance parent ft and a regular tracked child ch, ALTER TABLE ft ADD COLUMN y int adds the column to ch, but real pggit does not record ch (ft is not trackable, so v_tables stays empty and the child step never runs; detect_drift reports ch); the mutant records ch (MINOR 1.1.0). Otherwise it only changes the order (children before parent). Needs a fix in pggit first.',
+        "verdict": 'equivalent',
+        "reason": 'It exposed a pggit bug, fixed since: the regular children of a foreign-table parent were not recorded (tests/extension/test_ddl_tracking.py::test_a_column_added_to_a_foreign_table_parent_records_its_regular_children, mutant children_of_untrackable_parent_not_followed). With the fix the real script records the same tables; the mutant only records a child before its parent within one statement.',
     },
     'drop-conjunct:_own_default_sequences:0f7963b72f': {
         "verdict": 'gap',
