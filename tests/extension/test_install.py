@@ -226,3 +226,34 @@ def test_install_again_after_drop_works(bare):
     ]
     bare.execute("CREATE TABLE second_life (id int)")
     assert scalar(bare, "SELECT full_version FROM pggit.get_version('second_life')") == "1.0.0"
+
+
+def test_a_record_written_without_a_version_starts_at_1_0_0(conn):
+    """pggit.objects gives a record the version of a new table, 1.0.0, when its writer names none (as a superuser's
+    record of another kind may). Positive control: a version the writer gives is kept."""
+    conn.execute("INSERT INTO pggit.objects (object_type, schema_name, object_name) VALUES ('FUNCTION', 'public', 'f')")
+    conn.execute("INSERT INTO pggit.objects (object_type, schema_name, object_name, version_major) "
+                 "VALUES ('FUNCTION', 'public', 'g', 7)")
+    assert rows(conn, "SELECT object_name, version_major, version_minor, version_patch FROM pggit.objects "
+                      "WHERE object_type = 'FUNCTION' ORDER BY object_name") == [
+        {"object_name": "f", "version_major": 1, "version_minor": 0, "version_patch": 0},
+        {"object_name": "g", "version_major": 7, "version_minor": 0, "version_patch": 0},
+    ]
+
+
+def test_only_a_live_table_record_takes_the_oid_of_the_table_of_its_name(conn):
+    """A live TABLE record written into pggit.objects takes the OID of the table that now has its name (none: NULL),
+    so a stale OID never makes another table look like it. A record of another kind, or a dropped table's record,
+    keeps the OID it was written with, though a table of its name exists. Positive control: the live TABLE record's
+    stale OID is replaced."""
+    conn.execute("CREATE TABLE orders (id int)")
+    last = scalar(conn, "SELECT max(id) FROM pggit.objects")
+    conn.execute("INSERT INTO pggit.objects (object_type, schema_name, object_name, is_active, table_oid) VALUES "
+                 "('FUNCTION', 'public', 'orders', true, 1), ('TABLE', 'public', 'orders', false, 2), "
+                 "('TABLE', 'public', 'ghost', true, 3)")
+    assert rows(conn, "SELECT object_type, object_name, is_active, table_oid FROM pggit.objects WHERE id > %s "
+                      "ORDER BY id", (last,)) == [
+        {"object_type": "FUNCTION", "object_name": "orders", "is_active": True, "table_oid": 1},
+        {"object_type": "TABLE", "object_name": "orders", "is_active": False, "table_oid": 2},
+        {"object_type": "TABLE", "object_name": "ghost", "is_active": True, "table_oid": None},
+    ]

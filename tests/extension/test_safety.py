@@ -315,3 +315,17 @@ def test_a_hostile_search_path_does_not_hijack_security_definer_calls(conn, conn
     assert scalar(conn, "SELECT status FROM pggit.branches WHERE name = 'hostile-branch'") == "DELETED"
     assert scalar(conn, "SELECT status FROM pggit.migrations WHERE version = 'h1'") == "ROLLED_BACK"
     assert tracked_object(conn, "role_space", "t")["is_active"] is False
+
+
+def test_the_caller_check_answers_true_for_the_caller_it_names(conn):
+    """pggit._require_caller returns true when the function it names ran the statement it names (and raises
+    otherwise), so a writer may rely on its answer. Shown with a pair of functions of a schema off the search path:
+    s.caller() runs 'SELECT s.writer()' with EXECUTE, and s.writer() asks whether that is its caller. Positive control:
+    s.writer() called by the session is refused with 42501 naming the expected caller."""
+    conn.execute("CREATE SCHEMA s")
+    conn.execute("CREATE FUNCTION s.writer() RETURNS boolean LANGUAGE plpgsql AS $$ "
+                 "BEGIN RETURN pggit._require_caller('s.caller()', 'SELECT s.writer()', 's.writer'); END $$")
+    conn.execute("CREATE FUNCTION s.caller() RETURNS boolean LANGUAGE plpgsql AS $$ "
+                 "DECLARE v boolean; BEGIN EXECUTE 'SELECT s.writer()' INTO v; RETURN v; END $$")
+    assert scalar(conn, "SELECT s.caller()") is True
+    expect_error(conn, "SELECT s.writer()", sqlstate=INSUFFICIENT_PRIVILEGE, names=["s.caller()"])
