@@ -30,6 +30,18 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'equivalent',
         "reason": "It reads only pg_class.relkind/relpersistence and pg_namespace.nspname, which every role may read, and compares names, so no privilege or search_path (USAGE) effect reaches its answer; it already has SET clauses (never inlined) and every internal caller runs it as the owner anyway. It would differ only if an administrator revoked SELECT on pg_class from PUBLIC, which pggit's readers already assume does not happen.",
     },
+    'add-security-definer:increment_version:bcb0226ab6': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_versions.py::test_increment_version_runs_with_the_callers_rights (a role denied EXECUTE on pg_catalog.lower is denied it through increment_version too; as SECURITY DEFINER the function would lend it the owner's right and answer 1.3.0)",
+    },
+    'boolean-swap:(script):355a857012': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_install.py::test_only_a_live_table_record_takes_the_oid_of_the_table_of_its_name (a live record of another kind, and a dropped table's record, get the OID of the table now holding the name instead of the OID they were written with)",
+    },
+    'boolean-swap:_require_caller:afc7bf97da': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_safety.py::test_the_caller_check_answers_true_for_the_caller_it_names (pggit's writers discard the answer, but _require_caller is executable by PUBLIC and a direct call from the caller it names gets false instead of true)",
+    },
     'boolean-swap:_table_definition:1ed4a272d0': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_schema_hash.py::test_hash_of_a_partition_changes_with_the_foreign_key_it_inherits',
@@ -61,6 +73,10 @@ TRIAGE: dict[str, dict[str, str]] = {
     'comparison-swap:_own_default_sequences:3d3ff9f473': {
         "verdict": 'gap',
         "reason": "killed by tests/extension/test_data_branches.py::test_a_copys_sequence_has_its_sources_options (the copy's sequence must take the source sequence's type, increment, bounds, start, cache and cycle; the mutant copies another sequence's pg_sequence row, bigint/1/... instead of smallint/7/...)",
+    },
+    'comparison-swap:_own_default_sequences:cc4531b128': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_data_branches.py::test_a_copys_sequence_takes_the_next_free_numbered_name (already in the suite since 0eed9c6: the mutant looks for the name in every other schema, takes the name already taken in the copy's schema, and CREATE SEQUENCE fails with 42P07)",
     },
     'comparison-swap:_run_migration_sql:31081e58be': {
         "verdict": 'gap',
@@ -125,6 +141,10 @@ TRIAGE: dict[str, dict[str, str]] = {
     'delete-statement:verify_integrity:f1c3b6a0e7': {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_integrity_invariants.py::test_a_check_that_cannot_run_after_a_passing_check_is_not_ok[commits_reachable]',
+    },
+    'drop-conjunct:(script):cdc3e83138': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_install.py::test_only_a_live_table_record_takes_the_oid_of_the_table_of_its_name (a live FUNCTION record named like a table gets that table's OID instead of the OID it was written with)",
     },
     'drop-conjunct:_copy_branch_data:26ffb67205': {
         "verdict": 'equivalent',
@@ -194,6 +214,14 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_safety.py::test_branch_record_helper_refuses_a_role_not_granted_create_branch',
     },
+    'off-by-one:(script):5b60674ccc': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_install.py::test_a_record_written_without_a_version_starts_at_1_0_0 (a record written into pggit.objects with no version, as a superuser's record of another kind may be, starts at 0.0.0 instead of 1.0.0)",
+    },
+    'off-by-one:_check_migration_version:48ddf4dfc9': {
+        "verdict": 'gap',
+        "reason": 'killed by tests/extension/test_migrations.py::test_apply_refuses_a_version_over_255_characters (its positive control, a version of exactly 255 characters, is refused by the mutant with 22023)',
+    },
     'off-by-one:_normalize_indexdef:e01d9f0a9e': {
         "verdict": 'equivalent',
         "reason": "The only caller (_table_definition) passes pg_get_indexdef() output, which always starts with 'CREATE INDEX' or 'CREATE UNIQUE INDEX' (or is NULL). A pattern starting with ' ON ' therefore matches at position 0 (no match) or at position 13 or later, never at 1, so 'v_pos > 0' and 'v_pos > 1' always agree. Only a direct call of the internal helper with a made-up string starting with ' ON <schema>.<table> ' would differ, and nothing pggit stores or returns goes through such a call.",
@@ -210,6 +238,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'equivalent',
         "reason": "objects.definition is only ever written from _table_definition(), which starts with the fixed line 'pggit table definition v1' (its final regexp_replace keeps the first character or puts '<schema>.' there), so E'\\nindex ...' can never be found at position 1: strpos is 0 or >= 2, and '> 0' and '> 1' agree.",
     },
+    'off-by-one:generate_trinity_id:34c6eed6ce': {
+        "verdict": 'equivalent',
+        "reason": 'The random part becomes hex digits 2-9 instead of 1-8 of a fresh gen_random_uuid() with its dashes removed; in a version-4 UUID digits 1-12 are all random (the fixed version and variant digits are the 13th and 17th), so the ID still ends in 8 uniformly random lowercase hex digits, and the UUID is never shown to anyone to compare with.',
+    },
     'remove-lock:_track_table_drop:95fa5d5164': {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_concurrent_versioning.py::test_drop_of_an_untracked_namesake_waits_for_the_change_that_moves_the_record_away',
@@ -225,6 +257,10 @@ TRIAGE: dict[str, dict[str, str]] = {
     'remove-set-option:_write_migration_rolled_back:616065d14d': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_migrations.py::test_a_type_planted_on_the_callers_search_path_never_runs_in_the_rollback_record_writer',
+    },
+    'remove-set-option:create_branch:0bbf6d7d19': {
+        "verdict": 'equivalent',
+        "reason": "create_branch is SECURITY INVOKER, and nothing in its body is looked up on the search_path: the two calls name pggit._create_branch_record(text, text) and pggit._copy_branch_data(text, text) with their schema and exact argument types, in a schema where only the owner can create objects; 'integer' is a keyword for pg_catalog.int4; it uses no operator or cast. Everything it calls pins its own search_path, so anything a role plants on its own search_path is never reached, and the role runs with its own rights anyway.",
     },
     'result-null:_normalize_indexdef:c510c400f9': {
         "verdict": 'gap',
