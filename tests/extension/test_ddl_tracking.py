@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pggit_chaos import checkers, nemesis
 from tests.extension.helpers import (
+    INSUFFICIENT_PRIVILEGE,
     assert_nothing_written,
+    expect_error,
     history_count,
     history_of,
     rows,
@@ -535,3 +538,76 @@ def test_a_rename_frees_its_new_name_only_in_its_own_schema(conn):
     assert version(conn, "other.t") == "1.0.0"
     assert [h["change_type"] for h in history_of(conn, namesake["id"])] == ["CREATE"]
     checkers.drift_is(conn)
+
+
+def test_dropping_an_index_records_only_the_live_table_whose_record_lists_it(conn):
+    # The dropped t's inactive record still lists t_idx, and a new t has t's name: only u,
+    # whose live record lists the index, changed.
+    conn.execute("CREATE TABLE t (id int)")
+    conn.execute("CREATE INDEX t_idx ON t (id)")
+    conn.execute("DROP TABLE t")
+    conn.execute("CREATE TABLE t (id int)")
+    conn.execute("CREATE TABLE u (id int)")
+    conn.execute("CREATE INDEX t_idx ON u (id)")
+    assert (version(conn, "t"), version(conn, "u")) == ("1.0.0", "1.0.1")
+    conn.execute("DROP INDEX t_idx")
+    # Positive control: u, which had the index, is recorded.
+    assert version(conn, "u") == "1.0.2"
+    assert version(conn, "t") == "1.0.0"
+    assert [h["change_type"] for h in history_of(conn, tracked_object(conn, "public", "t")["id"])] == ["CREATE"]
+    checkers.drift_is(conn)
+
+
+def test_a_cascade_that_drops_a_views_default_records_only_tracked_tables(conn):
+    # DROP FUNCTION ... CASCADE takes a column default of a regular table and of a view;
+    # the view is not trackable and gets no record.
+    conn.execute("CREATE FUNCTION seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
+    conn.execute("CREATE TABLE t (x int DEFAULT seven())")
+    conn.execute("CREATE VIEW v AS SELECT x FROM t")
+    conn.execute("ALTER VIEW v ALTER COLUMN x SET DEFAULT seven()")
+    conn.execute("DROP FUNCTION seven() CASCADE")
+    # Positive control: the regular table lost its default and is recorded.
+    assert version(conn, "t") == "1.0.1"
+    assert rows(conn, "SELECT id FROM pggit.objects WHERE object_name = 'v'") == []
+    checkers.drift_is(conn)
+
+
+def test_a_rename_that_retires_a_stale_record_leaves_a_dropped_tables_record_untouched(conn):
+    # Renaming u to t retires the live record still claiming t; the record of an earlier,
+    # dropped t is history and keeps its updated_at.
+    conn.execute("CREATE TABLE t (id int)")
+    dropped = tracked_object(conn, "public", "t")
+    conn.execute("DROP TABLE t")
+    conn.execute("CREATE TABLE t (id int)")
+    stale = tracked_object(conn, "public", "t")
+    conn.execute("CREATE TABLE u (id int)")
+    with nemesis.tracking_paused(conn):
+        conn.execute("ALTER TABLE t RENAME TO v")
+    before = rows(conn, "SELECT id, updated_at FROM pggit.objects WHERE id IN (%s, %s) ORDER BY id",
+                  (dropped["id"], stale["id"]))
+    conn.execute("ALTER TABLE u RENAME TO t")
+    after = rows(conn, "SELECT id, is_active, updated_at FROM pggit.objects WHERE id IN (%s, %s) ORDER BY id",
+                 (dropped["id"], stale["id"]))
+    # Positive control: the stale live record went inactive just now.
+    assert (after[1]["is_active"], after[1]["updated_at"] > before[1]["updated_at"]) == (False, True)
+    assert (after[0]["is_active"], after[0]["updated_at"]) == (False, before[0]["updated_at"])
+    assert version(conn, "public.t") == "2.0.0"
+
+
+def test_the_table_change_recorder_runs_with_its_callers_rights(conn, connect, make_role):
+    """A role granted EXECUTE on the change recorder still cannot write pggit's records
+    through it: it runs with the caller's rights, not the extension owner's."""
+    role = make_role()
+    conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+    as_role = connect(user=role)
+    as_role.execute("CREATE TABLE mine (id int)")
+    obj = tracked_object(conn, "public", "mine")
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pggit._track_table_change(oid, text, boolean, text) TO {}")
+                 .format(sql.Identifier(role)))
+    call = "SELECT pggit._track_table_change('mine'::regclass, 'COMMENT', false, 'someone_else')"
+    before = snapshot(conn)
+    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["objects"])
+    assert_nothing_written(conn, before)
+    # Positive control: the same call by the owner writes a record.
+    conn.execute(call)
+    assert [h["created_by"] for h in history_of(conn, obj["id"])][-1] == "someone_else"
