@@ -302,3 +302,20 @@ def test_only_the_session_restoring_a_dump_goes_untracked(pg_server, make_databa
             assert version(installer, "installed_then_created") == "1.0.0"
     finally:
         pg_server.drop_role(role)
+
+
+def test_an_operator_on_the_callers_search_path_does_not_make_a_session_look_like_a_restore(make_database):
+    """pggit._restoring_dump() compares settings and role names with pg_catalog's operators whatever the
+    caller's search_path: an "=" planted ahead of pg_catalog that calls everything equal does not make a session
+    with the dump's settings but without the install mark look like a restore. Positive control: with the mark
+    set, the same call on the same search_path answers true."""
+    with psycopg.connect(make_database(), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA planted")
+        conn.execute("CREATE FUNCTION planted.same(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'")
+        conn.execute("CREATE OPERATOR planted.= (LEFTARG = text, RIGHTARG = text, FUNCTION = planted.same)")
+        conn.execute(DUMP_SETTINGS)
+        conn.execute("SET search_path = planted, pg_catalog, public")
+        assert conn.execute("SELECT 'a'::text = 'b'::text").fetchone()[0] is True
+        assert conn.execute("SELECT pggit._restoring_dump()").fetchone()[0] is False
+        conn.execute("SET pggit.installed_in_this_session = on")
+        assert conn.execute("SELECT pggit._restoring_dump()").fetchone()[0] is True

@@ -116,3 +116,39 @@ def test_drift_is_unaffected_by_search_path(tracked):
     tracked.execute("CREATE TABLE elsewhere.watched (other int)")
     tracked.execute("SET search_path = elsewhere")
     assert drift(tracked) == expected
+
+
+def test_a_record_of_another_kind_with_a_tables_name_is_not_drift(conn):
+    """Only TABLE records are compared: a live record of another kind (a function orders() that a superuser
+    recorded) sharing the schema and name of a tracked table is not reported, though the table's live hash is
+    not that record's hash. Positive control: the table itself, changed behind pggit's back, is reported once."""
+    conn.execute("CREATE TABLE orders (id int)")
+    schema_hash_recorded = tracked_object(conn, "public", "orders")["content_hash"]
+    conn.execute("CREATE FUNCTION orders() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    conn.execute("INSERT INTO pggit.objects (object_type, schema_name, object_name, version_major, version_minor, "
+                 "version_patch, is_active) VALUES ('FUNCTION', 'public', 'orders', 1, 0, 0, true)")
+    assert drift(conn) == []
+    behind_pggits_back(conn, "ALTER TABLE orders ADD COLUMN sneaky int")
+    assert [(d["schema_name"], d["object_name"], d["recorded_hash"]) for d in drift(conn)] == [
+        ("public", "orders", schema_hash_recorded)]
+
+
+def test_a_drifted_table_stays_drifted_through_changes_to_objects_it_does_not_depend_on(conn):
+    """A command records the tables whose description it changed, found through what depends on the objects
+    it changed: a domain renamed reaches the table with a column of it, not the table whose foreign key names
+    that table (a composite type elsewhere does not widen the walk), and a schema renamed reaches what is in
+    it, not what is in other schemas. So a table changed behind pggit's back stays drifted. Positive control:
+    renaming the table its key names does record it, and its drift is gone."""
+    conn.execute("CREATE DOMAIN amount AS int")
+    conn.execute("CREATE TYPE pair AS (a int, b int)")
+    conn.execute("CREATE TABLE parent (id int PRIMARY KEY, total amount)")
+    conn.execute("CREATE TABLE child (id int REFERENCES parent)")
+    conn.execute("CREATE SCHEMA aside")
+    conn.execute("CREATE TABLE aside.other (id int)")
+    behind_pggits_back(conn, "ALTER TABLE child ADD COLUMN sneaky int")
+    assert [(d["schema_name"], d["object_name"]) for d in drift(conn)] == [("public", "child")]
+    conn.execute("ALTER DOMAIN amount RENAME TO money_amount")
+    conn.execute("ALTER SCHEMA aside RENAME TO moved")
+    assert [(d["schema_name"], d["object_name"]) for d in drift(conn)] == [("public", "child")]
+    conn.execute("ALTER TABLE parent RENAME TO renamed_parent")
+    assert drift(conn) == []

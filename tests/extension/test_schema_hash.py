@@ -7,8 +7,16 @@ import re
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from tests.extension.helpers import assert_nothing_written, schema_hash, snapshot
+from tests.extension.helpers import (
+    INSUFFICIENT_PRIVILEGE,
+    assert_nothing_written,
+    expect_error,
+    scalar,
+    schema_hash,
+    snapshot,
+)
 
 BASE_DDL = [
     "CREATE SCHEMA s",
@@ -206,3 +214,18 @@ def test_hash_writes_nothing(conn):
     assert schema_hash(conn, "s.t") is not None
     schema_hash(conn, "missing_table")
     assert_nothing_written(conn, before)
+
+
+def test_the_index_definition_normalizer_runs_with_the_callers_rights(conn, connect, make_role):
+    """pggit's index-line helper lends no rights: a role denied a function the helper calls (strpos) is denied
+    it through the helper too (it would run with the extension owner's rights if it were SECURITY DEFINER)."""
+    role = make_role()
+    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.strpos(text, text) FROM PUBLIC")
+    call = "SELECT pggit._normalize_indexdef('CREATE INDEX i ON s.t USING btree (a)', 's', 't')"
+    as_role = connect(user=role)
+    expect_error(as_role, "SELECT pg_catalog.strpos('ab', 'b')", sqlstate=INSUFFICIENT_PRIVILEGE)
+    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["strpos"])
+    # Positive controls: the owner's call normalizes the line, and so does the role's once it holds the right.
+    assert scalar(conn, call) == "CREATE INDEX i ON <table> USING btree (a)"
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.strpos(text, text) TO {}").format(sql.Identifier(role)))
+    assert scalar(as_role, call) == "CREATE INDEX i ON <table> USING btree (a)"
