@@ -500,3 +500,27 @@ def test_a_duplicated_branch_id_that_closes_a_loop_is_reported_and_every_check_e
     assert {"no_branch_cycles", "branch_parents_exist", "unique_branch_names"} <= set(after)
     ok, detail = after["unique_branch_names"]
     assert not ok and f"branch id {main_id} is used by 2 branches" in detail, detail
+
+
+def test_ids_and_parents_in_different_collations_stop_no_parent_check_while_no_commit_has_a_parent(conn_fresh):
+    """Trinity IDs and parents in different collations, but no commit has a parent (main's only commit and a root
+    commit planted as feature's head): there is no parent to compare with an ID, and commit_parents_exist and
+    commit_parents_precede_children run and pass. Positive control: once a commit has a parent, the check that
+    compares it with the IDs cannot run and is not ok."""
+    conn = conn_fresh
+    main_root = commit(conn, "main", "m1")
+    create_branch(conn, "feature")
+    root = _new_id(conn)
+    feature = conn.execute("SELECT id FROM pggit.branches WHERE name = 'feature'").fetchone()[0]
+    with tracking_paused(conn, how="replica"):
+        _insert_commit(conn, root, feature, None)
+        _sql(conn, "UPDATE pggit.branches SET head_commit_hash = %s WHERE id = %s", root, feature)
+        _sql(conn, 'ALTER TABLE pggit.commits ALTER COLUMN hash TYPE text COLLATE "C"')
+        _sql(conn, 'ALTER TABLE pggit.commits ALTER COLUMN parent_commit_hash TYPE text COLLATE "POSIX"')
+    after = report(conn)
+    assert after["commit_parents_exist"] == (True, "every parent commit exists"), after
+    assert after["commit_parents_precede_children"] == (True, "every parent commit precedes its children"), after
+    with tracking_paused(conn, how="replica"):
+        _sql(conn, "UPDATE pggit.commits SET parent_commit_hash = %s WHERE hash = %s", main_root, root)
+    ok, detail = report(conn)["commit_parents_precede_children"]
+    assert ok is False and detail.startswith("check failed: "), detail

@@ -321,3 +321,102 @@ def test_integrity_detail_runs_with_the_callers_rights(conn, connect, make_role)
     conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.array_to_string(anyarray, text) TO {}")
                  .format(sql.Identifier(role)))
     assert scalar(as_role, call) == "first offender; second offender"
+
+
+# --------------------------------------------------------------------------
+# Damage a neighbouring row hides from a careless check
+# --------------------------------------------------------------------------
+
+CHAINS_END_AT_HEADS = "branch_chains_end_at_heads"
+VERSIONS_INCREASE = "versions_increase"
+
+
+def test_a_head_moved_to_an_older_commit_of_the_parent_branch_is_reported(conn, chain):
+    """feature has a commit of its own, but its head is moved to main's first commit (an ancestor of feature's
+    commit that is not its parent, so no commit of feature follows the head): branch_chains_end_at_heads names
+    feature, and main, whose head is its own newest commit, is not named."""
+    as_superuser_behind_pggits_back(
+        conn, f"UPDATE pggit.branches SET head_commit_hash = '{chain['c1']}' WHERE name = 'feature'")
+    result = report(conn)[CHAINS_END_AT_HEADS]
+    assert result["ok"] is False, result
+    assert '"feature"' in result["detail"] and chain["c1"] in result["detail"], result
+    assert '"main"' not in result["detail"], result
+
+
+def test_a_parent_committed_after_its_child_is_reported_though_an_older_commit_precedes_the_child(conn, chain):
+    """c3's commit time is set between c1's and c2's: its parent c2 no longer precedes it in time, although c1
+    precedes it in both id and time; commit_parents_precede_children names c3, and not c2, whose parent c1 still
+    precedes it."""
+    as_superuser_behind_pggits_back(
+        conn,
+        f"UPDATE pggit.commits SET committed_at = '2020-01-01' WHERE hash = '{chain['c1']}'",
+        f"UPDATE pggit.commits SET committed_at = '2020-01-03' WHERE hash = '{chain['c2']}'",
+        f"UPDATE pggit.commits SET committed_at = '2020-01-02' WHERE hash = '{chain['c3']}'",
+        f"UPDATE pggit.commits SET committed_at = '2020-01-04' WHERE hash = '{chain['f1']}'",
+    )
+    result = report(conn)[PARENTS_PRECEDE]
+    assert result["ok"] is False, result
+    assert f'commit "{chain["c3"]}"' in result["detail"], result
+    assert f'commit "{chain["c2"]}"' not in result["detail"], result
+
+
+def test_a_parent_with_a_higher_id_than_its_child_is_reported_as_not_preceding_it(conn, chain):
+    """c1 is given the highest id (its commit time unchanged, still before c2's): the parent of c2 no longer
+    precedes it in id, and commit_parents_precede_children names c2 (and no other child)."""
+    as_superuser_behind_pggits_back(
+        conn, f"UPDATE pggit.commits SET id = (SELECT max(id) + 1000 FROM pggit.commits) WHERE hash = '{chain['c1']}'")
+    result = report(conn)[PARENTS_PRECEDE]
+    assert result["ok"] is False, result
+    assert f'commit "{chain["c2"]}"' in result["detail"], result
+    assert f'commit "{chain["c3"]}"' not in result["detail"], result
+
+
+def test_a_history_row_that_repeats_the_version_before_it_is_reported(conn, chain):
+    """t's second history row (1.0.0 to 1.1.0) is rewritten to go from 1.0.0 to 1.0.0, and t's version with it:
+    the versions agree with the history, but the history does not go up, and versions_increase names the row.
+    Positive control: before, every check passes."""
+    conn.execute("ALTER TABLE t ADD COLUMN x int")
+    assert_all_ok(conn)
+    row = scalar(conn, "SELECT max(h.id) FROM pggit.history h JOIN pggit.objects o ON o.id = h.object_id "
+                       "WHERE o.object_name = 't'")
+    assert scalar(conn, f"SELECT old_version || '>' || new_version FROM pggit.history WHERE id = {row}") == "1.0.0>1.1.0"
+    as_superuser_behind_pggits_back(
+        conn,
+        f"UPDATE pggit.history SET new_version = '1.0.0' WHERE id = {row}",
+        "UPDATE pggit.objects SET version_minor = 0 WHERE object_name = 't' AND schema_name = 'public'",
+    )
+    checks = report(conn)
+    assert checks[VERSIONS_MATCH]["ok"] is True, checks[VERSIONS_MATCH]
+    result = checks[VERSIONS_INCREASE]
+    assert result["ok"] is False and f"history row {row} goes from 1.0.0 to 1.0.0 after 1.0.0" in result["detail"], result
+
+
+def test_versions_disagreeing_with_history_are_named_in_object_order(conn, chain):
+    """Two objects' versions are damaged, the later object's first (so its row is stored first):
+    versions_match_history names both, the object with the lower id first."""
+    conn.execute("CREATE TABLE a_first (id int)")
+    conn.execute("CREATE TABLE b_second (id int)")
+    ids = [scalar(conn, f"SELECT id FROM pggit.objects WHERE object_name = '{name}'") for name in ("a_first", "b_second")]
+    assert ids[0] < ids[1]
+    as_superuser_behind_pggits_back(
+        conn,
+        "UPDATE pggit.objects SET version_major = 7 WHERE object_name = 'b_second'",
+        "UPDATE pggit.objects SET version_major = 8 WHERE object_name = 'a_first'",
+    )
+    detail = report(conn)[VERSIONS_MATCH]["detail"]
+    assert f"(id {ids[0]})" in detail and f"(id {ids[1]})" in detail, detail
+    assert detail.index("a_first") < detail.index("b_second"), detail
+
+
+def test_integrity_detail_uses_pg_catalogs_operators_whatever_the_callers_search_path(conn):
+    """An integer "=" planted ahead of pg_catalog that calls everything equal does not make pggit's detail helper
+    take a list of offenders for an empty one. Positive control: the planted operator is in force for the
+    caller's own queries, and the helper still answers its ok text for no offenders."""
+    conn.execute("CREATE SCHEMA planted")
+    conn.execute("CREATE FUNCTION planted.same(integer, integer) RETURNS boolean LANGUAGE sql AS 'SELECT true'")
+    conn.execute("CREATE OPERATOR planted.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = planted.same)")
+    conn.execute("SET search_path = planted, pg_catalog, public")
+    assert scalar(conn, "SELECT 1 = 2") is True
+    assert scalar(conn, "SELECT pggit._integrity_detail(ARRAY['first offender', 'second offender'], 'all fine')") \
+        == "first offender; second offender"
+    assert scalar(conn, "SELECT pggit._integrity_detail(ARRAY[]::text[], 'all fine')") == "all fine"

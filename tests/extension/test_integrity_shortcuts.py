@@ -121,3 +121,19 @@ def test_the_sequence_checks_shortcut_takes_exactly_the_generated_format(conn):
     result = report(conn)[SEQUENCE]
     assert result["ok"] is False and trinity_id in result["detail"], result["detail"]
     assert scalar(conn, "SELECT count(*) FROM pggit.commits") == 1
+
+
+
+def test_a_healthy_history_is_reachable_though_the_head_column_was_retyped(conn, line):
+    """branches.head_commit_hash retyped to varchar(64) behind pggit's back (as a hand-edited schema might have it):
+    on a healthy history, where every commit without a later child is a head, commits_reachable answers ok from
+    that one pass and every other check passes too. Positive control: with main's head moved back, commits_reachable
+    is no longer ok."""
+    as_superuser_behind_pggits_back(conn, "ALTER TABLE pggit.branches ALTER COLUMN head_commit_hash TYPE varchar(64)")
+    checks = report(conn)
+    assert checks[REACHABLE]["ok"] is True, checks[REACHABLE]
+    assert checks[REACHABLE]["detail"] == "every commit is reachable from a branch head", checks[REACHABLE]
+    assert all(r["ok"] for r in checks.values()), {k: r["detail"] for k, r in checks.items() if not r["ok"]}
+    as_superuser_behind_pggits_back(conn, f"UPDATE pggit.branches SET head_commit_hash = '{line[3]}' WHERE name = 'main'")
+    assert report(conn)[REACHABLE]["ok"] is False
+
