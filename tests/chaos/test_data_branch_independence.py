@@ -191,9 +191,7 @@ def test_a_sequence_sharing_an_oid_with_a_function_a_default_calls_is_not_taken_
             conn.execute("CREATE TABLE items (id serial PRIMARY KEY, code int DEFAULT next_code(), v int)")
             conn.execute("INSERT INTO items (v) SELECT generate_series(1, 3)")
             function_oid = scalar(conn, "SELECT 'next_code()'::regprocedure::oid")
-        cluster.stop()
-        cluster.run_tool("pg_resetwal", "-o", str(function_oid), "-D", str(cluster.datadir))
-        cluster.start()
+        cluster.set_next_oid(function_oid)
         with cluster.connect() as conn:
             conn.execute("CREATE SEQUENCE unrelated START 40")
             assert scalar(conn, "SELECT 'unrelated'::regclass::oid") == function_oid

@@ -300,9 +300,7 @@ def test_a_table_sharing_an_oid_with_an_object_of_a_renamed_schema_does_not_reco
             conn.execute("CREATE DOMAIN lib.amount AS int")
             conn.execute("CREATE FUNCTION lib.seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
             function_oid = scalar(conn, "SELECT 'lib.seven()'::regprocedure::oid")
-        cluster.stop()
-        cluster.run_tool("pg_resetwal", "-o", str(function_oid), "-D", str(cluster.datadir))
-        cluster.start()
+        cluster.set_next_oid(function_oid)
         with cluster.connect() as conn:
             conn.execute("CREATE TABLE parent (id int PRIMARY KEY, total lib.amount)")
             assert scalar(conn, "SELECT 'parent'::regclass::oid") == function_oid

@@ -172,10 +172,12 @@ class Cluster(Server):
         if result.returncode != 0:
             raise ClusterError(f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
-    def run_tool(self, name: str, *args: str) -> None:
-        """Run one of the install's programs (``pg_resetwal``, ``pg_controldata``, ...) as the server's account;
-        a failure raises ClusterError with its output."""
-        self._run([str(self.install.binary(name)), *args], name)
+    def set_next_oid(self, oid: int) -> None:
+        """Restart the server with its OID counter at ``oid``, as after a wraparound (``pg_resetwal -o``): the
+        next object made gets ``oid`` if no object of its own catalog has it."""
+        self.stop()
+        self._run([str(self.install.binary("pg_resetwal")), "-o", str(oid), "-D", str(self.datadir)], "pg_resetwal")
+        self.start()
 
     def _server_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
