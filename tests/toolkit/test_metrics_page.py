@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from html import unescape
 
 import pytest
+from hypothesis import given, strategies as st
+from markdown_it import MarkdownIt
 from pggit_chaos.measure import mutants, recorder
 from pggit_chaos.measure.hypothesis_report import example_text
 from pggit_chaos.measure.metrics import page, plots, suite_timing
+from pggit_chaos.measure.metrics.markdown import prose
 from pggit_chaos.measure.metrics.results import DATA_DIR, load_fast_results
 
 DATA = DATA_DIR
@@ -112,3 +116,15 @@ def test_the_recorder_keeps_hypothesis_minimal_examples_and_the_page_shows_them(
     examples = {nodeid.split("::")[-1]: t["failure"]["falsifying_example"] for nodeid, t in tests.items()}
     assert example_text(examples["test_small_numbers"]) == "x=10, label=''"
     assert example_text(examples["runTest"]) == "add(k=2); add(k=5)"
+
+
+@given(st.text(alphabet="ab _*<>[]#&~\\!()", max_size=40).map(str.strip))
+def test_free_text_in_a_cell_reads_as_written(text):
+    """A triage reason like ``ON <schema>.<table>`` or ``pggit._a(x) and pggit._b`` is neither HTML nor emphasis."""
+    rendered = MarkdownIt("commonmark").renderInline(prose(text))
+    assert "<" not in rendered.replace("&lt;", "")
+    assert unescape(rendered) == text
+
+
+def test_free_text_keeps_its_code_spans():
+    assert prose("see `pggit._x_` and _y_") == "see `pggit._x_` and \\_y\\_"

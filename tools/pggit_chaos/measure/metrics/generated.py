@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from pggit_chaos.measure.metrics.markdown import code, minutes, pct, short_test, table
+from pggit_chaos.measure.metrics.markdown import code, minutes, pct, prose, short_test, table
 
 FILES = ("mutation-fast-generated-full.json", "mutation-fast-generated-smoke.json", "mutation-fast-hand-full.json",
          "mutation-fast-hand-smoke.json", "generated-mutants.json", "selection-agreement.json",
@@ -132,7 +132,7 @@ def _survivors(run: dict, triage: dict) -> list[str]:
         entry = triage.get(m["id"], {})
         verdict = entry.get("verdict", "not triaged")
         rows.append([f"`{m['id']}`", f"`extension/pggit--1.0.0.sql:{m['line']}`", f"`{m['function']}`",
-                     code(m["description"].split(": ", 1)[-1]), m["status"], verdict, entry.get("reason", "")])
+                     code(m["description"].split(": ", 1)[-1]), m["status"], verdict, prose(entry.get("reason", ""))])
     lines = ["### Surviving generated mutants", ""]
     if not rows:
         return lines + ["None survived.", ""]

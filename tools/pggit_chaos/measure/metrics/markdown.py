@@ -10,6 +10,15 @@ def cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def prose(text) -> str:
+    """Free text as it reads, not as Markdown: ``<schema>`` is not an HTML tag nor ``_name_`` emphasis.
+
+    Backtick spans stay code; outside them the characters Markdown acts on are escaped.
+    """
+    parts = re.split(r"(`+[^`]*`+)", str(text))
+    return "".join(p if p.startswith("`") else re.sub(r"([\\_*<>\[\]#&~])", r"\\\1", p) for p in parts)
+
+
 def code(text: str) -> str:
     """Inline code on one line; a double-backtick fence when the text holds a backtick."""
     text = re.sub(r"\s+", " ", text).strip().replace("|", "\\|")

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 from pggit_chaos.measure.hypothesis_report import example_text
 from pggit_chaos.measure.metrics.failure_modes import CATEGORIES
-from pggit_chaos.measure.metrics.markdown import code, minutes, mutant_verdict, pct, short_test, table
+from pggit_chaos.measure.metrics.markdown import code, minutes, mutant_verdict, pct, prose, short_test, table
 from pggit_chaos.measure.metrics.measured import Measured, describe_exponent, describe_total, passing_run_seconds
 
 
@@ -181,12 +181,12 @@ def hollow(data: dict | None) -> list[str]:
     for nodeid, reason in data["allowed"].items():
         grouped.setdefault(nodeid.split("[")[0], [0, reason])[0] += 1
     lines += table(["test", "cases", "why it may pass against a hollow pggit"],
-                   [[f"`{n}`", cases, reason] for n, (cases, reason) in grouped.items()])
+                   [[f"`{n}`", cases, prose(reason)] for n, (cases, reason) in grouped.items()])
     if data.get("not_calling_pggit"):
         lines += ["", "Also allowed, by file and test name (a guide's line moves): tests that call no pggit",
                   "function, so the hollow build cannot change their outcome.", ""]
         lines += table(["test", "what it shows instead"],
-                       [[f"`{n}`", reason] for n, reason in data["not_calling_pggit"].items()])
+                       [[f"`{n}`", prose(reason)] for n, reason in data["not_calling_pggit"].items()])
     lines += ["", "Tests outside the allow-list that still pass against the hollow build:", ""]
     lines += [f"- `{n}`" for n in data["unexplained"]] or ["None."]
     return lines + [""]
