@@ -1528,10 +1528,14 @@ AS $$
               WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
                   coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = w.objid LIMIT 1),
                            w.objid)
+              -- LIMIT 1: under REPEATABLE READ, DDL that waited for another
+              -- session's DDL of the same row sees two versions of it (see
+              -- _is_trackable); both name the same table, and recording it
+              -- raises 40001 for the stale snapshot.
               WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
-                  (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = w.objid)
+                  (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = w.objid LIMIT 1)
               WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
-                  (SELECT con.conrelid FROM pg_catalog.pg_constraint con WHERE con.oid = w.objid)
+                  (SELECT con.conrelid FROM pg_catalog.pg_constraint con WHERE con.oid = w.objid LIMIT 1)
               END AS relid) t
      WHERE t.relid IS NOT NULL
        AND NOT (t.relid = p_objid AND p_classid = 'pg_catalog.pg_class'::pg_catalog.regclass)

@@ -80,13 +80,15 @@ class Space:
         return f"{self.token}.{name}"
 
     def setup(self, conn: psycopg.Connection) -> None:
-        """The starting state every operation expects: a tracked table with a row, a side-effect
+        """The starting state every operation expects: a tracked table with a row and a check not yet
+        validated, a side-effect
         table for migration SQL, a branch with one commit, and an applied migration with down SQL."""
         t = self.token
         conn.execute(f"""
             CREATE SCHEMA {t};
             CREATE TABLE {t}.acc (id int PRIMARY KEY, note text);
             INSERT INTO {t}.acc VALUES (1, 'one');
+            ALTER TABLE {t}.acc ADD CONSTRAINT acc_id_check CHECK (id > 0) NOT VALID;
             CREATE TABLE {t}.side (k text PRIMARY KEY);
         """)
         conn.execute("SELECT pggit.create_branch(%s)", (self.branch("feat"),))
@@ -139,6 +141,10 @@ OPERATIONS: dict[str, tuple[Step, ...]] = {
     "create_table": (_ddl("CREATE TABLE {t}.fresh (id int)"),),
     "alter_new_table": (_ddl("ALTER TABLE {t}.fresh ADD COLUMN c{w} int"),),
     "drop_new_table": (_ddl("DROP TABLE {t}.fresh"),),
+    # DDL on what a tracked table is made of: each updates a catalog row of the table's other than pg_class.
+    "validate_check": (_ddl("ALTER TABLE {t}.acc VALIDATE CONSTRAINT acc_id_check"),),
+    "rename_check": (_ddl("ALTER TABLE {t}.acc RENAME CONSTRAINT acc_id_check TO acc_id_check{w}"),),
+    "rename_column": (_ddl("ALTER TABLE {t}.acc RENAME COLUMN note TO note{w}"),),
     # Documented workflows: several calls in one transaction (docs/reference/pggit.md, "Quick tour").
     "branch_then_commit": (_call("SELECT pggit.create_branch(%s, %s)", lambda s, w: s.branch(f"wf{w}"),
                                  lambda s, w: s.branch("feat")),
@@ -432,6 +438,7 @@ DANGEROUS_PAIRS = [
     ("migrate_then_commit", "migrate_then_commit"),
     ("create_data_branch", "create_data_branch"),
     ("add_column", "add_column"),
+    ("validate_check", "rename_check"),
 ]
 
 
