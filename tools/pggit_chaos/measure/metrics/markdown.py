@@ -16,7 +16,14 @@ def prose(text) -> str:
     Backtick spans stay code; outside them the characters Markdown acts on are escaped.
     """
     parts = re.split(r"(`+[^`]*`+)", str(text))
-    return "".join(p if p.startswith("`") else re.sub(r"([\\_*<>\[\]#&~])", r"\\\1", p) for p in parts)
+    return "".join(p if p.startswith("`") else _escape(p) for p in parts)
+
+
+def _escape(text: str) -> str:
+    # An underscore between two letters or digits never starts emphasis, and a path like
+    # tests/x/test_y.py must stay one word for a reader and for the page's path check.
+    text = re.sub(r"([\\*<>\[\]#&~])", r"\\\1", text)
+    return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
 
 
 def code(text: str) -> str:
