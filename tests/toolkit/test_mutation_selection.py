@@ -15,6 +15,8 @@ import sys
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pggit_chaos import server
 from pggit_chaos.measure import fast_runner, mutagen, mutants, reach, selection
 from pggit_chaos.paths import EXTENSION_SQL, REPO
@@ -212,3 +214,27 @@ def test_a_test_the_triage_names_as_a_killer_meets_its_mutant_though_the_map_doe
     records, _ = fast_runner.run_mutants([unreached], SQL, "full", 1, "coverage", 0, 120, 900, tmp_path, reach_map,
                                          paths=[ERROR_TEST.split("::")[0]])
     assert [(r["status"], r["tests_selected"], r["tests_run"]) for r in records] == [("survived", 1, 1)], records
+
+
+@given(ids=st.sets(st.text("abcdef0123", min_size=1, max_size=6), min_size=1, max_size=40),
+       n=st.integers(1, 20), seed=st.integers(0, 3), data=st.data())
+def test_a_sample_keeps_its_mutants_when_the_script_gains_or_loses_others(ids, n, seed, data):
+    """Removing one mutant from the catalog takes it out of the sample and at most brings one in."""
+    catalog = [mutants.Mutant(name=i, category="c", description="d", find="s", replace="r") for i in sorted(ids)]
+    gone = data.draw(st.sampled_from(catalog))
+    before = {m.name for m in fast_runner.draw(catalog, n, seed)}
+    after = {m.name for m in fast_runner.draw([m for m in catalog if m is not gone], n, seed)}
+    assert len(before) == min(n, len(catalog))
+    assert before - {gone.name} <= after
+    assert len(after - before) <= 1
+
+
+def test_running_a_recorded_sample_again_refuses_a_file_that_is_not_one(tmp_path):
+    """--again names the file it cannot read; a results file with mutants is read (positive control)."""
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"score": {}}')
+    with pytest.raises(SystemExit, match="wrong.json"):
+        fast_runner.recorded_run(wrong)
+    right = tmp_path / "right.json"
+    right.write_text(json.dumps({"started": "t", "sample": 2, "mutants": [{"id": "x"}, {"id": "y"}]}))
+    assert [m["id"] for m in fast_runner.recorded_run(right)["mutants"]] == ["x", "y"]

@@ -57,6 +57,27 @@ def catalog(name: str, sql: str) -> list:
     return list(mutants.MUTANTS)
 
 
+def draw(mutants: list, n: int, seed: int) -> list:
+    """N mutants, those whose seeded hash of the id is lowest, in catalog order.
+
+    Unlike a draw of positions, a mutant's place in the sample depends on its own id alone: a change
+    elsewhere in the script adds or removes only the mutants it makes or unmakes.
+    """
+    rank = sorted(mutants, key=lambda m: hashlib.sha256(f"{seed}:{m.name}".encode()).hexdigest())
+    keep = {m.name for m in rank[:n]}
+    return [m for m in mutants if m.name in keep]
+
+
+def recorded_run(path: Path) -> dict:
+    """A results file of this runner, or a clear error naming it."""
+    try:
+        run = json.loads(path.read_text())
+        run["mutants"][0]["id"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise SystemExit(f"--again {path}: not a results file of mutate-fast with mutants ({error})") from None
+    return run
+
+
 def past_kills() -> tuple[dict[str, int], dict[str, list[str]]]:
     """From earlier runs (published and built): how many mutants each test killed, and each mutant's killers."""
     kills: dict[str, int] = {}
@@ -262,9 +283,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--select", choices=("coverage", "all"), default="coverage",
                         help="coverage: only the tests that reach the mutated function (the reach map); "
                              "all: every test of the tier, still stopping at the first kill.")
-    parser.add_argument("--sample", type=positive_int, metavar="N",
-                        help="a deterministic sample of N mutants (seeded by --seed), for a quick measure.")
-    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these mutants, given by id (generated) or name (hand-written).")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sample", type=positive_int, metavar="N",
+                       help="a deterministic sample of N mutants (seeded by --seed), for a quick measure; a mutant "
+                            "stays in it while its id exists, whatever else the script gains or loses.")
+    which.add_argument("--again", type=Path, metavar="RESULTS",
+                       help="the mutants a recorded run met (a results file), those the catalog still makes: "
+                            "the same sample measured again after triage and new tests.")
+    which.add_argument("--only", nargs="+", metavar="ID", help="run only these mutants, given by id (generated) or name (hand-written).")
     parser.add_argument("--seed", type=int, default=0, help="the Hypothesis seed of every worker, and the seed of --sample (default 0).")
     parser.add_argument("--agreement", type=positive_int, metavar="N",
                         help="after the run, run N of its mutants (a seeded draw of those that ran) again against "
@@ -297,10 +323,16 @@ def run(args: argparse.Namespace) -> int:
             stale.append(mutant.name)
     if stale:
         print(f"warning: {len(stale)} mutant(s) do not apply to {args.sql} and are left out: {', '.join(stale)}")
-    if args.only:
-        chosen = [m for m in chosen if m.name in set(args.only)]
-    if args.sample and args.sample < len(chosen):
-        chosen = sorted(random.Random(args.seed).sample(chosen, args.sample), key=lambda m: chosen.index(m))
+    recorded = recorded_run(args.again) if args.again else None
+    if args.only or recorded:
+        wanted = set(args.only or [m["id"] for m in recorded["mutants"]])
+        chosen = [m for m in chosen if m.name in wanted]
+        if len(chosen) < len(wanted):
+            print(f"warning: {len(wanted) - len(chosen)} of the {len(wanted)} mutants asked for are not in the catalog")
+        if recorded:
+            args.sample = recorded.get("sample")
+    elif args.sample:
+        chosen = draw(chosen, args.sample, args.seed)
     # A sample is a measure the page shows (naming its size); --only and --select all are not.
     suffix = "".join(s for s, on in (("-only", args.only), ("-all", args.select == "all")) if on)
     output = args.output or METRICS_DIR / f"mutation-fast-{args.catalog}-{args.tier}{suffix}.json"
@@ -329,7 +361,8 @@ def run(args: argparse.Namespace) -> int:
                   "wall_seconds": round(wall, 1), "jobs": args.jobs, "sample": args.sample})
     write_results(output, {
         "catalog": args.catalog, "tier": args.tier, "contract": args.contract, "select": args.select, "jobs": args.jobs,
-        "sample": args.sample, "complete": not (args.sample or args.only or interrupted),
+        "sample": args.sample, "again_of": recorded["started"] if recorded else None,
+        "complete": not (args.sample or args.only or recorded or interrupted),
         "interrupted_after": len(records) if interrupted else None, "hypothesis_seed": args.seed,
         "started": started,
         "wall_seconds": round(wall, 1), "machine": machine(), "load_average_at_start": load,

@@ -59,6 +59,8 @@ def section(data: dict[str, dict | None], triage: dict, rules: dict[str, str]) -
     for cat, tier, run in runs:
         s = _scored(run, triage)
         sample = f" (sample of {run['sample']})" if run.get("sample") else ""
+        if run.get("again_of"):
+            sample = sample[:-1] + f" drawn at {run['again_of']}, run again)"
         if run.get("interrupted_after"):
             sample += f", stopped after {run['interrupted_after']}"
         tier_shown = f"{tier} + contract" if run.get("contract") else tier
