@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from pggit_chaos.nemesis import event_triggers
-from tests.extension.helpers import PGGIT_TABLES, rows, scalar
+from tests.extension.helpers import INSUFFICIENT_PRIVILEGE, PGGIT_TABLES, expect_error, rows, scalar
 
 CONTRACT_COLUMNS = {
     "branches": ["id", "name", "parent_branch_id", "head_commit_hash", "status", "created_at", "created_by"],
@@ -140,6 +140,25 @@ def test_extension_needs_nothing_but_core_postgresql(bare):
 def test_extension_owns_its_schema_so_drop_can_remove_it(bare):
     bare.execute("CREATE EXTENSION pggit")
     assert "schema pggit" in extension_members(bare)
+
+
+def test_only_the_owner_may_create_in_pggit_whatever_the_installers_default_privileges(make_database, make_role):
+    """An installer whose default privileges give PUBLIC CREATE on every new schema still gets a pggit schema in
+    which no other role may create an object. Positive controls: a schema the installer makes next to it does give
+    the role CREATE, and the role keeps USAGE on pggit and reads its tables."""
+    dsn = make_database(pggit=False)
+    role = make_role()
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        owner.execute("ALTER DEFAULT PRIVILEGES GRANT CREATE ON SCHEMAS TO PUBLIC")
+        owner.execute("CREATE EXTENSION pggit")
+        owner.execute("CREATE SCHEMA neighbour")
+        with psycopg.connect(dsn, autocommit=True, user=role) as as_role:
+            as_role.execute("CREATE TABLE neighbour.allowed (id int)")
+            assert scalar(as_role, "SELECT name FROM pggit.branches") == "main"
+            expect_error(as_role, "CREATE TABLE pggit.planted (id int)",
+                         sqlstate=INSUFFICIENT_PRIVILEGE, names=["pggit"])
+        assert scalar(owner, "SELECT has_schema_privilege(%s, 'pggit', 'CREATE')", (role,)) is False
+        assert scalar(owner, "SELECT to_regclass('pggit.planted')") is None
 
 
 def test_install_creates_event_triggers_on_ddl_command_end_and_sql_drop(bare):

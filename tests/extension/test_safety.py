@@ -10,6 +10,7 @@ from psycopg import sql
 
 from tests.extension.helpers import (
     INSUFFICIENT_PRIVILEGE,
+    INVALID_PARAMETER_VALUE,
     PGGIT_TABLES,
     assert_nothing_written,
     commit_row,
@@ -329,3 +330,86 @@ def test_the_caller_check_answers_true_for_the_caller_it_names(conn):
                  "DECLARE v boolean; BEGIN EXECUTE 'SELECT s.writer()' INTO v; RETURN v; END $$")
     assert scalar(conn, "SELECT s.caller()") is True
     expect_error(conn, "SELECT s.writer()", sqlstate=INSUFFICIENT_PRIVILEGE, names=["s.caller()"])
+
+
+# --------------------------------------------------------------------------
+# Internal helpers: pg_catalog's operators and the caller's own rights
+# --------------------------------------------------------------------------
+
+
+def plant_operator(conn: psycopg.Connection, operator: str, argtype: str, answer: bool) -> None:
+    """Schema 'planted' with an operator on two argtype values that always gives answer, put before pg_catalog."""
+    conn.execute("CREATE SCHEMA planted")
+    conn.execute(sql.SQL("CREATE FUNCTION planted.fixed({t}, {t}) RETURNS boolean LANGUAGE sql AS {body}").format(
+        t=sql.SQL(argtype), body=sql.Literal(f"SELECT {str(answer).lower()}")))
+    conn.execute(sql.SQL("CREATE OPERATOR planted.{op} (LEFTARG = {t}, RIGHTARG = {t}, FUNCTION = planted.fixed)")
+                 .format(op=sql.SQL(operator), t=sql.SQL(argtype)))
+    conn.execute("SET search_path = planted, pg_catalog, public")
+
+
+def test_branch_names_are_checked_with_pg_catalogs_operators_whatever_the_callers_search_path(conn):
+    """A text "~" planted ahead of pg_catalog that matches nothing does not make pggit accept a branch name its rules
+    refuse ('/feature' begins with "/"): create_data_branch, which keeps the caller's search_path, still refuses
+    it with 22023 and makes no copy. Positive controls: the planted operator is in force for the caller's own
+    queries, and the same call with the name 'feature' makes the copy."""
+    conn.execute("CREATE TABLE t (id int)")
+    plant_operator(conn, "~", "text", False)
+    assert scalar(conn, "SELECT '/feature' ~ '^/'") is False
+    expect_error(conn, "SELECT pggit.create_data_branch('t', 'main', '/feature')",
+                 sqlstate=INVALID_PARAMETER_VALUE, names=["/feature"])
+    assert scalar(conn, "SELECT to_regclass('public.\"t__/feature\"')") is None
+    assert scalar(conn, "SELECT pggit.create_data_branch('t', 'main', 'feature')") == "t__feature"
+
+
+def test_the_trackable_check_uses_pg_catalogs_operators_whatever_the_callers_search_path(conn):
+    """A name "<>" planted ahead of pg_catalog that calls any two names different does not make pggit's trackable
+    check take pggit's own tables for user tables. Positive controls: the planted operator is in force for the
+    caller's own queries, and a user table is still trackable."""
+    conn.execute("CREATE TABLE t (id int)")
+    plant_operator(conn, "<>", "name", True)
+    assert scalar(conn, "SELECT 'pggit'::name <> 'pggit'::name") is True
+    assert scalar(conn, "SELECT pggit._is_trackable('pggit.branches'::regclass)") is False
+    assert scalar(conn, "SELECT pggit._is_trackable('public.t'::regclass)") is True
+
+
+def test_a_roles_data_branch_owns_its_sequences_and_the_sequence_helper_lends_no_rights(conn, connect, make_role):
+    """A role with USAGE and EXECUTE copies its own table with a serial column: the copy's default calls a new
+    sequence that the role owns, in the source's state. The sequence helper runs with the caller's rights: the
+    role's direct call on a table of pggit's owner is refused with 42501, and that table keeps its default and
+    gets no sequence."""
+    role = make_role()
+    grant_the_way_in(conn, role)
+    own_schema(conn, "role_space", role)
+    as_role = connect(user=role)
+    as_role.execute("CREATE TABLE role_space.t (id serial PRIMARY KEY, note text)")
+    as_role.execute("INSERT INTO role_space.t (note) VALUES ('a'), ('b')")
+    assert scalar(as_role, "SELECT pggit.create_data_branch('role_space.t', 'main', 'feature')") == "t__feature"
+    sequence = scalar(conn, "SELECT pg_get_serial_sequence('role_space.t__feature', 'id')")
+    assert sequence == "role_space.t__feature_id_seq"
+    assert scalar(conn, "SELECT relowner::regrole::text FROM pg_class WHERE oid = %s::regclass", (sequence,)) == role
+    assert scalar(as_role, "INSERT INTO role_space.t__feature (note) VALUES ('c') RETURNING id") == 3
+
+    conn.execute("CREATE TABLE public.owners (id serial)")
+    sequences = "SELECT array_agg(relname::text ORDER BY relname) FROM pg_class WHERE relkind = 'S' " \
+                "AND relnamespace = 'public'::regnamespace"
+    default = "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'public.owners'::regclass"
+    before = (scalar(conn, sequences), scalar(conn, default))
+    expect_error(as_role, "SELECT pggit._own_default_sequences('public.owners'::regclass)",
+                 sqlstate=INSUFFICIENT_PRIVILEGE)
+    assert (scalar(conn, sequences), scalar(conn, default)) == before == (
+        ["owners_id_seq"], "nextval('owners_id_seq'::regclass)")
+
+
+def test_the_restore_check_runs_with_the_callers_rights(conn, connect, make_role):
+    """pggit's restore check lends no rights: a role denied EXECUTE on pg_catalog.current_setting(text, boolean) is
+    denied it through pggit._restoring_dump too (as SECURITY DEFINER the check would lend it the owner's right).
+    Positive controls: the owner's call answers false, and so does the role's once it holds the right."""
+    role = make_role()
+    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.current_setting(text, boolean) FROM PUBLIC")
+    as_role = connect(user=role)
+    expect_error(as_role, "SELECT pg_catalog.current_setting('search_path', true)", sqlstate=INSUFFICIENT_PRIVILEGE)
+    expect_error(as_role, "SELECT pggit._restoring_dump()", sqlstate=INSUFFICIENT_PRIVILEGE, names=["current_setting"])
+    assert scalar(conn, "SELECT pggit._restoring_dump()") is False
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.current_setting(text, boolean) TO {}")
+                 .format(sql.Identifier(role)))
+    assert scalar(as_role, "SELECT pggit._restoring_dump()") is False

@@ -8,9 +8,10 @@ import re
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pggit_chaos import nemesis
-from tests.extension.helpers import commit, scalar
+from tests.extension.helpers import INSUFFICIENT_PRIVILEGE, commit, expect_error, scalar
 
 # docs/reference/pggit.md: TRN-<UTC time YYYYMMDDHH24MISS>-<sequence number, 12 digits>-<8 random hex digits>
 TRINITY_ID = re.compile(r"TRN-(?P<time>\d{14})-(?P<seq>\d{12})-(?P<random>[0-9a-f]{8})")
@@ -95,6 +96,21 @@ def test_commits_use_generated_trinity_ids(conn):
     first = commit(conn, "main", "one")
     second = commit(conn, "main", "two")
     assert sequence_part(first) < sequence_part(second)
+
+
+def test_the_custom_id_check_runs_with_the_callers_rights(conn, connect, make_role):
+    """pggit's custom Trinity ID check lends no rights: a role denied EXECUTE on pg_catalog.length(text) is denied it
+    through pggit._check_custom_trinity_id too (as SECURITY DEFINER the check would lend it the owner's right).
+    Positive controls: the owner's call accepts the ID, and so does the role's once it holds the right."""
+    role = make_role()
+    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.length(text) FROM PUBLIC")
+    call = "SELECT pggit._check_custom_trinity_id('release-2024.01.01')::text"
+    as_role = connect(user=role)
+    expect_error(as_role, "SELECT pg_catalog.length('release-2024.01.01'::text)", sqlstate=INSUFFICIENT_PRIVILEGE)
+    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["length"])
+    assert scalar(conn, call) == ""
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.length(text) TO {}").format(sql.Identifier(role)))
+    assert scalar(as_role, call) == ""
 
 
 @pytest.mark.needs_control
