@@ -30,6 +30,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pggit_chaos import checkers
 from pggit_chaos.client import version
+from pggit_chaos.nemesis import tracking_paused
 from pggit_chaos.profiles import share_of_examples
 from psycopg import sql
 
@@ -183,6 +184,29 @@ def test_renaming_a_parent_records_its_partitions_and_children(conn, schema):
     after = _run(conn, schema, ["ALTER TABLE m RENAME TO m_renamed", "ALTER TABLE ip RENAME TO ip_renamed"])
     assert version(conn, "m_a") == "1.0.1" and version(conn, "ic") == "1.0.1"
     assert after["m_a"][0] != before["m_a"][0]
+
+
+def test_only_an_alter_table_of_a_partitioned_table_records_the_tables_its_transaction_holds_locked(conn, schema):
+    """A drifted table the transaction holds in ACCESS EXCLUSIVE mode stays drifted through CREATE INDEX on a
+    partitioned table and ALTER TABLE on a plain one: only the detach path of an ALTER TABLE on a partitioned
+    table records the tables held locked. Positive control: a DETACH PARTITION in that transaction records it."""
+    _run(conn, schema, TREE[:2] + ["CREATE TABLE m_b PARTITION OF m FOR VALUES IN ('b')",
+                                   "CREATE TABLE plain (id int)", "CREATE TABLE other (id int)"])
+    with tracking_paused(conn):
+        conn.execute("ALTER TABLE other ADD COLUMN sneaky int")
+    checkers.drift_is(conn, {f"{schema}.other"})
+    for statement in ["CREATE INDEX m_v_idx ON m (v)", "ALTER TABLE plain ADD COLUMN w int"]:
+        with conn.transaction():
+            conn.execute("LOCK TABLE other IN ACCESS EXCLUSIVE MODE")
+            conn.execute(statement)
+        assert version(conn, "other") == "1.0.0", statement
+        checkers.drift_is(conn, {f"{schema}.other"})
+    assert (version(conn, "m_a"), version(conn, "plain")) == ("1.0.1", "1.1.0")
+    with conn.transaction():
+        conn.execute("LOCK TABLE other IN ACCESS EXCLUSIVE MODE")
+        conn.execute("ALTER TABLE m DETACH PARTITION m_b")
+    assert (version(conn, "m_b"), version(conn, "other")) == ("1.0.2", "1.1.0")
+    checkers.drift_is(conn)
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pggit_chaos import checkers, nemesis
+from pggit_chaos import checkers, nemesis, server
 from tests.extension.helpers import (
     INSUFFICIENT_PRIVILEGE,
     assert_nothing_written,
@@ -61,6 +61,10 @@ RULES_WITH_SETUP = {
     "drop_index": (["CREATE INDEX t_b_idx ON t (b)"], ["DROP INDEX t_b_idx"], "1.0.2", "PATCH", None, "DROP INDEX"),
     "drop_check_constraint": (["ALTER TABLE t ADD CONSTRAINT t_b_check CHECK (b > 0)"],
                               ["ALTER TABLE t DROP CONSTRAINT t_b_check"], "1.0.2", "PATCH", "ALTER", "ALTER TABLE"),
+    # PostgreSQL reports the constraint, not its table.
+    "comment_on_constraint": (["ALTER TABLE t ADD CONSTRAINT t_b_check CHECK (b > 0)"],
+                              ["COMMENT ON CONSTRAINT t_b_check ON t IS 'positive'"], "1.0.2", "PATCH", "ALTER",
+                              "COMMENT"),
 }
 
 
@@ -348,6 +352,10 @@ SIDE_EFFECTS = {
          "CREATE TABLE old_name.other (id int)", "CREATE TABLE ref (id int REFERENCES old_name.et)"],
         "ALTER SCHEMA old_name RENAME TO new_name",
         {"new_name.et": ("2.0.0", "MAJOR"), "new_name.other": ("2.0.0", "MAJOR"), "ref": ("1.0.1", "PATCH")}),
+    # A tracked table in another schema, which names nothing in it, is not recorded.
+    "rename_schema_leaves_the_tables_of_other_schemas_alone": (
+        ["CREATE SCHEMA old_name", "CREATE TABLE old_name.et (id int)", "CREATE TABLE bystander (id int)"],
+        "ALTER SCHEMA old_name RENAME TO new_name", {"new_name.et": ("2.0.0", "MAJOR")}),
 }
 
 
@@ -611,3 +619,52 @@ def test_the_table_change_recorder_runs_with_its_callers_rights(conn, connect, m
     # Positive control: the same call by the owner writes a record.
     conn.execute(call)
     assert [h["created_by"] for h in history_of(conn, obj["id"])][-1] == "someone_else"
+
+
+def test_a_record_of_another_kind_carrying_a_tables_oid_does_not_record_its_schema_rename_twice(conn):
+    """A live record of another kind that carries a table's OID leaves the table's schema rename one MAJOR change."""
+    conn.execute("CREATE SCHEMA old_name")
+    conn.execute("CREATE TABLE old_name.et (id int)")
+    obj = tracked_object(conn, "old_name", "et")
+    conn.execute("INSERT INTO pggit.objects (object_type, schema_name, object_name, is_active, table_oid) "
+                 "VALUES ('TRIGGER', 'old_name', 'et_audit', true, 'old_name.et'::regclass)")
+    conn.execute("ALTER SCHEMA old_name RENAME TO new_name")
+    # Positive control: the table itself is recorded under its new schema.
+    assert [(h["change_type"], h["severity"], h["new_version"]) for h in history_of(conn, obj["id"])] == [
+        ("CREATE", "MAJOR", "1.0.0"), ("ALTER", "MAJOR", "2.0.0")]
+    assert version(conn, "new_name.et") == "2.0.0"
+    assert rows(conn, "SELECT object_type, schema_name, is_active, table_oid = 'new_name.et'::regclass AS same_oid "
+                      "FROM pggit.objects WHERE object_name = 'et_audit'") == [
+        {"object_type": "TRIGGER", "schema_name": "old_name", "is_active": True, "same_oid": True}]
+    checkers.drift_is(conn)
+
+
+@pytest.mark.needs_control
+@pytest.mark.slow
+def test_renaming_a_schema_leaves_drifted_a_table_whose_default_calls_a_function_with_the_schemas_oid(pg_server):
+    """OIDs are unique within one catalog only: after the OID counter wraps around (pg_resetwal -o brings it there
+    at once) a function outside a schema can get the schema's OID, and renaming the schema does not record a
+    drifted table whose default calls that function. Positive control: the table whose column has the schema's
+    domain is recorded."""
+    cluster = server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql)
+    try:
+        with cluster.connect() as c:
+            c.execute("CREATE EXTENSION pggit")
+            c.execute("CREATE SCHEMA lib")
+            c.execute("CREATE DOMAIN lib.amount AS int")
+            schema_oid = scalar(c, "SELECT 'lib'::regnamespace::oid")
+        cluster.set_next_oid(schema_oid)
+        with cluster.connect() as c:
+            c.execute("CREATE FUNCTION seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
+            assert scalar(c, "SELECT 'seven()'::regprocedure::oid") == schema_oid
+            c.execute("CREATE TABLE uses_seven (x int DEFAULT seven())")
+            c.execute("CREATE TABLE uses_lib (x lib.amount)")
+            with nemesis.tracking_paused(c):
+                c.execute("ALTER TABLE uses_seven ADD COLUMN sneaky int")
+            checkers.drift_is(c, {"public.uses_seven"})
+            c.execute("ALTER SCHEMA lib RENAME TO lib2")
+            assert version(c, "uses_lib") == "2.0.0"
+            assert version(c, "uses_seven") == "1.0.0"
+            checkers.drift_is(c, {"public.uses_seven"})
+    finally:
+        cluster.destroy()
