@@ -18,6 +18,10 @@ import re
 VERDICTS = ("equivalent", "gap")
 
 TRIAGE: dict[str, dict[str, str]] = {
+    'add-security-definer:_check_custom_trinity_id:228e67f601': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_trinity_ids.py::test_the_custom_id_check_runs_with_the_callers_rights (the check is executable by PUBLIC; a role denied EXECUTE on pg_catalog.length(text) gets 42501 through it in the real script, while as SECURITY DEFINER it lends the role the owner's right and accepts the ID)",
+    },
     'add-security-definer:_dependent_tables:c13539578f': {
         "verdict": 'equivalent',
         "reason": "It exposed a pggit bug, fixed since: a table's description depended on the caller's USAGE on its schema (tests/chaos/test_privileges_readers.py, mutant table_definition_follows_callers_usage). Now _table_definition runs as the owner whoever calls, and the DDL path that calls _dependent_tables already runs as the owner, so owner rights change nothing.",
@@ -33,6 +37,14 @@ TRIAGE: dict[str, dict[str, str]] = {
     'add-security-definer:_normalize_indexdef:18d793c7d4': {
         "verdict": 'gap',
         "reason": "killed by tests/extension/test_schema_hash.py::test_the_index_definition_normalizer_runs_with_the_callers_rights (a role denied EXECUTE on pg_catalog.strpos is denied it through the helper; as SECURITY DEFINER it would lend the owner's right)",
+    },
+    'add-security-definer:_own_default_sequences:f678058d90': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_safety.py::test_a_roles_data_branch_owns_its_sequences_and_the_sequence_helper_lends_no_rights (as SECURITY DEFINER the copy's sequence is created by pggit's owner, so a role's create_data_branch of its own serial table fails with 55000 'sequence must have same owner as table it is linked to'; a direct call would also create sequences and rewrite defaults in tables the caller may not touch)",
+    },
+    'add-security-definer:_restoring_dump:b1af243dda': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_safety.py::test_the_restore_check_runs_with_the_callers_rights (the check is executable by PUBLIC; a role denied EXECUTE on pg_catalog.current_setting(text, boolean) gets 42501 through it in the real script, while as SECURITY DEFINER it lends the owner's right and answers false)",
     },
     'add-security-definer:_track_table_change:fb6b883563': {
         "verdict": 'gap',
@@ -50,6 +62,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_drift.py::test_a_drifted_table_stays_drifted_through_changes_to_objects_it_does_not_depend_on (with OR, any composite type anywhere makes every table reached through a renamed domain expand, so a drifted table whose key names it is recorded)',
     },
+    'boolean-swap:_dependent_tables:e697cc24ef': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_ddl_tracking.py::test_a_column_renamed_on_a_parent_with_a_child_records_the_tables_whose_keys_name_it (with OR the walk stops at every table that has any child, so a column renamed on an inheritance parent no longer records the table whose foreign key names it). Already in the file; tests/extension is outside the mutation runner's chaos tier",
+    },
     'boolean-swap:_require_caller:afc7bf97da': {
         "verdict": 'gap',
         "reason": "killed by tests/extension/test_safety.py::test_the_caller_check_answers_true_for_the_caller_it_names (pggit's writers discard the answer, but _require_caller is executable by PUBLIC and a direct call from the caller it names gets false instead of true)",
@@ -57,6 +73,14 @@ TRIAGE: dict[str, dict[str, str]] = {
     'boolean-swap:_table_definition:1ed4a272d0': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_schema_hash.py::test_hash_of_a_partition_changes_with_the_foreign_key_it_inherits',
+    },
+    'boolean-swap:_write_ddl_commands:34353b7418': {
+        "verdict": 'gap',
+        "reason": "killed by tests/chaos/test_partitions.py::test_only_an_alter_table_of_a_partitioned_table_records_the_tables_its_transaction_holds_locked (with OR, CREATE INDEX on a partitioned table looks at the tables the transaction holds in ACCESS EXCLUSIVE mode and records a drifted one it merely locked: 1.1.0 instead of staying 1.0.0 and drifted)",
+    },
+    'boolean-swap:_write_ddl_commands:f9c454ef82': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_ddl_tracking.py::test_a_table_changed_by_ddl_on_another_object_is_recorded_once[rename_schema_leaves_the_tables_of_other_schemas_alone] (with OR every tracked table not yet collected, in any schema, is recorded by ALTER SCHEMA ... RENAME: the bystander table in public gets a PATCH 1.0.1)",
     },
     'boolean-swap:_write_dropped_objects:71e55591ea': {
         "verdict": 'gap',
@@ -102,9 +126,17 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_migrations.py::test_a_failing_migration_keeps_its_errors_detail_and_hint',
     },
+    'comparison-swap:_run_migration_sql:32023830c9': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_migrations.py::test_a_failing_migration_keeps_its_errors_detail_and_hint[detail_only] tests/extension/test_migrations.py::test_a_failing_migration_keeps_its_errors_detail_and_hint[hint_only] tests/extension/test_migrations.py::test_a_failing_migration_keeps_its_errors_detail_and_hint[neither] (already in the suite since f988c60: with = a detail without a hint is dropped, and an error without a detail is re-raised with an empty detail and loses its hint)",
+    },
     'comparison-swap:_track_table_change:e2e020fc24': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_ddl_tracking.py::test_a_rename_frees_its_new_name_only_in_its_own_schema (added in the last hour; with <> the stale public.t record is not retired and the rename fails with a unique violation)',
+    },
+    'comparison-swap:_write_ddl_commands:317d93586e': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_ddl_tracking.py::test_table_change_after_setup_bumps_the_version_by_its_rule[comment_on_constraint] (COMMENT ON CONSTRAINT is reported as the constraint; with <> the table is taken from some other constraint, here a system catalog's, so the commented table gets no history row and stays 1.0.1)",
     },
     'comparison-swap:_write_ddl_commands:62e2616948': {
         "verdict": 'gap',
@@ -174,6 +206,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_integrity_invariants.py::test_a_check_that_cannot_run_after_a_passing_check_is_not_ok[commits_reachable]',
     },
+    'drop-conjunct:(script):274ea79ea5': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_install.py::test_only_a_live_table_record_takes_the_oid_of_the_table_of_its_name (already in the suite: without NEW.is_active the trigger also fires for a dropped table's record, which takes the OID of the live table now holding its name instead of the OID it was written with)",
+    },
     'drop-conjunct:(script):cdc3e83138': {
         "verdict": 'gap',
         "reason": "killed by tests/extension/test_install.py::test_only_a_live_table_record_takes_the_oid_of_the_table_of_its_name (a live FUNCTION record named like a table gets that table's OID instead of the OID it was written with)",
@@ -193,6 +229,10 @@ TRIAGE: dict[str, dict[str, str]] = {
     'drop-conjunct:_dependent_tables:93e24060d2': {
         "verdict": 'equivalent',
         "reason": 'It exposed a pggit bug, fixed since: the regular children of a foreign-table parent were not recorded (tests/extension/test_ddl_tracking.py::test_a_column_added_to_a_foreign_table_parent_records_its_regular_children, mutant children_of_untrackable_parent_not_followed). With the fix the real script records the same tables; the mutant only records a child before its parent within one statement.',
+    },
+    'drop-conjunct:_dependent_tables:d580c2b6c8': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_ddl_tracking.py::test_renaming_a_schema_leaves_drifted_a_table_whose_default_calls_a_function_with_the_schemas_oid (OIDs are unique per catalog only: after pg_resetwal -o a function outside the schema gets the schema's OID; without the refclassid match a schema rename takes everything depending on that function as changed and records a drifted table whose default calls it, 1.1.0 instead of staying 1.0.0 and drifted)",
     },
     'drop-conjunct:_dependent_tables:d79ee1a184': {
         "verdict": 'gap',
@@ -221,6 +261,14 @@ TRIAGE: dict[str, dict[str, str]] = {
     'drop-conjunct:_track_table_drop:13a4e20387': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_ddl_tracking.py::test_dropping_a_table_whose_record_a_new_table_took_over_records_nothing',
+    },
+    'drop-conjunct:_write_ddl_commands:2932e2f72d': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_ddl_tracking.py::test_a_record_of_another_kind_carrying_a_tables_oid_does_not_record_its_schema_rename_twice (a live non-TABLE record carrying a table's OID joins a second time in the schema-rename lookup, so the table is recorded twice: ALTER MAJOR 2.0.0 then ALTER PATCH 2.0.1)",
+    },
+    'drop-conjunct:_write_ddl_commands:a6efcc0035': {
+        "verdict": 'gap',
+        "reason": "killed by tests/chaos/test_partitions.py::test_only_an_alter_table_of_a_partitioned_table_records_the_tables_its_transaction_holds_locked (without the partitioned-table condition, ALTER TABLE on a plain table records a drifted table the transaction merely holds in ACCESS EXCLUSIVE mode: 1.1.0 instead of staying 1.0.0 and drifted)",
     },
     'drop-conjunct:_write_ddl_commands:f4f3967edf': {
         "verdict": 'equivalent',
@@ -270,6 +318,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_integrity.py::test_a_head_moved_to_an_older_commit_of_the_parent_branch_is_reported',
     },
+    'drop-revoke:(script):482a44d2df': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_install.py::test_only_the_owner_may_create_in_pggit_whatever_the_installers_default_privileges (a new schema gets the installer's default privileges: after ALTER DEFAULT PRIVILEGES GRANT CREATE ON SCHEMAS TO PUBLIC, only the REVOKE takes CREATE on pggit away from PUBLIC; without it any role creates pggit.planted)",
+    },
     'drop-revoke:(script):4e77e62a4b': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_safety.py::test_role_with_usage_but_no_grant_cannot_call_the_table_change_recorder',
@@ -310,6 +362,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'equivalent',
         "reason": "pg_index.indexrelid is pg_index's unique key, so the subquery meets at most one live row, and LIMIT 1 and LIMIT 2 give the same value. Two visible versions of one pg_index row would need this REPEATABLE READ command to update that index's pg_index row after a concurrent, committed update of the same row. No command in the trigger's tag list that reports an index does that: only ALTER INDEX ... ATTACH PARTITION's validation writes the parent's row, once in the index's lifetime.",
     },
+    'off-by-one:_write_ddl_commands:a5c4741f29': {
+        "verdict": 'gap',
+        "reason": "killed by tests/chaos/test_isolation_levels.py::test_dangerous_pairs_end_like_a_serial_order_or_with_a_retryable_error[validate_check-rename_check-repeatable_read-a_commits_first] and ::test_dangerous_pairs_end_like_a_serial_order_or_with_a_retryable_error[validate_check-rename_check-serializable-a_commits_first] (also the two -interleaved cases): RENAME CONSTRAINT that waited for a concurrent VALIDATE CONSTRAINT sees two versions of the pg_constraint row under REPEATABLE READ/SERIALIZABLE, and LIMIT 2 makes the scalar subquery fail with 21000 'more than one row returned by a subquery', neither a serial outcome nor retryable",
+    },
     'off-by-one:_write_dropped_objects:ffb93eb954': {
         "verdict": 'equivalent',
         "reason": "objects.definition is only ever written from _table_definition(), which starts with the fixed line 'pggit table definition v1' (its final regexp_replace keeps the first character or puts '<schema>.' there), so E'\\nindex ...' can never be found at position 1: strpos is 0 or >= 2, and '> 0' and '> 1' agree.",
@@ -330,13 +386,29 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'equivalent',
         "reason": '_table_columns() fills its result with RETURN QUERY ... ORDER BY a.attnum, and the plain function scan in ARRAY(SELECT tc.line FROM pggit._table_columns(p_rel) tc) reads that tuplestore in the order it was filled (no join, sort, aggregate or parallel plan that could reorder it), so the column lines come in attnum order with or without the outer ORDER BY, whatever columns were dropped or re-added.',
     },
+    'remove-order-by:_track_table_change:1fd47b1412': {
+        "verdict": 'equivalent',
+        "reason": "It is the name fallback lookup (WHERE is_active AND object_type = 'TABLE' AND schema_name = v_schema AND object_name = v_table ... LIMIT 1 FOR UPDATE), whose WHERE clause is exactly the key and predicate of the unique partial index objects_active_name_key (object_type, schema_name, object_name) WHERE is_active: every MVCC snapshot sees at most one matching row, and FOR UPDATE's recheck of a concurrently updated row only keeps or drops that one row (rows inserted by others are not in the snapshot). With at most one candidate, ORDER BY id DESC picks nothing different and locks nothing different.",
+    },
+    'remove-order-by:_track_table_change:d7410c044f': {
+        "verdict": 'equivalent',
+        "reason": "Same as remove-order-by:_table_definition:f205b4ad33: _table_columns() fills its result with RETURN QUERY ... ORDER BY a.attnum, and the plain aggregate jsonb_agg(...) FROM pggit._table_columns(p_rel) tc reads that tuplestore in the order it was filled (a single function scan, no join or sort, and a plpgsql function is PARALLEL UNSAFE so no parallel plan), so column_list comes out in attnum order with or without the aggregate's ORDER BY.",
+    },
     'remove-order-by:verify_integrity:8da4bb2c50': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_integrity.py::test_versions_disagreeing_with_history_are_named_in_object_order',
     },
+    'remove-set-option:_check_branch_name:060b7fbab4': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_safety.py::test_branch_names_are_checked_with_pg_catalogs_operators_whatever_the_callers_search_path (create_data_branch keeps the caller's search_path; without the pinned path the check's ~ resolves to a text ~ planted ahead of pg_catalog that matches nothing, and '/feature' is accepted and copied instead of refused with 22023)",
+    },
     'remove-set-option:_integrity_detail:53c6350506': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_integrity.py::test_integrity_detail_uses_pg_catalogs_operators_whatever_the_callers_search_path',
+    },
+    'remove-set-option:_is_trackable:12698a48e9': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_safety.py::test_the_trackable_check_uses_pg_catalogs_operators_whatever_the_callers_search_path (the check is executable by PUBLIC and, a SQL function, parses its body on the caller's search_path without the pinned path: a name <> planted ahead of pg_catalog makes NOT IN ('pggit', ...) pass and pggit.branches is called trackable)",
     },
     'remove-set-option:_quote_for_message:91d55e888d': {
         "verdict": 'gap',
