@@ -13,8 +13,10 @@ from tests.extension.helpers import (
     INSUFFICIENT_PRIVILEGE,
     assert_nothing_written,
     commit,
+    commit_row,
     create_branch,
     expect_error,
+    head,
     rows,
     scalar,
     snapshot,
@@ -328,6 +330,7 @@ def test_integrity_detail_runs_with_the_callers_rights(conn, connect, make_role)
 # --------------------------------------------------------------------------
 
 CHAINS_END_AT_HEADS = "branch_chains_end_at_heads"
+PARENTS_ON_LINE = "commit_parents_on_branch_line"
 VERSIONS_INCREASE = "versions_increase"
 
 
@@ -406,6 +409,83 @@ def test_versions_disagreeing_with_history_are_named_in_object_order(conn, chain
     detail = report(conn)[VERSIONS_MATCH]["detail"]
     assert f"(id {ids[0]})" in detail and f"(id {ids[1]})" in detail, detail
     assert detail.index("a_first") < detail.index("b_second"), detail
+
+
+def test_branches_whose_parent_branch_is_missing_are_named_in_id_order(conn, chain):
+    """Two branches lose their parent branch, the later branch first (so its row is stored first):
+    branch_parents_exist names both, the branch with the lower id first."""
+    early = create_branch(conn, "early")
+    late = create_branch(conn, "late")
+    assert early < late
+    as_superuser_behind_pggits_back(
+        conn,
+        f"UPDATE pggit.branches SET parent_branch_id = 999999 WHERE id = {late}",
+        f"UPDATE pggit.branches SET parent_branch_id = 999998 WHERE id = {early}",
+    )
+    result = report(conn)[BRANCH_PARENTS_EXIST]
+    assert result["ok"] is False, result
+    assert result["detail"] == (f'branch "early" (id {early}): parent branch id 999998 not found; '
+                                f'branch "late" (id {late}): parent branch id 999999 not found'), result
+
+
+def test_trinity_ids_used_twice_are_named_in_id_order_the_first_ten_of_them(conn):
+    """Twelve Trinity IDs each used by two commits (the copies made in reverse order): unique_commit_ids names the
+    ten lowest IDs in order and counts the other two, whatever order the duplicates are found in."""
+    ids = [f"release-{n:02d}" for n in range(1, 13)]
+    for trinity_id in ids:
+        assert scalar(conn, "SELECT pggit.commit_changes('main', 'release', %s)", (trinity_id,)) == trinity_id
+    constraints = [r[0] for r in conn.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'pggit.commits'::regclass AND contype IN ('u', 'p') "
+        "AND conkey = ARRAY[(SELECT attnum FROM pg_attribute "
+        "                     WHERE attrelid = 'pggit.commits'::regclass AND attname = 'hash')]")]
+    assert constraints, "pggit.commits.hash has no unique constraint to drop"
+    as_superuser_behind_pggits_back(
+        conn,
+        *[f'ALTER TABLE pggit.commits DROP CONSTRAINT "{name}" CASCADE' for name in constraints],
+        *[f"INSERT INTO pggit.commits (hash, branch_id, parent_commit_hash, message) "
+          f"SELECT hash, branch_id, NULL, 'copy' FROM pggit.commits WHERE hash = '{trinity_id}'"
+          for trinity_id in reversed(ids)],
+    )
+    result = report(conn)[UNIQUE_IDS]
+    assert result["ok"] is False, result
+    assert result["detail"] == "; ".join(f'Trinity ID "{trinity_id}" is used by 2 commits' for trinity_id in ids[:10]) \
+        + "; ... and 2 more", result
+
+
+def test_a_branch_four_branches_down_from_main_is_on_mains_line(conn):
+    """main <- b1 <- b2 <- b3 <- b4, each made from the one before with no commit of its own: b4's head is main's
+    commit, and once b4 commits, its commit's parent is main's commit; both are on b4's line (its fourth ancestor)
+    and every check passes, before and after."""
+    base = commit(conn, "main", "base")
+    for parent, name in [("main", "b1"), ("b1", "b2"), ("b2", "b3"), ("b3", "b4")]:
+        create_branch(conn, name, parent)
+    assert head(conn, "b4") == base
+    assert_all_ok(conn)
+    own = commit(conn, "b4", "own")
+    assert scalar(conn, "SELECT parent_commit_hash FROM pggit.commits WHERE hash = %s", (own,)) == base
+    assert_all_ok(conn)
+
+
+def test_a_parent_off_its_childs_line_is_reported_though_another_branch_lost_its_parent(conn, chain):
+    """feature's second commit is given a parent on 'side', a branch feature does not descend from:
+    commit_parents_on_branch_line names it, and still does once the unrelated branch 'loose' loses its parent
+    branch (only a commit whose own branch's line is broken is left to branch_parents_exist, which names loose)."""
+    create_branch(conn, "side")
+    side = commit(conn, "side", "side commit")
+    loose = create_branch(conn, "loose")
+    second = commit(conn, "feature", "feature's second")
+    as_superuser_behind_pggits_back(
+        conn, f"UPDATE pggit.commits SET parent_commit_hash = '{side}' WHERE hash = '{second}'")
+    before = report(conn)[PARENTS_ON_LINE]
+    assert before["ok"] is False and f'commit "{second}"' in before["detail"], before
+    as_superuser_behind_pggits_back(conn, f"UPDATE pggit.branches SET parent_branch_id = 999999 WHERE id = {loose}")
+    checks = report(conn)
+    assert checks[BRANCH_PARENTS_EXIST]["ok"] is False and '"loose"' in checks[BRANCH_PARENTS_EXIST]["detail"], checks
+    after = checks[PARENTS_ON_LINE]
+    assert after["ok"] is False, after
+    assert after["detail"] == (f'commit "{second}" (id {commit_row(conn, second)["id"]}): parent "{side}" is on '
+                               f'branch id {commit_row(conn, side)["branch_id"]}, not on branch id '
+                               f'{commit_row(conn, second)["branch_id"]} or its ancestors'), after
 
 
 def test_integrity_detail_uses_pg_catalogs_operators_whatever_the_callers_search_path(conn):
