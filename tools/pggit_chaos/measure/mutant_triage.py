@@ -186,6 +186,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_integrity_invariants.py::test_a_check_that_cannot_run_is_not_ok_whatever_the_check_before_it_said (no_commit_cycles cannot run while linear_branch_history before it passes; the mutant carries that ok = true over)',
     },
+    'delete-statement:verify_integrity:1e6de426d9': {
+        "verdict": 'gap',
+        "reason": "killed by tests/chaos/test_integrity_invariants.py::test_a_check_that_cannot_run_after_a_passing_check_is_not_ok[commit_parents_precede_children] (new case: pggit.commits.committed_at renamed; commit_parents_exist before it passes and the mutant carries its ok = true over to the check that could not run). Also killed by tests/extension/test_integrity.py::test_checks_that_pass_but_cannot_describe_it_are_reported_failed, which the runner's chaos tier does not run",
+    },
     'delete-statement:verify_integrity:25d91b3d12': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_integrity.py::test_a_check_that_cannot_run_is_reported_failed',
@@ -201,6 +205,10 @@ TRIAGE: dict[str, dict[str, str]] = {
     'delete-statement:verify_integrity:b7bac82838': {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_integrity_invariants.py::test_a_check_that_cannot_run_after_a_passing_check_is_not_ok[linear_branch_history]',
+    },
+    'delete-statement:verify_integrity:dba301760f': {
+        "verdict": 'gap',
+        "reason": "killed by tests/chaos/test_integrity_invariants.py::test_a_check_that_cannot_run_after_a_passing_check_is_not_ok[commits_reachable] (with pggit.branches.head_commit_hash renamed, branch_heads_exist, the first check, cannot run; without 'ok := false' its ok stays at its initial NULL instead of false; the test now asserts ok is False, not merely falsy). Also killed by tests/extension/test_integrity.py::test_a_check_that_cannot_run_is_reported_failed and ::test_checks_that_pass_but_cannot_describe_it_are_reported_failed (ok = true with a 'check failed' detail), which the runner's chaos tier does not run",
     },
     'delete-statement:verify_integrity:f1c3b6a0e7': {
         "verdict": 'gap',
@@ -298,6 +306,10 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_integrity_invariants.py::test_ids_and_parents_in_different_collations_stop_no_parent_check_while_no_commit_has_a_parent',
     },
+    'drop-conjunct:verify_integrity:3c71d468f6': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_integrity.py::test_a_parent_off_its_childs_line_is_reported_though_another_branch_lost_its_parent (without l.branch_id = c.branch_id any branch with a missing ancestor anywhere hides every offender: once the unrelated branch 'loose' loses its parent, commit_parents_on_branch_line reports ok with feature's commit whose parent is on 'side')",
+    },
     'drop-conjunct:verify_integrity:529a6e8920': {
         "verdict": 'gap',
         "reason": 'killed by tests/extension/test_integrity.py::test_a_parent_committed_after_its_child_is_reported_though_an_older_commit_precedes_the_child',
@@ -374,6 +386,14 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'equivalent',
         "reason": 'The random part becomes hex digits 2-9 instead of 1-8 of a fresh gen_random_uuid() with its dashes removed; in a version-4 UUID digits 1-12 are all random (the fixed version and variant digits are the 13th and 17th), so the ID still ends in 8 uniformly random lowercase hex digits, and the UUID is never shown to anyone to compare with.',
     },
+    'off-by-one:verify_integrity:db6c36c146': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_integrity.py::test_a_branch_four_branches_down_from_main_is_on_mains_line (after b4's first commit, whose parent is main's commit: with depth + 2 the line walk of commit_parents_on_branch_line stops before main and reports the healthy commit)",
+    },
+    'off-by-one:verify_integrity:f38f4904db': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_integrity.py::test_a_branch_four_branches_down_from_main_is_on_mains_line (main <- b1 <- b2 <- b3 <- b4 with no commits of their own: with depth + 2 the line walk stops before main, 2 * 3 >= 5 branches, and branch_heads_on_branch reports b4's healthy head, main's commit)",
+    },
     'remove-collate:_table_definition:d3c187b27b': {
         "verdict": 'equivalent',
         "reason": 'ic.relname is pg_class.relname, of type name, whose column collation is already "C" (attcollation C since PostgreSQL 12; checked on the test server, 16), and ORDER BY on a bare column uses its collation, not the database default; the explicit COLLATE "C" names the same collation, so the index lines sort the same in every database.',
@@ -393,6 +413,14 @@ TRIAGE: dict[str, dict[str, str]] = {
     'remove-order-by:_track_table_change:d7410c044f': {
         "verdict": 'equivalent',
         "reason": "Same as remove-order-by:_table_definition:f205b4ad33: _table_columns() fills its result with RETURN QUERY ... ORDER BY a.attnum, and the plain aggregate jsonb_agg(...) FROM pggit._table_columns(p_rel) tc reads that tuplestore in the order it was filled (a single function scan, no join or sort, and a plpgsql function is PARALLEL UNSAFE so no parallel plan), so column_list comes out in attnum order with or without the aggregate's ORDER BY.",
+    },
+    'remove-order-by:verify_integrity:012518904c': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_integrity.py::test_branches_whose_parent_branch_is_missing_are_named_in_id_order (two branches lose their parent, the higher id updated first so its row is stored first: without ORDER BY b.id branch_parents_exist names them in storage order, 'late' before 'early')",
+    },
+    'remove-order-by:verify_integrity:0380d5e5b0': {
+        "verdict": 'gap',
+        "reason": "killed by tests/extension/test_integrity.py::test_trinity_ids_used_twice_are_named_in_id_order_the_first_ten_of_them (twelve duplicated Trinity IDs: without ORDER BY d.hash unique_commit_ids names them in hash-aggregate order, so the order and the set of the ten named IDs change)",
     },
     'remove-order-by:verify_integrity:8da4bb2c50': {
         "verdict": 'gap',
