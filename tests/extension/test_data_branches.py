@@ -305,3 +305,30 @@ def test_a_copy_made_with_only_usage_on_the_sequence_continues_after_the_copied_
     assert data_branch(as_role, "shared.tickets", "feature") == "tickets__feature"
     assert scalar(as_role, "INSERT INTO shared.tickets__feature (note) VALUES ('d') RETURNING id") == 4
     assert scalar(conn, "INSERT INTO shared.tickets (note) VALUES ('e') RETURNING id") == 4
+
+
+def test_create_branch_with_data_leaves_out_a_table_the_caller_may_not_read(conn, connect, make_role):
+    """create_branch(..., p_copy_data => true) by a role that may read one tracked table of a schema but not its
+    neighbour copies the first and leaves the second out (the branch shares main's data for it) instead of
+    failing on it. Positive controls: the role really cannot read the neighbour, and the table it may read is
+    copied with its rows."""
+    role = make_role()
+    ident = sql.Identifier(role)
+    conn.execute("CREATE SCHEMA shared")
+    conn.execute("CREATE TABLE shared.open (id int PRIMARY KEY, v text)")
+    conn.execute("CREATE TABLE shared.secret (id int PRIMARY KEY, v text)")
+    conn.execute("INSERT INTO shared.open VALUES (1, 'a'), (2, 'b')")
+    conn.execute("INSERT INTO shared.secret VALUES (1, 'hidden')")
+    for grant in ["GRANT USAGE ON SCHEMA pggit TO {}",
+                  "GRANT EXECUTE ON FUNCTION pggit.create_branch(text, text, boolean) TO {}",
+                  "GRANT EXECUTE ON FUNCTION pggit._create_branch_record(text, text) TO {}",
+                  "GRANT EXECUTE ON FUNCTION pggit.create_data_branch(text, text, text) TO {}",
+                  "GRANT USAGE, CREATE ON SCHEMA shared TO {}",
+                  "GRANT SELECT ON shared.open TO {}"]:
+        conn.execute(sql.SQL(grant).format(ident))
+    as_role = connect(user=role)
+    expect_error(as_role, "SELECT * FROM shared.secret", sqlstate="42501")
+    branch_id = scalar(as_role, "SELECT pggit.create_branch('feature', 'main', true)")
+    assert scalar(conn, "SELECT name FROM pggit.branches WHERE id = %s", (branch_id,)) == "feature"
+    assert table_rows(conn, "shared", "open__feature") == [(1, "a"), (2, "b")]
+    assert not exists(conn, "shared", "secret__feature")

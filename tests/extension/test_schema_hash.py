@@ -4,9 +4,14 @@ deterministic across databases and sessions, changed by every structural change.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
+from pggit_chaos import server
 from psycopg import sql
 
 from tests.extension.helpers import (
@@ -229,3 +234,58 @@ def test_the_index_definition_normalizer_runs_with_the_callers_rights(conn, conn
     assert scalar(conn, call) == "CREATE INDEX i ON <table> USING btree (a)"
     conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.strpos(text, text) TO {}").format(sql.Identifier(role)))
     assert scalar(as_role, call) == "CREATE INDEX i ON <table> USING btree (a)"
+
+
+def test_hash_of_a_partitioned_table_depends_on_its_partition_key(conn):
+    """The partition key is structure: partitioned tables of the same columns and no partitions, partitioned by
+    another method or another column, hash apart. Positive control: the same key on a table of another name
+    hashes alike."""
+    conn.execute("CREATE SCHEMA s")
+    keys = {"by_range_at": "RANGE (at)", "by_list_at": "LIST (at)", "by_range_id": "RANGE (id)",
+            "by_hash_id": "HASH (id)", "same_as_by_range_at": "RANGE (at)"}
+    for name, key in keys.items():
+        conn.execute(f"CREATE TABLE s.{name} (id int, at date) PARTITION BY {key}")
+    hashes = {name: schema_hash(conn, f"s.{name}") for name in keys}
+    assert hashes["same_as_by_range_at"] == hashes["by_range_at"] is not None
+    distinct = {hashes[name] for name in ("by_range_at", "by_list_at", "by_range_id", "by_hash_id")}
+    assert len(distinct) == 4, hashes
+
+
+@pytest.mark.needs_control
+@pytest.mark.slow
+def test_hash_of_a_money_default_does_not_depend_on_the_sessions_monetary_locale(pg_server, monkeypatch):
+    """A money default prints by lc_monetary, which any session may set: a session in a German locale hashes a
+    table with a money default as a session of the server's default locale does, and finds no drift. The machine
+    may have no such locale installed: the test compiles de_DE.UTF-8 with localedef and starts a server that
+    finds it through LOCPATH. Positive control: in that session money really prints another way."""
+    localedef = shutil.which("localedef")
+    if localedef is None or not Path("/usr/share/i18n/locales/de_DE").is_file():
+        pytest.skip("needs localedef and the de_DE locale source to make a locale other than C")
+    locales = Path(tempfile.mkdtemp(prefix="pggit-locales-"))
+    try:
+        # The server may run as another account: it must read the compiled locale.
+        locales.chmod(0o755)
+        compiled = subprocess.run([localedef, "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")],
+                                  capture_output=True, text=True, timeout=120)
+        if not (locales / "de_DE.UTF-8" / "LC_MONETARY").is_file():
+            pytest.skip(f"localedef could not compile de_DE.UTF-8: {compiled.stderr.strip()}")
+        monkeypatch.setenv("LOCPATH", str(locales))
+        cluster = server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql)
+    except BaseException:
+        shutil.rmtree(locales, ignore_errors=True)
+        raise
+    try:
+        with cluster.connect() as c:
+            c.execute("CREATE EXTENSION pggit")
+            c.execute("CREATE TABLE prices (id int PRIMARY KEY, price money DEFAULT '12.50')")
+            reference = schema_hash(c, "prices")
+            assert reference is not None
+            assert scalar(c, "SELECT 12.5::money::text") == "$12.50"
+        with cluster.connect() as german:
+            german.execute("SET lc_monetary = 'de_DE.UTF-8'")
+            assert scalar(german, "SELECT 12.5::money::text") == "12,50 \u20ac"
+            assert schema_hash(german, "prices") == reference
+            assert scalar(german, "SELECT count(*) FROM pggit.detect_drift()") == 0
+    finally:
+        cluster.destroy()
+        shutil.rmtree(locales, ignore_errors=True)
