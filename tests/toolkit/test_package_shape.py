@@ -16,6 +16,7 @@ ONE_CONCEPT = {
     "generators.py": "the Hypothesis strategies, each with an example",
     "nemesis/proxy.py": "FaultyProxy: the proxy, its links and their pumps, whose locking is easiest to read in one place",
     "measure/mutants.py": "the catalog: data, one entry per hand-written bug",
+    "measure/mutant_triage.py": "the triage: data, one verdict per surviving generated mutant",
 }
 # Rooms and the rooms they may import from: the toolkit never reaches into the pages or the measuring tools.
 ROOM_IMPORTS = {
