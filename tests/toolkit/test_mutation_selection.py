@@ -238,3 +238,16 @@ def test_running_a_recorded_sample_again_refuses_a_file_that_is_not_one(tmp_path
     right = tmp_path / "right.json"
     right.write_text(json.dumps({"started": "t", "sample": 2, "mutants": [{"id": "x"}, {"id": "y"}]}))
     assert [m["id"] for m in fast_runner.recorded_run(right)["mutants"]] == ["x", "y"]
+
+
+def test_the_first_run_in_a_fresh_checkout_extends_the_published_trend(tmp_path, monkeypatch):
+    """No build copy yet: the new row goes after the published rows, which the page's import would replace."""
+    published = tmp_path / "repo" / "docs" / "_data" / "metrics"
+    published.mkdir(parents=True)
+    (published / "mutation-trend.json").write_text(json.dumps([{"started": "earlier"}]))
+    monkeypatch.setattr(fast_runner, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(fast_runner, "METRICS_DIR", tmp_path / "build")
+    fast_runner.append_trend({"started": "now"})
+    fast_runner.append_trend({"started": "later"})
+    rows = json.loads((tmp_path / "build" / "mutation-trend.json").read_text())
+    assert [r["started"] for r in rows] == ["earlier", "now", "later"]

@@ -268,7 +268,9 @@ def agreement_with_published(records: list[dict], tier: str) -> dict:
 def append_trend(row: dict) -> None:
     """One row per run in mutation-trend.json, the page's trend table."""
     path = METRICS_DIR / "mutation-trend.json"
-    rows = json.loads(path.read_text()) if path.exists() else []
+    # A fresh checkout has no build copy yet: go on from the published trend, which the import replaces.
+    start = path if path.exists() else REPO / "docs" / "_data" / "metrics" / path.name
+    rows = json.loads(start.read_text()) if start.exists() else []
     write_results(path, [*rows, row])
 
 
