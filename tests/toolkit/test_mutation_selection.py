@@ -251,3 +251,17 @@ def test_the_first_run_in_a_fresh_checkout_extends_the_published_trend(tmp_path,
     fast_runner.append_trend({"started": "later"})
     rows = json.loads((tmp_path / "build" / "mutation-trend.json").read_text())
     assert [r["started"] for r in rows] == ["earlier", "now", "later"]
+
+
+def test_a_mutants_own_killers_stay_first_whatever_killed_its_neighbours_in_this_run(tmp_path):
+    """In-run kills reorder the rest of a mutant's tests, never ahead of the killers its past runs and triage name."""
+    from pggit_chaos.measure import fast_loop
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "0.json").write_text(json.dumps({"function": "f", "killed_by": "t_busy", "durations": {"t_busy": 0.1}}))
+    loop = fast_loop.FastLoop({"durations": {}}, tmp_path / "x.sql")
+    mutant = {"function": "f", "tests": ["t_named", "t_quick", "t_busy"], "own_killers": 1}
+    assert loop._reorder(mutant, results) == ["t_named", "t_busy", "t_quick"]
+    # Positive control: without an own killer, the in-run killer of the same function goes first.
+    assert loop._reorder({**mutant, "own_killers": 0}, results) == ["t_busy", "t_named", "t_quick"]

@@ -137,8 +137,9 @@ class FastLoop:
         return item.nodeid in self.failing_unmutated
 
     def _reorder(self, mutant: dict, results: Path) -> list[str]:
-        """The mutant's tests, those that killed mutants of the same function in this run first, then those
-        that killed any mutant of this run, then the plan's order (past kills, then the quickest)."""
+        """The mutant's tests: its own killers (past runs, its triage) first, then those that killed mutants
+        of the same function in this run, then those that killed any mutant of this run, then the plan's
+        order (past kills, then the quickest)."""
         same, any_kill = {}, {}
         seconds = dict(self.plan.get("durations", {}))
         for path in results.glob("*.json"):
@@ -160,7 +161,9 @@ class FastLoop:
         def rate(kills: dict, test: str) -> float:  # kills per second the test takes, failing or passing
             return kills.get(test, 0) / (seconds.get(test, 1.0) + 0.1)
 
-        return sorted(mutant["tests"], key=lambda t: (-rate(same, t), -rate(any_kill, t), planned[t]))
+        own = mutant["tests"][:mutant.get("own_killers", 0)]
+        rest = mutant["tests"][len(own):]
+        return own + sorted(rest, key=lambda t: (-rate(same, t), -rate(any_kill, t), planned[t]))
 
     def _claim(self, index: int) -> bool:
         try:

@@ -181,7 +181,8 @@ def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed:
             continue
         path = workdir / "sql" / f"{index}.sql"
         path.write_text(mutant.apply(sql))
-        planned.append((index, base, {"id": mutant.name, "function": function, "sql": str(path), "tests": tests}))
+        planned.append((index, base, {"id": mutant.name, "function": function, "sql": str(path), "tests": tests,
+                                      "own_killers": len(own)}))
     if not planned:  # every mutant unreached or judged equivalent: no worker to start
         return [records[i] for i in range(len(chosen))], 0.0
     # In a seeded random order: a run stopped early has verdicts for a fair sample, not for the top of the file.
