@@ -1204,9 +1204,14 @@ BEGIN
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL)', v_schema, v_target, v_source);
 
     -- Generated columns are computed by the copy itself and cannot be inserted.
+    -- The names come from the copy, whose rows are ours: LIKE and the SELECT
+    -- below read the source's columns as of now, a query of the source's
+    -- pg_attribute reads them as of our snapshot (under REPEATABLE READ, a
+    -- column renamed after it would be named by its old name).
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO v_columns
       FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = v_source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+     WHERE a.attrelid = pg_catalog.to_regclass(format('%I.%I', v_schema, v_target))
+       AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
     IF v_columns IS NOT NULL THEN
         -- OVERRIDING SYSTEM VALUE: keep the values of GENERATED ALWAYS identity columns.
         EXECUTE format('INSERT INTO %I.%I (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %s',

@@ -439,6 +439,7 @@ DANGEROUS_PAIRS = [
     ("create_data_branch", "create_data_branch"),
     ("add_column", "add_column"),
     ("validate_check", "rename_check"),
+    ("rename_column", "create_data_branch"),
 ]
 
 
