@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from pggit_chaos import server
 from pggit_chaos.client import scalar
 from psycopg import sql
 
@@ -177,34 +176,31 @@ def test_a_copy_never_silently_keeps_a_sequence_whose_name_has_a_backslash(sync_
 
 @pytest.mark.needs_control
 @pytest.mark.slow
-def test_a_sequence_sharing_an_oid_with_a_function_a_default_calls_is_not_taken_for_its_sequence(pg_server):
+def test_a_sequence_sharing_an_oid_with_a_function_a_default_calls_is_not_taken_for_its_sequence(start_own_cluster):
     """Object IDs are unique within one catalog only: once the cluster's OID counter wraps around, a new sequence
     can get the OID of a function that a column default calls (pg_resetwal -o brings the counter there at once).
     create_data_branch gives the copy sequences of its own only for the sequences its defaults call: the column
     whose default calls that function keeps its default and gets no sequence, and the unrelated sequence stays
     as it was. Positive control: the serial column of the same table gets a sequence of its own."""
-    cluster = server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql)
-    try:
-        with cluster.connect() as conn:
-            conn.execute("CREATE EXTENSION pggit")
-            conn.execute("CREATE FUNCTION next_code() RETURNS int LANGUAGE sql AS 'SELECT 7'")
-            conn.execute("CREATE TABLE items (id serial PRIMARY KEY, code int DEFAULT next_code(), v int)")
-            conn.execute("INSERT INTO items (v) SELECT generate_series(1, 3)")
-            function_oid = scalar(conn, "SELECT 'next_code()'::regprocedure::oid")
-        cluster.set_next_oid(function_oid)
-        with cluster.connect() as conn:
-            conn.execute("CREATE SEQUENCE unrelated START 40")
-            assert scalar(conn, "SELECT 'unrelated'::regclass::oid") == function_oid
-            copy = scalar(conn, "SELECT pggit.create_data_branch('items', 'main', 'feature')")
-            assert copy == "items__feature"
-            assert scalar(conn, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef "
-                                "WHERE adrelid = 'items__feature'::regclass AND adnum = 2") == "next_code()"
-            assert scalar(conn, "SELECT pg_get_serial_sequence('items__feature', 'code')") is None
-            own = scalar(conn, "SELECT pg_get_serial_sequence('items__feature', 'id')")
-            assert own == "public.items__feature_id_seq"
-            assert conn.execute("INSERT INTO items__feature (v) VALUES (9) RETURNING id, code").fetchone() == (4, 7)
-            assert conn.execute("SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname LIKE 'items__feature%'"
-                                ).fetchone()[0] == 1
-            assert scalar(conn, "SELECT nextval('unrelated')") == 40
-    finally:
-        cluster.destroy()
+    cluster = start_own_cluster()
+    with cluster.connect() as conn:
+        conn.execute("CREATE EXTENSION pggit")
+        conn.execute("CREATE FUNCTION next_code() RETURNS int LANGUAGE sql AS 'SELECT 7'")
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, code int DEFAULT next_code(), v int)")
+        conn.execute("INSERT INTO items (v) SELECT generate_series(1, 3)")
+        function_oid = scalar(conn, "SELECT 'next_code()'::regprocedure::oid")
+    cluster.set_next_oid(function_oid)
+    with cluster.connect() as conn:
+        conn.execute("CREATE SEQUENCE unrelated START 40")
+        assert scalar(conn, "SELECT 'unrelated'::regclass::oid") == function_oid
+        copy = scalar(conn, "SELECT pggit.create_data_branch('items', 'main', 'feature')")
+        assert copy == "items__feature"
+        assert scalar(conn, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef "
+                            "WHERE adrelid = 'items__feature'::regclass AND adnum = 2") == "next_code()"
+        assert scalar(conn, "SELECT pg_get_serial_sequence('items__feature', 'code')") is None
+        own = scalar(conn, "SELECT pg_get_serial_sequence('items__feature', 'id')")
+        assert own == "public.items__feature_id_seq"
+        assert conn.execute("INSERT INTO items__feature (v) VALUES (9) RETURNING id, code").fetchone() == (4, 7)
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname LIKE 'items__feature%'"
+                            ).fetchone()[0] == 1
+        assert scalar(conn, "SELECT nextval('unrelated')") == 40

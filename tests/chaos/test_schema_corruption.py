@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from pggit_chaos import checkers, server
+from pggit_chaos import checkers
 from pggit_chaos.client import scalar
 from pggit_chaos.generators import shadowed_by_pg_catalog
 from pggit_chaos.nemesis import tracking_paused
@@ -286,31 +286,28 @@ def test_detect_drift_names_exactly_the_tables_whose_structure_changed(fresh_con
 
 @pytest.mark.needs_control
 @pytest.mark.slow
-def test_a_table_sharing_an_oid_with_an_object_of_a_renamed_schema_does_not_record_what_names_it(pg_server):
+def test_a_table_sharing_an_oid_with_an_object_of_a_renamed_schema_does_not_record_what_names_it(start_own_cluster):
     """Object IDs are unique within one catalog only: after the OID counter wraps around (pg_resetwal -o brings
     it there at once), a table outside a schema can get the OID of a function inside it. Renaming the schema
     records the table whose column has the schema's domain (its description names the domain), but not the
     table whose foreign key names that table: the key's text did not change, so a change made to it behind
     pggit's back stays drift. Positive control: renaming the table the key names records it, drift gone."""
-    cluster = server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql)
-    try:
-        with cluster.connect() as conn:
-            conn.execute("CREATE EXTENSION pggit")
-            conn.execute("CREATE SCHEMA lib")
-            conn.execute("CREATE DOMAIN lib.amount AS int")
-            conn.execute("CREATE FUNCTION lib.seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
-            function_oid = scalar(conn, "SELECT 'lib.seven()'::regprocedure::oid")
-        cluster.set_next_oid(function_oid)
-        with cluster.connect() as conn:
-            conn.execute("CREATE TABLE parent (id int PRIMARY KEY, total lib.amount)")
-            assert scalar(conn, "SELECT 'parent'::regclass::oid") == function_oid
-            conn.execute("CREATE TABLE child (id int REFERENCES parent)")
-            with tracking_paused(conn):
-                conn.execute("ALTER TABLE child ADD COLUMN sneaky int")
-            assert [row[:2] for row in _drift(conn)] == [("public", "child")]
-            conn.execute("ALTER SCHEMA lib RENAME TO lib2")
-            assert [row[:2] for row in _drift(conn)] == [("public", "child")]
-            conn.execute("ALTER TABLE parent RENAME TO renamed_parent")
-            assert _drift(conn) == []
-    finally:
-        cluster.destroy()
+    cluster = start_own_cluster()
+    with cluster.connect() as conn:
+        conn.execute("CREATE EXTENSION pggit")
+        conn.execute("CREATE SCHEMA lib")
+        conn.execute("CREATE DOMAIN lib.amount AS int")
+        conn.execute("CREATE FUNCTION lib.seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
+        function_oid = scalar(conn, "SELECT 'lib.seven()'::regprocedure::oid")
+    cluster.set_next_oid(function_oid)
+    with cluster.connect() as conn:
+        conn.execute("CREATE TABLE parent (id int PRIMARY KEY, total lib.amount)")
+        assert scalar(conn, "SELECT 'parent'::regclass::oid") == function_oid
+        conn.execute("CREATE TABLE child (id int REFERENCES parent)")
+        with tracking_paused(conn):
+            conn.execute("ALTER TABLE child ADD COLUMN sneaky int")
+        assert [row[:2] for row in _drift(conn)] == [("public", "child")]
+        conn.execute("ALTER SCHEMA lib RENAME TO lib2")
+        assert [row[:2] for row in _drift(conn)] == [("public", "child")]
+        conn.execute("ALTER TABLE parent RENAME TO renamed_parent")
+        assert _drift(conn) == []

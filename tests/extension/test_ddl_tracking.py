@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pggit_chaos import checkers, nemesis, server
+from pggit_chaos import checkers, nemesis
 from tests.extension.helpers import (
     INSUFFICIENT_PRIVILEGE,
     assert_nothing_written,
@@ -641,30 +641,27 @@ def test_a_record_of_another_kind_carrying_a_tables_oid_does_not_record_its_sche
 
 @pytest.mark.needs_control
 @pytest.mark.slow
-def test_renaming_a_schema_leaves_drifted_a_table_whose_default_calls_a_function_with_the_schemas_oid(pg_server):
+def test_renaming_a_schema_leaves_drifted_a_table_whose_default_calls_a_function_with_the_schemas_oid(start_own_cluster):
     """OIDs are unique within one catalog only: after the OID counter wraps around (pg_resetwal -o brings it there
     at once) a function outside a schema can get the schema's OID, and renaming the schema does not record a
     drifted table whose default calls that function. Positive control: the table whose column has the schema's
     domain is recorded."""
-    cluster = server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql)
-    try:
-        with cluster.connect() as c:
-            c.execute("CREATE EXTENSION pggit")
-            c.execute("CREATE SCHEMA lib")
-            c.execute("CREATE DOMAIN lib.amount AS int")
-            schema_oid = scalar(c, "SELECT 'lib'::regnamespace::oid")
-        cluster.set_next_oid(schema_oid)
-        with cluster.connect() as c:
-            c.execute("CREATE FUNCTION seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
-            assert scalar(c, "SELECT 'seven()'::regprocedure::oid") == schema_oid
-            c.execute("CREATE TABLE uses_seven (x int DEFAULT seven())")
-            c.execute("CREATE TABLE uses_lib (x lib.amount)")
-            with nemesis.tracking_paused(c):
-                c.execute("ALTER TABLE uses_seven ADD COLUMN sneaky int")
-            checkers.drift_is(c, {"public.uses_seven"})
-            c.execute("ALTER SCHEMA lib RENAME TO lib2")
-            assert version(c, "uses_lib") == "2.0.0"
-            assert version(c, "uses_seven") == "1.0.0"
-            checkers.drift_is(c, {"public.uses_seven"})
-    finally:
-        cluster.destroy()
+    cluster = start_own_cluster()
+    with cluster.connect() as c:
+        c.execute("CREATE EXTENSION pggit")
+        c.execute("CREATE SCHEMA lib")
+        c.execute("CREATE DOMAIN lib.amount AS int")
+        schema_oid = scalar(c, "SELECT 'lib'::regnamespace::oid")
+    cluster.set_next_oid(schema_oid)
+    with cluster.connect() as c:
+        c.execute("CREATE FUNCTION seven() RETURNS int LANGUAGE sql AS 'SELECT 7'")
+        assert scalar(c, "SELECT 'seven()'::regprocedure::oid") == schema_oid
+        c.execute("CREATE TABLE uses_seven (x int DEFAULT seven())")
+        c.execute("CREATE TABLE uses_lib (x lib.amount)")
+        with nemesis.tracking_paused(c):
+            c.execute("ALTER TABLE uses_seven ADD COLUMN sneaky int")
+        checkers.drift_is(c, {"public.uses_seven"})
+        c.execute("ALTER SCHEMA lib RENAME TO lib2")
+        assert version(c, "uses_lib") == "2.0.0"
+        assert version(c, "uses_seven") == "1.0.0"
+        checkers.drift_is(c, {"public.uses_seven"})

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pggit_chaos import server
 from psycopg import sql
 
 from tests.extension.helpers import (
@@ -253,7 +252,7 @@ def test_hash_of_a_partitioned_table_depends_on_its_partition_key(conn):
 
 @pytest.mark.needs_control
 @pytest.mark.slow
-def test_hash_of_a_money_default_does_not_depend_on_the_sessions_monetary_locale(pg_server, monkeypatch):
+def test_hash_of_a_money_default_does_not_depend_on_the_sessions_monetary_locale(start_own_cluster, monkeypatch):
     """A money default prints by lc_monetary, which any session may set: a session in a German locale hashes a
     table with a money default as a session of the server's default locale does, and finds no drift. The machine
     may have no such locale installed: the test compiles de_DE.UTF-8 with localedef and starts a server that
@@ -261,20 +260,17 @@ def test_hash_of_a_money_default_does_not_depend_on_the_sessions_monetary_locale
     localedef = shutil.which("localedef")
     if localedef is None or not Path("/usr/share/i18n/locales/de_DE").is_file():
         pytest.skip("needs localedef and the de_DE locale source to make a locale other than C")
-    locales = Path(tempfile.mkdtemp(prefix="pggit-locales-"))
-    try:
-        # The server may run as another account: it must read the compiled locale.
+    with tempfile.TemporaryDirectory(prefix="pggit-locales-") as directory:
+        # Not pytest's temporary directory, whose parents only this user may enter: the server may run as
+        # another account, and must read the compiled locale.
+        locales = Path(directory)
         locales.chmod(0o755)
         compiled = subprocess.run([localedef, "-i", "de_DE", "-f", "UTF-8", str(locales / "de_DE.UTF-8")],
                                   capture_output=True, text=True, timeout=120)
         if not (locales / "de_DE.UTF-8" / "LC_MONETARY").is_file():
             pytest.skip(f"localedef could not compile de_DE.UTF-8: {compiled.stderr.strip()}")
         monkeypatch.setenv("LOCPATH", str(locales))
-        cluster = server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql)
-    except BaseException:
-        shutil.rmtree(locales, ignore_errors=True)
-        raise
-    try:
+        cluster = start_own_cluster()
         with cluster.connect() as c:
             c.execute("CREATE EXTENSION pggit")
             c.execute("CREATE TABLE prices (id int PRIMARY KEY, price money DEFAULT '12.50')")
@@ -286,6 +282,3 @@ def test_hash_of_a_money_default_does_not_depend_on_the_sessions_monetary_locale
             assert scalar(german, "SELECT 12.5::money::text") == "12,50 \u20ac"
             assert schema_hash(german, "prices") == reference
             assert scalar(german, "SELECT count(*) FROM pggit.detect_drift()") == 0
-    finally:
-        cluster.destroy()
-        shutil.rmtree(locales, ignore_errors=True)

@@ -298,6 +298,29 @@ def standby_pair(request: pytest.FixtureRequest) -> Iterator[server.Pair]:
             link.close()
 
 
+@pytest.fixture
+def start_own_cluster(pg_server: server.Server) -> Iterator[Callable[[], server.Server]]:
+    """Factory of throwaway servers of this test's own: same binaries, same pggit script, removed after the test.
+
+    For what the run's server must not go through: an OID counter moved
+    (``cluster.set_next_oid``), an environment only this server may see (set
+    it before the call). ``start_own_cluster()`` returns the running server;
+    pggit is available but not created. Needs a server the run started: mark
+    the test ``needs_control``.
+    """
+    started: list[server.Server] = []
+
+    def start() -> server.Server:
+        started.append(server.start_cluster(pg_server.install, pggit_sql=pg_server.pggit_sql))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for cluster in started:
+            cluster.destroy()
+
+
 @pytest.fixture(scope="session")
 def fresh_database(pg_server: server.Server, request: pytest.FixtureRequest
                    ) -> Iterator[Callable[..., contextlib.AbstractContextManager[str]]]:
