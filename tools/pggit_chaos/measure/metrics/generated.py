@@ -103,7 +103,9 @@ def _per_operator(run: dict, made: dict | None, triage: dict, rules: dict[str, s
                      pct(s["killed"], s["scored"])])
     return ["### Per operator", "",
             f"*generated* counts every mutant of today's script; the other columns are the {run['tier']} tier's run"
-            + (f" of a sample of {run['sample']}" if run.get("sample") else "") + ".", "",
+            + (f" of a sample of {run['sample']}" if run.get("sample") else "")
+            + (f" drawn at {run['again_of']}, run again ({len(run['mutants'])} of them still made)"
+               if run.get("again_of") else "") + ".", "",
             *table(["operator", "rule", "generated", "stillborn", "run", "killed", "surviving", "equivalent",
                     "score"], rows), ""]
 
