@@ -108,6 +108,26 @@ def expect_error(
     return error
 
 
+def assert_lends_no_rights(owner: psycopg.Connection, as_role: psycopg.Connection, role: str, *,
+                           builtin: str, probe: str, call: str, answer: Any) -> None:
+    """A pggit function that calls ``pg_catalog.<builtin>`` lends a role no right to it, as SECURITY DEFINER would.
+
+    With EXECUTE on the built-in (a signature, ``length(text)``) revoked from
+    PUBLIC, the role's own ``probe`` of it and its ``call`` of pggit's function
+    both fail with 42501, the second naming the built-in. Positive controls: the
+    owner's call gives ``answer``, and so does the role's once it holds the right.
+    """
+    signature = sql.SQL("pg_catalog." + builtin)
+    owner.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(signature))
+    expect_error(as_role, probe, sqlstate=INSUFFICIENT_PRIVILEGE)
+    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=[builtin.split("(")[0]])
+    for conn in (owner, as_role):
+        if conn is as_role:
+            owner.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(signature, sql.Identifier(role)))
+        got = scalar(conn, call)
+        assert got == answer and type(got) is type(answer), f"{call} gave {got!r}, not {answer!r}"
+
+
 # --------------------------------------------------------------------------
 # Reading pggit's state
 # --------------------------------------------------------------------------

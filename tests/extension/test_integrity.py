@@ -10,12 +10,11 @@ from psycopg import sql
 
 from pggit_chaos import nemesis
 from tests.extension.helpers import (
-    INSUFFICIENT_PRIVILEGE,
+    assert_lends_no_rights,
     assert_nothing_written,
     commit,
     commit_row,
     create_branch,
-    expect_error,
     head,
     rows,
     scalar,
@@ -313,16 +312,10 @@ def test_integrity_detail_runs_with_the_callers_rights(conn, connect, make_role)
     """pggit's detail helper lends no rights: a role denied a function the helper calls is denied it through the
     helper too (it would run with the extension owner's rights if it were SECURITY DEFINER)."""
     role = make_role()
-    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.array_to_string(anyarray, text) FROM PUBLIC")
-    call = "SELECT pggit._integrity_detail(ARRAY['first offender', 'second offender'], 'all fine')"
-    as_role = connect(user=role)
-    expect_error(as_role, "SELECT pg_catalog.array_to_string(ARRAY['a', 'b'], '; ')", sqlstate=INSUFFICIENT_PRIVILEGE)
-    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["array_to_string"])
-    # Positive controls: the owner's call gives the detail, and so does the role's once it holds the right.
-    assert scalar(conn, call) == "first offender; second offender"
-    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.array_to_string(anyarray, text) TO {}")
-                 .format(sql.Identifier(role)))
-    assert scalar(as_role, call) == "first offender; second offender"
+    assert_lends_no_rights(conn, connect(user=role), role, builtin="array_to_string(anyarray, text)",
+                           probe="SELECT pg_catalog.array_to_string(ARRAY['a', 'b'], '; ')",
+                           call="SELECT pggit._integrity_detail(ARRAY['first offender', 'second offender'], 'all fine')",
+                           answer="first offender; second offender")
 
 
 # --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from tests.extension.helpers import (
     INSUFFICIENT_PRIVILEGE,
     INVALID_PARAMETER_VALUE,
     PGGIT_TABLES,
+    assert_lends_no_rights,
     assert_nothing_written,
     commit_row,
     expect_error,
@@ -405,11 +406,7 @@ def test_the_restore_check_runs_with_the_callers_rights(conn, connect, make_role
     denied it through pggit._restoring_dump too (as SECURITY DEFINER the check would lend it the owner's right).
     Positive controls: the owner's call answers false, and so does the role's once it holds the right."""
     role = make_role()
-    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.current_setting(text, boolean) FROM PUBLIC")
-    as_role = connect(user=role)
-    expect_error(as_role, "SELECT pg_catalog.current_setting('search_path', true)", sqlstate=INSUFFICIENT_PRIVILEGE)
-    expect_error(as_role, "SELECT pggit._restoring_dump()", sqlstate=INSUFFICIENT_PRIVILEGE, names=["current_setting"])
-    assert scalar(conn, "SELECT pggit._restoring_dump()") is False
-    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.current_setting(text, boolean) TO {}")
-                 .format(sql.Identifier(role)))
-    assert scalar(as_role, "SELECT pggit._restoring_dump()") is False
+    assert_lends_no_rights(conn, connect(user=role), role, builtin="current_setting(text, boolean)",
+                           probe="SELECT pg_catalog.current_setting('search_path', true)",
+                           call="SELECT pggit._restoring_dump()",
+                           answer=False)

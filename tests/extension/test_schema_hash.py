@@ -11,12 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from tests.extension.helpers import (
-    INSUFFICIENT_PRIVILEGE,
+    assert_lends_no_rights,
     assert_nothing_written,
-    expect_error,
     scalar,
     schema_hash,
     snapshot,
@@ -224,15 +222,10 @@ def test_the_index_definition_normalizer_runs_with_the_callers_rights(conn, conn
     """pggit's index-line helper lends no rights: a role denied a function the helper calls (strpos) is denied
     it through the helper too (it would run with the extension owner's rights if it were SECURITY DEFINER)."""
     role = make_role()
-    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.strpos(text, text) FROM PUBLIC")
-    call = "SELECT pggit._normalize_indexdef('CREATE INDEX i ON s.t USING btree (a)', 's', 't')"
-    as_role = connect(user=role)
-    expect_error(as_role, "SELECT pg_catalog.strpos('ab', 'b')", sqlstate=INSUFFICIENT_PRIVILEGE)
-    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["strpos"])
-    # Positive controls: the owner's call normalizes the line, and so does the role's once it holds the right.
-    assert scalar(conn, call) == "CREATE INDEX i ON <table> USING btree (a)"
-    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.strpos(text, text) TO {}").format(sql.Identifier(role)))
-    assert scalar(as_role, call) == "CREATE INDEX i ON <table> USING btree (a)"
+    assert_lends_no_rights(conn, connect(user=role), role, builtin="strpos(text, text)",
+                           probe="SELECT pg_catalog.strpos('ab', 'b')",
+                           call="SELECT pggit._normalize_indexdef('CREATE INDEX i ON s.t USING btree (a)', 's', 't')",
+                           answer="CREATE INDEX i ON <table> USING btree (a)")
 
 
 def test_hash_of_a_partitioned_table_depends_on_its_partition_key(conn):

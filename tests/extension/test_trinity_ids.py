@@ -8,10 +8,9 @@ import re
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pggit_chaos import nemesis
-from tests.extension.helpers import INSUFFICIENT_PRIVILEGE, commit, expect_error, scalar
+from tests.extension.helpers import assert_lends_no_rights, commit, scalar
 
 # docs/reference/pggit.md: TRN-<UTC time YYYYMMDDHH24MISS>-<sequence number, 12 digits>-<8 random hex digits>
 TRINITY_ID = re.compile(r"TRN-(?P<time>\d{14})-(?P<seq>\d{12})-(?P<random>[0-9a-f]{8})")
@@ -103,14 +102,10 @@ def test_the_custom_id_check_runs_with_the_callers_rights(conn, connect, make_ro
     through pggit._check_custom_trinity_id too (as SECURITY DEFINER the check would lend it the owner's right).
     Positive controls: the owner's call accepts the ID, and so does the role's once it holds the right."""
     role = make_role()
-    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.length(text) FROM PUBLIC")
-    call = "SELECT pggit._check_custom_trinity_id('release-2024.01.01')::text"
-    as_role = connect(user=role)
-    expect_error(as_role, "SELECT pg_catalog.length('release-2024.01.01'::text)", sqlstate=INSUFFICIENT_PRIVILEGE)
-    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["length"])
-    assert scalar(conn, call) == ""
-    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.length(text) TO {}").format(sql.Identifier(role)))
-    assert scalar(as_role, call) == ""
+    assert_lends_no_rights(conn, connect(user=role), role, builtin="length(text)",
+                           probe="SELECT pg_catalog.length('release-2024.01.01'::text)",
+                           call="SELECT pggit._check_custom_trinity_id('release-2024.01.01')::text",
+                           answer="")
 
 
 @pytest.mark.needs_control

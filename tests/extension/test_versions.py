@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from psycopg import sql
 
 from pggit_chaos import nemesis
 from tests.extension.helpers import (
-    INSUFFICIENT_PRIVILEGE,
     INVALID_PARAMETER_VALUE,
+    assert_lends_no_rights,
     assert_nothing_written,
     expect_error,
     rows,
@@ -243,11 +242,7 @@ def test_increment_version_runs_with_the_callers_rights(conn, connect, make_role
     denied it through increment_version too (it would run with the extension owner's rights if it were SECURITY
     DEFINER). Positive controls: the owner's call steps the version, and so does the role's once it holds the right."""
     role = make_role()
-    conn.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.lower(text) FROM PUBLIC")
-    call = "SELECT full_version FROM pggit.increment_version(1, 2, 3, 'Minor')"
-    as_role = connect(user=role)
-    expect_error(as_role, "SELECT pg_catalog.lower('Minor')", sqlstate=INSUFFICIENT_PRIVILEGE)
-    expect_error(as_role, call, sqlstate=INSUFFICIENT_PRIVILEGE, names=["lower"])
-    assert scalar(conn, call) == "1.3.0"
-    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.lower(text) TO {}").format(sql.Identifier(role)))
-    assert scalar(as_role, call) == "1.3.0"
+    assert_lends_no_rights(conn, connect(user=role), role, builtin="lower(text)",
+                           probe="SELECT pg_catalog.lower('Minor')",
+                           call="SELECT full_version FROM pggit.increment_version(1, 2, 3, 'Minor')",
+                           answer="1.3.0")
