@@ -534,10 +534,37 @@ $$;
 -- 6. Schema hash
 ------------------------------------------------------------------------------
 
--- The columns of a table in order: name, type text (with a non-default
--- collation) and the full description line used by _table_definition().
+-- Where a column of an inheritance child stands once pg_dump has recreated
+-- the child: CREATE TABLE ... INHERITS puts the inherited columns first, in
+-- the order of the parents and of each parent's columns, then the child's
+-- own columns in their order. A column added to a parent after the child's
+-- own columns comes last in the child, and first-but-own after a restore:
+-- ordered by this position, the child describes alike before and after.
+-- Tables that inherit nothing (partitions keep their own order in a dump)
+-- are ordered by attnum.
+CREATE FUNCTION pggit._column_position(p_rel oid, p_attname name)
+RETURNS integer[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+               WHEN a.attinhcount > 0 AND NOT c.relispartition THEN
+                   (SELECT pg_catalog.min(ARRAY[0, i.inhseqno] || pggit._column_position(i.inhparent, p_attname))
+                      FROM pg_catalog.pg_inherits i
+                      JOIN pg_catalog.pg_attribute pa
+                        ON pa.attrelid = i.inhparent AND pa.attname = p_attname AND NOT pa.attisdropped
+                     WHERE i.inhrelid = p_rel)
+               ELSE ARRAY[1, a.attnum::integer]
+           END
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+     WHERE a.attrelid = p_rel AND a.attname = p_attname AND a.attnum > 0 AND NOT a.attisdropped;
+$$;
+
+-- The columns of a table in order (see _column_position): name, type text
+-- (with a non-default collation) and the full description line used by
+-- _table_definition().
 CREATE FUNCTION pggit._table_columns(p_rel oid)
-RETURNS TABLE (attnum smallint, column_name text, column_type text, line text)
+RETURNS TABLE (attnum smallint, column_name text, column_type text, line text, column_position integer[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 -- The column types are recorded and compared across sessions: quote as the
@@ -546,8 +573,11 @@ SET quote_all_identifiers = off
 AS $$
 DECLARE
     v_schema name;
+    v_child boolean;
 BEGIN
-    SELECT n.nspname INTO v_schema
+    SELECT n.nspname,
+           NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
+      INTO v_schema, v_child
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.oid = p_rel;
     IF NOT FOUND THEN
@@ -583,7 +613,8 @@ BEGIN
                       -- names every column for each call, which made wide
                       -- tables quadratic (seconds for 1,600 columns).
                       ' default ' || pg_catalog.pg_get_expr(d.adbin, 0)
-                  ELSE '' END
+                  ELSE '' END,
+           CASE WHEN v_child THEN pggit._column_position(p_rel, a.attname) ELSE ARRAY[1, a.attnum::integer] END
       FROM pg_catalog.pg_attribute a
       JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
       LEFT JOIN pg_catalog.pg_collation co
@@ -597,7 +628,7 @@ BEGIN
      WHERE a.attrelid = p_rel
        AND a.attnum > 0
        AND NOT a.attisdropped
-     ORDER BY a.attnum;
+     ORDER BY 5;
 END;
 $$;
 
@@ -689,7 +720,7 @@ BEGIN
          WHERE inh.inhrelid = p_rel
          ORDER BY inh.inhseqno));
     v_lines := pg_catalog.array_cat(v_lines, ARRAY(
-        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum));
+        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_position));
     v_lines := pg_catalog.array_cat(v_lines, ARRAY(
         SELECT 'constraint ' || pg_catalog.quote_ident(con.conname) || ' ' || pg_catalog.pg_get_constraintdef(con.oid)
           FROM pg_catalog.pg_constraint con
@@ -1340,7 +1371,7 @@ BEGIN
     -- waited must be part of the structure we record.
     v_definition := pggit._table_definition(p_rel);
     v_hash := encode(sha256(convert_to(v_definition, 'UTF8')), 'hex');
-    SELECT coalesce(jsonb_agg(jsonb_build_object('name', tc.column_name, 'type', tc.column_type) ORDER BY tc.attnum), '[]')
+    SELECT coalesce(jsonb_agg(jsonb_build_object('name', tc.column_name, 'type', tc.column_type) ORDER BY tc.column_position), '[]')
       INTO v_columns
       FROM pggit._table_columns(p_rel) tc;
 

@@ -418,17 +418,17 @@ TRIAGE: dict[str, dict[str, str]] = {
         "verdict": 'gap',
         "reason": 'killed by tests/chaos/test_concurrent_versioning.py::test_drop_of_an_untracked_namesake_waits_for_the_change_that_moves_the_record_away',
     },
-    'remove-order-by:_table_definition:f205b4ad33': {
+    'remove-order-by:_table_definition:05689d69dd': {
         "verdict": 'equivalent',
-        "reason": '_table_columns() fills its result with RETURN QUERY ... ORDER BY a.attnum, and the plain function scan in ARRAY(SELECT tc.line FROM pggit._table_columns(p_rel) tc) reads that tuplestore in the order it was filled (no join, sort, aggregate or parallel plan that could reorder it), so the column lines come in attnum order with or without the outer ORDER BY, whatever columns were dropped or re-added.',
+        "reason": "_table_columns() fills its result with RETURN QUERY ... ORDER BY 5 (the column's position, see _column_position), and the plain function scan in ARRAY(SELECT tc.line FROM pggit._table_columns(p_rel) tc) reads that tuplestore in the order it was filled (no join, sort, aggregate or parallel plan that could reorder it), so the column lines come in that order with or without the outer ORDER BY.",
+    },
+    'remove-order-by:_track_table_change:06d9c89035': {
+        "verdict": 'equivalent',
+        "reason": "Same as remove-order-by:_table_definition:05689d69dd: _table_columns() fills its result with RETURN QUERY ... ORDER BY 5, and the plain aggregate jsonb_agg(...) FROM pggit._table_columns(p_rel) tc reads that tuplestore in the order it was filled (a single function scan, no join or sort, and a plpgsql function is PARALLEL UNSAFE so no parallel plan), so column_list comes out in that order with or without the aggregate's ORDER BY.",
     },
     'remove-order-by:_track_table_change:1fd47b1412': {
         "verdict": 'equivalent',
         "reason": "It is the name fallback lookup (WHERE is_active AND object_type = 'TABLE' AND schema_name = v_schema AND object_name = v_table ... LIMIT 1 FOR UPDATE), whose WHERE clause is exactly the key and predicate of the unique partial index objects_active_name_key (object_type, schema_name, object_name) WHERE is_active: every MVCC snapshot sees at most one matching row, and FOR UPDATE's recheck of a concurrently updated row only keeps or drops that one row (rows inserted by others are not in the snapshot). With at most one candidate, ORDER BY id DESC picks nothing different and locks nothing different.",
-    },
-    'remove-order-by:_track_table_change:d7410c044f': {
-        "verdict": 'equivalent',
-        "reason": "Same as remove-order-by:_table_definition:f205b4ad33: _table_columns() fills its result with RETURN QUERY ... ORDER BY a.attnum, and the plain aggregate jsonb_agg(...) FROM pggit._table_columns(p_rel) tc reads that tuplestore in the order it was filled (a single function scan, no join or sort, and a plpgsql function is PARALLEL UNSAFE so no parallel plan), so column_list comes out in attnum order with or without the aggregate's ORDER BY.",
     },
     'remove-order-by:verify_integrity:012518904c': {
         "verdict": 'gap',

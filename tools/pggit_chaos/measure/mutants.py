@@ -165,7 +165,7 @@ MUTANTS: list[Mutant] = [
     _m(
         "hash_ignores_column_order", "schema-hash",
         "the schema hash sorts columns by name, so two tables with the same columns in another order hash alike",
-        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum));",
+        "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_position));",
         "        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_name));",
     ),
     _m(
@@ -319,8 +319,8 @@ MUTANTS: list[Mutant] = [
         "describe_table_array_operator", "safety",
         "the table description appends lines with the array || operator under the table's schema on the search_path, "
         "so an operator ||(text[], text[]) planted there runs as pggit's owner",
-        "    v_lines := pg_catalog.array_cat(v_lines, ARRAY(\n        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum));",
-        "    v_lines := v_lines || ARRAY(\n        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.attnum);",
+        "    v_lines := pg_catalog.array_cat(v_lines, ARRAY(\n        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_position));",
+        "    v_lines := v_lines || ARRAY(\n        SELECT tc.line FROM pggit._table_columns(p_rel) tc ORDER BY tc.column_position);",
     ),
     _m(
         "branch_copy_with_owner_rights", "safety",
