@@ -138,3 +138,17 @@ def test_pages_outside_the_repository_are_not_recorded(tmp_path):
     assert run.returncode == 0, output
     assert "PASSED" in output and "::line-4::test_illustration_is_valid_code" in output
     assert not results.exists() or read_results(results)["pages"] == {}
+
+
+def test_built_files_of_pages_that_no_longer_exist_are_pruned_and_the_others_kept(tmp_path):
+    """A scratch or renamed page's built folder goes; a real page's stays (positive control)."""
+    from pggit_chaos.pages.evaluators.tests import prune_orphans
+
+    orphan = tmp_path / "docs" / "_scratch_gone.md"
+    real = tmp_path / "docs" / "testing" / "PATTERNS.md"
+    for folder in (orphan, real):
+        (folder / "block").mkdir(parents=True)
+        (folder / "block" / "test_x.py").write_text("")
+    prune_orphans(tmp_path)
+    assert not orphan.exists()
+    assert (real / "block" / "test_x.py").exists()

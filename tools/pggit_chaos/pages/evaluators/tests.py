@@ -102,8 +102,10 @@ def prune_orphans(build_dir: Path = BUILD_DIR) -> None:
     """Remove the built files of pages that no longer exist (scratch pages, renamed pages)."""
     if not build_dir.is_dir():
         return
-    # Any collection builds every page it finds, other runs' short-lived scratch pages included.
-    for folder in sorted(build_dir.rglob("*.md"), reverse=True):
+    # Any collection builds every page it finds, other runs' short-lived scratch pages included; such a run
+    # may remove its folders while this walks them (os.walk passes over them where rglob raises).
+    built = [Path(top, name) for top, dirs, _ in os.walk(build_dir) for name in dirs if name.endswith(".md")]
+    for folder in sorted(built, reverse=True):
         relative = folder.relative_to(build_dir)
         if folder.is_dir() and relative.parts[0] != "_outside" and not (REPO / relative).exists():
             shutil.rmtree(folder, ignore_errors=True)
