@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -45,7 +46,16 @@ def test_history_and_acknowledged_commit_checker(db_connection_string, sync_conn
                 with history.record(worker, "commit", "main", message) as op:
                     op.result = commit(conn, "main", message)
 
-    history = run_workers(4, work)
+    # Hold main's row so the workers' first commits queue behind it: they overlap by construction, not by luck
+    # (four threads left to themselves on a busy machine once ran one after another).
+    with ThreadPoolExecutor(1) as pool, TransactionMonitor(db_connection_string) as monitor:
+        sync_conn.execute("SELECT 1 FROM pggit.branches WHERE name = 'main' FOR UPDATE")
+        running = pool.submit(run_workers, 4, work)
+        deadline = time.monotonic() + 30
+        while len(monitor.who_blocks_whom()) < 2 and time.monotonic() < deadline and not running.done():
+            time.sleep(0.01)
+        sync_conn.commit()
+        history = running.result(timeout=120)
     assert len(history.acknowledged("commit")) == 20
     assert history.overlapping()
     assert checkers.acknowledged_commits_present(sync_conn, history) == 20

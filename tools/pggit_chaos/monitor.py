@@ -295,6 +295,7 @@ class TransactionMonitor:
         at once instead of at the deadline.
         """
         deadline = time.monotonic() + timeout
+        seen_waiting = False
         while True:
             # Asked before the look: a call over by then cannot be waiting later.
             over = finished is not None and finished()
@@ -307,7 +308,13 @@ class TransactionMonitor:
                 raise LookupError(f"no session with pid {pid}")
             wait_event_type, wait_event, state, query, blockers = row
             if wait_event_type == "Lock":
-                return LockWait(pid, wait_event, tuple(blockers), query)
+                # pg_stat_activity reads the wait event live but state and query from a copy taken at the start
+                # of the look, which may predate the statement; a second look, after the wait was seen, is fresh.
+                if seen_waiting:
+                    return LockWait(pid, wait_event, tuple(blockers), query)
+                seen_waiting = True
+                continue
+            seen_waiting = False
             if over:
                 raise TimeoutError(
                     f"session {pid} finished its call without blocking on a lock: "
