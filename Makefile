@@ -29,7 +29,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "not soak" $(PYTEST_ARGS)
 
-## The smoke tier: chaos tests that are quick and leave the server alone.
+## The smoke tier: chaos tests that are quick and leave the server alone, each property
+## trying the `smoke` profile's few examples unless HYPOTHESIS_PROFILE says otherwise.
+smoke: export HYPOTHESIS_PROFILE ?= smoke
 smoke: $(STAMP)
 	$(BIN)/pytest $(XDIST) -m "chaos and not slow and not destructive and not soak" $(PYTEST_ARGS)
 

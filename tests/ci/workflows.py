@@ -134,13 +134,18 @@ def _shell_env(text: str, env: dict[str, str]) -> str:
 
 
 def _words(command: str) -> list[str]:
+    return list(_split_words(command))
+
+
+@cache  # each job's commands are read once per selection check, thousands of times a run
+def _split_words(command: str) -> tuple[str, ...]:
     words = shlex.split(command)
     for end in ("||", ">>", ">", "&&", ";", "|"):
         if end in words:
             words = words[:words.index(end)]
     if words and words[0].endswith("as-root"):
         words = words[1:]
-    return words
+    return tuple(words)
 
 
 def _pytest_args(args: list[str]) -> tuple[str | None, tuple[str, ...]]:

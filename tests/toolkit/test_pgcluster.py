@@ -47,6 +47,33 @@ def test_crash_kills_every_server_process_and_restart_recovers_committed_rows(pg
 
 
 @pytest.mark.needs_control
+def test_databases_are_made_and_dropped_on_one_kept_session_that_a_crash_replaces(pg_cluster):
+    before = {pg_cluster.create_database(pg_cluster.next_database_name("kept")) for _ in range(2)}
+    with pg_cluster._admin() as admin:
+        first = admin.info.backend_pid
+    pg_cluster.crash()
+    pg_cluster.start()
+    after = pg_cluster.create_database(pg_cluster.next_database_name("kept"))
+    with pg_cluster._admin() as admin:
+        assert admin.info.backend_pid != first, "the session the crash ended was replaced"
+    for name in (*before, after):
+        pg_cluster.drop_database(name)
+    with pg_cluster.connect() as conn:
+        assert not {row[0] for row in conn.execute("SELECT datname FROM pg_database")} & {*before, after}
+
+
+@pytest.mark.needs_control
+@pytest.mark.timeout(60)
+def test_a_smart_stop_does_not_wait_for_the_kept_session(start_own_cluster):
+    own = start_own_cluster()
+    own.drop_database(own.create_database(own.next_database_name("kept")))
+    started = time.monotonic()
+    own.stop("smart", timeout=30)
+    assert not own.is_running()
+    assert time.monotonic() - started < 30, "the stop timed out and killed the server"
+
+
+@pytest.mark.needs_control
 def test_restart_gives_a_new_postmaster_and_keeps_data(pg_cluster, make_database):
     dsn = make_database(pggit=False)
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from pggit_chaos import nemesis, paths, server
 from pggit_chaos.server import janitor
+from psycopg import sql
 
 REPO = paths.REPO
 # An account nobody on this machine uses: not the run's, not the server's.
@@ -180,6 +181,43 @@ def test_a_connection_without_the_runs_password_is_refused(pg_server, monkeypatc
         psycopg.connect(_without_credentials(pg_server.dsn()), connect_timeout=5)
     with psycopg.connect(pg_server.dsn(), connect_timeout=5) as conn:  # positive control
         assert conn.execute("SELECT current_user").fetchone()[0] == server.SUPERUSER
+
+
+@pytest.mark.needs_control
+@pytest.mark.parametrize("rounds", [1, 4096])
+def test_a_verifier_made_here_lets_in_its_password_and_no_other(pg_server, rounds):
+    """The run's own verifiers (1 round on its throwaway servers, PostgreSQL's 4096 elsewhere) are real SCRAM."""
+    name = f"verifier_{rounds}_{uuid.uuid4().hex[:8]}"
+    with pg_server.connect() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(server.scram_verifier("right horse", rounds))))
+        try:
+            stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (name,)).fetchone()[0]
+            assert stored.startswith(f"SCRAM-SHA-256${rounds}:") and "right horse" not in stored
+            dsn = _without_credentials(pg_server.dsn(user=name))
+            with psycopg.connect(dsn, password="right horse", connect_timeout=5) as conn:
+                assert conn.execute("SELECT current_user").fetchone()[0] == name
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(dsn, password="wrong horse", connect_timeout=5)
+        finally:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_roles_get_one_round_on_the_runs_server_and_postgresqls_4096_on_an_existing_one(shared_server):
+    # A DSN that carries its password: roles an existing server's run makes log in with it.
+    existing = server.ExistingServer(shared_server.dsn(password=shared_server.password))
+    made = {shared_server.create_role(): 1, existing.create_role(): 4096}
+    try:
+        with shared_server.connect() as admin:
+            for role, rounds in made.items():
+                stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()[0]
+                assert stored.startswith(f"SCRAM-SHA-256${rounds}:"), (role, stored[:20])
+                with psycopg.connect(shared_server.dsn(user=role), connect_timeout=5) as conn:
+                    assert conn.execute("SELECT current_user").fetchone()[0] == role
+    finally:
+        shared_server.drop_role(next(iter(made)))
+        existing.drop_role(list(made)[1])
+        existing.destroy()
 
 
 REACH_SOCKET = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])"

@@ -1,9 +1,10 @@
 """The Hypothesis profiles of the suite, and the share of a profile's examples a costly property takes.
 
 Pick a profile with ``--hypothesis-profile`` or ``HYPOTHESIS_PROFILE``:
-``dev`` (the default), ``ci``, ``gate`` (the merge gate: ``dev``'s size with
-a seed fixed per test, so no seed nobody chose blocks a merge) and
-``thorough`` (the weekly hunt); ``mutation`` is the mutation runners' own. Every profile prints, with each failure, the
+``dev`` (the default), ``smoke`` (``make smoke``'s), ``ci``, ``gate`` (the
+merge gate: ``dev``'s size with a seed fixed per test, so no seed nobody
+chose blocks a merge) and ``thorough`` (the weekly hunt); ``mutation`` is the
+mutation runners' own. Every profile prints, with each failure, the
 ``@reproduce_failure`` decorator that replays exactly the minimal example
 ("the blob"). All but ``gate`` keep failing examples in ``EXAMPLES_DIR`` (the
 checkout's ``.hypothesis/examples/``, whatever directory pytest runs from)
@@ -25,9 +26,12 @@ EXAMPLES_DIR = REPO / ".hypothesis" / "examples"
 _EXAMPLES = DirectoryBasedExampleDatabase(EXAMPLES_DIR)
 # Deadlines off: a first example that pays for a cold cache or a lock wait is not a failure.
 _COMMON = dict(suppress_health_check=[HealthCheck.too_slow], deadline=None, print_blob=True)
-settings.register_profile("dev", max_examples=25, database=_EXAMPLES, **_COMMON)
+# The everyday loop (make test, and the merge gate) tries few examples of each property; the main branch's ci
+# profile and the weekly hunt's thorough one try many more, with fresh seeds.
+settings.register_profile("dev", max_examples=10, database=_EXAMPLES, **_COMMON)
+settings.register_profile("smoke", max_examples=5, database=_EXAMPLES, **_COMMON)
 settings.register_profile("ci", max_examples=50, derandomize=False, database=_EXAMPLES, **_COMMON)
-settings.register_profile("gate", max_examples=25, derandomize=True, **_COMMON)
+settings.register_profile("gate", max_examples=10, derandomize=True, **_COMMON)
 settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, database=_EXAMPLES, **_COMMON)
 # A mutant's verdict needs one failing example, not the smallest nor every distinct one: no shrinking (a failing
 # state machine shrinks for minutes), the first failure ends the test, and no example database to replay.

@@ -20,6 +20,7 @@ verdict reached so far.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -123,7 +124,7 @@ def _watch(futures, workdir: Path, records: dict, seen: set, counts: dict, total
             last = line.split(";")[0]
         if finished:
             return
-        time.sleep(2)
+        concurrent.futures.wait(futures, timeout=2)  # wakes at once when the last worker ends
 
 
 def run_mutants(chosen: list, sql: str, tier: str, jobs: int, select: str, seed: int, test_timeout: int,

@@ -1,6 +1,6 @@
 """Stability and wall time: the smoke tier (or the whole of make test) run N times, each with a new Hypothesis seed.
 
-    pggit-chaos stability --runs 20 [--tier smoke|test] [--workers auto] [--full-runs 1] [--profile dev|gate]
+    pggit-chaos stability --runs 20 [--tier smoke|test] [--workers auto] [--full-runs 1] [--profile dev|gate|smoke]
 
 Each run is what ``make smoke`` runs (pytest-xdist, one cluster per worker),
 or with ``--tier test`` what ``make test`` runs (every test path, the
@@ -49,7 +49,9 @@ COMMAND = "stability"
 DESCRIPTION = __doc__.split("\n\n")[0]
 # Where the runs recorded before come from when the output file does not exist yet.
 COMMITTED = REPO / "docs" / "_data" / "metrics" / "stability.json"
-PROFILES = ("dev", "gate")
+PROFILES = ("dev", "gate", "smoke")
+# The profile a tier runs with unless --profile says otherwise: make smoke's own, and make test's default.
+TIER_PROFILES = {"smoke": "smoke", "test": "dev", "full": "dev"}
 
 
 def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test_timeout: int,
@@ -88,9 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--tier", choices=("smoke", "test"), default="smoke",
                         help="what runs again and again: smoke (make smoke) or test (the whole of make test) "
                              "(default %(default)s).")
-    parser.add_argument("--profile", choices=PROFILES, default="dev",
-                        help="the Hypothesis profile: dev, a new random seed each run, or gate, CI's "
-                             "derandomized examples (default %(default)s).")
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="the Hypothesis profile: dev or smoke, a new random seed each run, or gate, CI's "
+                             "derandomized examples (default: the tier's own, smoke for smoke, dev otherwise).")
     parser.add_argument("--base", type=Path, default=None, metavar="FILE",
                         help="the runs recorded before, to merge this measurement into (default: the output file, "
                              "else docs/_data/metrics/stability.json); another user's output file brings their "
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     plan = [(args.tier, i) for i in range(args.runs)] + [("full", i) for i in range(args.full_runs)]
     for tier, i in plan:
         seed = seeds.randrange(2**32)
-        result = run_tier(tier, seed, args.workers, workdir, f"{tier}-{i}", args.test_timeout, args.profile)
+        result = run_tier(tier, seed, args.workers, workdir, f"{tier}-{i}", args.test_timeout,
+                          args.profile or TIER_PROFILES[tier])
         runs.append(result)
         verdict = "passed" if result["exitstatus"] == 0 else f"FAILED ({', '.join(result['failed']) or 'exit ' + str(result['exitstatus'])})"
         print(f"{tier} run {i + 1}: seed {seed}, {result['tests']} tests, {result['seconds']:.0f} s, {verdict}", flush=True)

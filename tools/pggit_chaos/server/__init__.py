@@ -21,6 +21,7 @@ from pggit_chaos.server.base import (
     ForeignObjectError,
     Server,
     ServerNotControllable,
+    scram_verifier,
 )
 from pggit_chaos.server.settings import ServerSettings, SettingsError
 from pggit_chaos.server.processes import (
@@ -89,6 +90,7 @@ __all__ = [
     "pid_alive",
     "release_shared_memory",
     "remove_stale_directories",
+    "scram_verifier",
     "server_account",
     "start_cluster",
     "start_pair",

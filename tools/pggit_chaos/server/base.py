@@ -16,11 +16,16 @@ marks let ``pggit-chaos sweep`` (``sweep.py``) find what a killed run left.
 from __future__ import annotations
 
 import abc
+import base64
+import contextlib
+import hashlib
+import hmac
 import os
 import re
 import secrets
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import psycopg
@@ -33,6 +38,26 @@ SUPERUSER = "postgres"
 MARK = "created by pggit_chaos run {run_id}"
 MARK_PATTERN = re.compile(r"^created by pggit_chaos run ([0-9a-f]{16})\b")
 RUN_APPLICATION = "pggit_chaos run {run_id}"
+
+
+def scram_verifier(password: str, rounds: int) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802, RFC 7677), with ``rounds`` rounds.
+
+    Given as a role's password, it is stored as is: the password itself
+    never reaches the server or its log.
+
+    ```python
+    from pggit_chaos.server import scram_verifier
+
+    assert scram_verifier("secret", 4096).startswith("SCRAM-SHA-256$4096:")
+    ```
+    """
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${rounds}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 class ClusterError(RuntimeError):
@@ -80,6 +105,8 @@ class Server(abc.ABC):
     can_control: bool
     # Numbers the databases made through this server object; the first increment makes it per instance.
     _database_counter = 0
+    # The rounds of the verifier of a role the run creates: PostgreSQL's own default, on a server not ours.
+    scram_rounds = 4096
 
     # ---- addresses ------------------------------------------------------------
 
@@ -98,6 +125,32 @@ class Server(abc.ABC):
 
     def connect(self, dbname: str = "postgres", autocommit: bool = True, **kwargs) -> psycopg.Connection:
         return psycopg.connect(self.dsn(dbname), autocommit=autocommit, **kwargs)
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[psycopg.Connection]:
+        """This server object's own autocommit session on ``postgres``, kept from one call to the next.
+
+        A new session for each database made and dropped would cost two
+        connections a test. One the server ended meanwhile (a restart, a
+        crash test) fails the round trip that checks it and is replaced.
+        """
+        with self.__dict__.setdefault("_admin_lock", threading.RLock()):
+            conn = self.__dict__.get("_admin_session")
+            if conn is not None:
+                try:
+                    conn.execute("SELECT")
+                except psycopg.Error:
+                    conn.close()
+                    conn = None
+            if conn is None:
+                conn = self.__dict__["_admin_session"] = self.connect()
+            yield conn
+
+    def close_admin_session(self) -> None:
+        """Close the session ``_admin`` keeps (before the server stops, or when the run ends)."""
+        with self.__dict__.setdefault("_admin_lock", threading.RLock()):
+            if (conn := self.__dict__.pop("_admin_session", None)) is not None:
+                conn.close()
 
     # ---- what this run created ------------------------------------------------
 
@@ -128,7 +181,7 @@ class Server(abc.ABC):
         # FILE_COPY also forces a checkpoint: only on the run's own server.
         file_copy = self.can_control and self.major >= 15 and template != "template0"
         strategy = sql.SQL(" STRATEGY FILE_COPY") if file_copy else sql.SQL("")
-        with self.connect() as conn:
+        with self._admin() as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
                 + strategy
@@ -140,7 +193,7 @@ class Server(abc.ABC):
     def drop_database(self, name: str) -> None:
         """Drop a database; on a server the run did not start, only one this server object created."""
         self._refuse_foreign("database", name)
-        with self.connect() as conn:
+        with self._admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def next_database_name(self, prefix: str = "test") -> str:
@@ -157,11 +210,9 @@ class Server(abc.ABC):
         name = f"{prefix}_{secrets.token_hex(6)}"
         password = self._role_password()
         with self.connect() as conn:
-            # Hashed here, as psql's \password does: the password itself never reaches the server or its log.
             login = sql.SQL("")
             if password:
-                verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
-                login = sql.SQL(" PASSWORD {}").format(sql.Literal(verifier.decode()))
+                login = sql.SQL(" PASSWORD {}").format(sql.Literal(scram_verifier(password, self.scram_rounds)))
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)) + login)
             self._created("role").add(name)
             self._mark(conn, sql.SQL("ROLE"), name)

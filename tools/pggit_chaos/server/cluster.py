@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from pggit_chaos.server import signals
-from pggit_chaos.server.base import SUPERUSER, TEMP_PREFIX, ClusterError, Server
+from pggit_chaos.server.base import SUPERUSER, TEMP_PREFIX, ClusterError, Server, scram_verifier
 from pggit_chaos.server.binaries import PgInstall, build_overlay, pggit_files
 from pggit_chaos.server.janitor import claim, cluster_base_dir, remove_stale_directories
 from pggit_chaos.server.processes import (
@@ -45,10 +45,9 @@ BASE_SETTINGS = {
     "listen_addresses": "127.0.0.1",
     # Room for the 100+ connection tests plus the harness's own.
     "max_connections": "200",
-    # Throwaway data: flushing to disk only guards against an OS crash, which
-    # no test makes. A killed server still recovers every acknowledged commit,
-    # because synchronous_commit stays on (WAL is written before the ack).
-    # The crash tests switch fsync on anyway, through set_config().
+    # Throwaway data: flushing to disk only guards against an OS crash, which no test makes. A killed server
+    # still recovers every acknowledged commit, because synchronous_commit stays on (WAL is written before the
+    # ack). The crash tests switch fsync on anyway, through set_config().
     "fsync": "off",
     "full_page_writes": "off",
     "shared_buffers": "64MB",
@@ -80,6 +79,7 @@ class Cluster(Server):
     password: str | None = field(default=None, repr=False)
     _changed_needs_restart: bool = False
     _owner_lock: object = field(default=None, repr=False)  # held while the cluster lives (janitor.claim)
+    scram_rounds = 1  # rounds slow guessing a memorable password; ours is random, they would cost 2 ms a connection
 
     can_control = True
 
@@ -136,7 +136,7 @@ class Cluster(Server):
         self.password = secrets.token_urlsafe(32)
         write_private(self.passfile, f"127.0.0.1:*:*:*:{self.password}\n")
         pwfile = self.root / "initdb.pw"
-        write_private(pwfile, self.password + "\n", account)
+        write_private(pwfile, scram_verifier(self.password, self.scram_rounds) + "\n", account)
         try:
             self._run(
                 [
@@ -253,6 +253,7 @@ class Cluster(Server):
 
     def stop(self, mode: str = "fast", timeout: float = 30.0) -> None:
         """Stop the server: ``smart``, ``fast`` (default) or ``immediate``."""
+        self.close_admin_session()  # a smart stop would wait for it
         if not self.is_running():
             return
         sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]

@@ -85,5 +85,6 @@ class ExistingServer(Server):
         """Nothing to undo: every change was refused."""
 
     def destroy(self) -> None:
-        """Close the run's anchor session; the server belongs to someone else, nothing else to remove."""
+        """Close the run's sessions; the server belongs to someone else, nothing else to remove."""
+        self.close_admin_session()
         self._anchor.close()

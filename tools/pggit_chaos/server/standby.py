@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pggit_chaos.server.base import BinariesNotFound, ClusterError
+from pggit_chaos.server.base import BinariesNotFound, ClusterError, scram_verifier
 from pggit_chaos.server.binaries import PgInstall
 from pggit_chaos.server.cluster import Cluster, start_cluster
 from pggit_chaos.server.janitor import STANDBY_PREFIX
@@ -166,11 +166,11 @@ def allow_replication(primary: Cluster, password: str) -> None:
     when none lets replication in from 127.0.0.1.
     """
     with primary.connect() as conn:
-        verifier = conn.pgconn.encrypt_password(password.encode(), REPLICATION_ROLE.encode(), b"scram-sha-256")
+        verifier = scram_verifier(password, primary.scram_rounds)
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (REPLICATION_ROLE,)).fetchone()
         statement = "ALTER ROLE {} WITH REPLICATION LOGIN PASSWORD {}" if exists else \
             "CREATE ROLE {} WITH REPLICATION LOGIN PASSWORD {}"
-        conn.execute(sql.SQL(statement).format(sql.Identifier(REPLICATION_ROLE), sql.Literal(verifier.decode())))
+        conn.execute(sql.SQL(statement).format(sql.Identifier(REPLICATION_ROLE), sql.Literal(verifier)))
         allowed = conn.execute(
             "SELECT 1 FROM pg_hba_file_rules WHERE type = 'host' AND 'replication' = ANY(database) "
             "AND ('all' = ANY(user_name) OR %s = ANY(user_name)) AND address = '127.0.0.1' "
