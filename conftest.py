@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pggit_chaos.measure.options import auto_workers
 from pggit_chaos.paths import PACKAGE
 
 pytest_plugins = ["pggit_chaos.pages.integration"]
@@ -42,4 +43,4 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.option.numprocesses == "logical":
         return None
-    return len(os.sched_getaffinity(0)) + 1
+    return auto_workers()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
+import subprocess
+import sys
 
 from pggit_chaos import cli
 from pggit_chaos.measure import bench_suite, stability
+from pggit_chaos.measure.options import auto_workers
 from pggit_chaos.measure.metrics import suite_timing
 from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user
+from pggit_chaos.paths import REPO
 
 SHAPE = "tests/toolkit/test_package_shape.py"
 SELECTION = [f"{SHAPE}::test_no_module_is_longer_than_one_concept_needs", f"{SHAPE}::test_the_room_check_sees_a_wrong_arrow"]
@@ -76,3 +81,22 @@ def test_stability_runs_replace_those_of_their_tier_and_user_and_the_page_groups
     assert "| `make test` | ordinary | 2 | **0** |" in lines
     assert "| `make test` | root | 4 | **1** |" in lines
     assert "has not been measured yet" in lines
+
+
+def _workers_started(*env: tuple[str, str]) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_AUTO_NUM_WORKERS"} | dict(env)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "auto", "-p", "no:cacheprovider", SELECTION[1]],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=environment,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    found = re.search(r"created: (\d+)/\d+ workers?", result.stdout)
+    assert found, result.stdout[-2000:]
+    return found.group(1)
+
+
+def test_n_auto_starts_a_worker_more_than_there_are_cores_unless_told_a_number():
+    cores = len(os.sched_getaffinity(0))
+    assert auto_workers() == cores + 1
+    assert _workers_started() == str(cores + 1)
+    assert _workers_started(("PYTEST_XDIST_AUTO_NUM_WORKERS", "1")) == "1"  # the variable still decides

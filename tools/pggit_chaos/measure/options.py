@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 # argparse turns an ArgumentTypeError into one line: "argument --runs: must be 1 or more, got 0".
@@ -53,3 +54,11 @@ def xdist_workers(text: str) -> str:
     if text in ("auto", "logical") or (text.isdigit() and int(text) >= 1):
         return text
     raise argparse.ArgumentTypeError(f"expected auto, logical or a number of 1 or more, got {text!r}")
+
+
+def auto_workers() -> int:
+    """How many workers ``-n auto`` starts in this project: ``PYTEST_XDIST_AUTO_NUM_WORKERS`` when set, else one
+    more than the machine has cores (the root conftest's ``pytest_xdist_auto_num_workers``)."""
+    if (chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")).isdigit():
+        return int(chosen)
+    return len(os.sched_getaffinity(0)) + 1

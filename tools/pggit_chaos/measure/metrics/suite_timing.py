@@ -51,7 +51,7 @@ def _stability_rows(stability: dict) -> list[list]:
     for (tier, user, profile, workers), runs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0])):
         failed = sum(r["exitstatus"] != 0 for r in runs)
         passing = [r["seconds"] for r in runs if r["exitstatus"] == 0]
-        seeds = "a random seed each run" if profile == "dev" else f"`{profile}` (fixed examples)"
+        seeds = f"`{profile}` (fixed examples)" if profile == "gate" else f"`{profile}`, a random seed each run"
         rows.append([f"`make {tier}`", user, len(runs), f"**{failed}**", seeds, workers,
                      f"{statistics.median(passing):.0f} s" if passing else "none passed"])
     return rows
@@ -63,7 +63,8 @@ def section(timing: dict | None, stability: dict | None) -> list[str]:
     if timing and timing.get("measurements"):
         lines += [
             "Wall time of a tier as `make` runs it (pytest-xdist, `--dist loadgroup`, one",
-            "throwaway PostgreSQL per worker), with the `gate` Hypothesis profile, measured",
+            "throwaway PostgreSQL per worker), with the tier's Hypothesis profile (`gate`'s",
+            "fixed examples for `make test`, as `.ci/run` has it; `smoke` for `make smoke`), measured",
             "by `pggit-chaos bench-suite` (`tools/pggit_chaos/measure/bench_suite.py`): the",
             "median of the passing runs, against the target for a 2-core machine. The load",
             "average is the machine's, before the first run and after the last: other work",
