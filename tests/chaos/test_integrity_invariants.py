@@ -393,7 +393,7 @@ def test_each_recipe_fails_exactly_its_check_naming_the_damaged_row(pg_server, m
 
 @pytest.mark.slow
 @pytest.mark.property
-# Half the profile's examples (12 in dev and gate, 250 in thorough): each one makes a database, a history and a
+# Half the profile's examples (10 in dev and gate, 250 in thorough): each one makes a database, a history and a
 # corruption and runs every check, about 0.2 s an example; the test above runs every recipe once.
 @share_of_examples(2, 10)
 @given(extra=st.lists(st.tuples(st.sampled_from(["commit", "branch", "delete", "ddl"]), st.integers(0, 31)),

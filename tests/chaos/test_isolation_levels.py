@@ -492,7 +492,7 @@ def test_racing_applies_of_one_version_run_the_up_sql_once_and_the_loser_can_ret
 @pytest.mark.slow
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("isolation", list(ISOLATION_LEVELS), ids=list(ISOLATION_LEVELS))
-# A third of the profile's examples for each of the six level-and-order cases (8 in dev and gate, 166 in
+# A third of the profile's examples for each of the six level-and-order cases (5 in dev and gate, 166 in
 # thorough): every example is a real race of two sessions, and the whole matrix runs weekly (below).
 @share_of_examples(3, 5)
 @given(pair=st.tuples(st.sampled_from(sorted(OPERATIONS)), st.sampled_from(sorted(OPERATIONS))))

@@ -932,7 +932,7 @@ def pggit_model_databases(fresh_database):
 
 
 # About 50 steps a run. The smoke-sized test runs in every tier (a fifth of the profile's examples:
-# 5 under dev and gate); the weekly soak runs many more.
+# 2 under dev and gate); the weekly soak runs many more.
 STEPS = 50
 
 

@@ -288,7 +288,7 @@ def test_settings_that_broke_pggit_change_nothing(db_connection_string, referenc
 @pytest.mark.slow
 @pytest.mark.property
 @example(settings={"standard_conforming_strings": "off", "quote_all_identifiers": "on"})
-# Half the profile's examples (12 in dev and gate, 250 in thorough): each one replays the whole scenario in
+# Half the profile's examples (10 in dev and gate, 250 in thorough): each one replays the whole scenario in
 # a session of its own, about 0.3 s an example.
 @share_of_examples(2, 10)
 @given(settings=st.fixed_dictionaries({}, optional=DRAWN))
