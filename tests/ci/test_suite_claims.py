@@ -150,6 +150,12 @@ GUIDE, PATTERNS, TROUBLE = "docs/testing/CHAOS_ENGINEERING.md", "docs/testing/PA
 NUMBER_CLAIMS = [
     NumberClaim(PATTERNS, r"`dev` \((\d+) examples", "the dev Hypothesis profile", lambda: hypothesis_examples("dev")),
     NumberClaim(PATTERNS, r"`ci` \((\d+) examples", "the ci Hypothesis profile", lambda: hypothesis_examples("ci")),
+    NumberClaim(PATTERNS, r"`smoke` \((\d+) examples", "the smoke Hypothesis profile",
+                lambda: hypothesis_examples("smoke")),
+    NumberClaim(GUIDE, r"picks `smoke` \((\d+) each\)", "the smoke Hypothesis profile",
+                lambda: hypothesis_examples("smoke")),
+    NumberClaim(GUIDE, r"other tiers `dev` \((\d+)\s+each\)", "the dev Hypothesis profile",
+                lambda: hypothesis_examples("dev")),
     NumberClaim(PATTERNS, r"`thorough` \((\d+) examples", "the thorough Hypothesis profile",
                 lambda: hypothesis_examples("thorough")),
     NumberClaim(GUIDE, r"\((\d+) with the default `dev`", "the dev Hypothesis profile",
