@@ -27,7 +27,9 @@ from pggit_chaos.schema_types import BuiltinType, names
 
 from tests.chaos.test_backup_restore import dump_and_restore, live_tables_agree
 
-pytestmark = [pytest.mark.chaos, pytest.mark.property]
+# A failure shrinks for up to Hypothesis's five minutes, two databases per attempt: past the suite's 300 s
+# timeout, a failing property was reported as a timeout with its first, unshrunk example.
+pytestmark = [pytest.mark.chaos, pytest.mark.property, pytest.mark.timeout(900)]
 
 
 def hashes(conn: psycopg.Connection, fragment: Fragment) -> list[str | None]:
