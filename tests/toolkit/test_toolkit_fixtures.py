@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import psycopg
@@ -82,3 +84,29 @@ def test_chaos_pool_serves_concurrent_workers(chaos_pool):
         t.join()
     assert len(seen) == 20
     assert 1 < len(set(seen)) <= 10
+
+
+CRASHING = '''
+import os, time
+def test_before(): time.sleep(0.5)
+def test_crashes(): os._exit(1)
+def test_after(): time.sleep(0.5)
+def test_more(): pass
+def test_last(): time.sleep(1)
+'''
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_crash_under_loadgroup_ends_the_run_naming_the_test(tmp_path):
+    """pytest-xdist 3.8 can hang a --dist loadgroup run for good once it replaces a crashed worker (this file
+    hung, twice in two tries, until killed at 60 s): the plugin makes a crash end the run instead. That the
+    worker really crashed is in the report: the test it was running is named as its cause."""
+    (tmp_path / "test_crashing.py").write_text(CRASHING)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider",
+         "test_crashing.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "crashed while running 'test_crashing.py::test_crashes'" in result.stdout, result.stdout[-3000:]
+    assert "crashed and worker restarting disabled" in result.stdout, result.stdout[-3000:]

@@ -34,10 +34,15 @@ _GROUPS_DIR = pytest.StashKey[Path]()
 _GROUPS_DIR_KEY = "pggit_chaos_xdist_groups"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads --max-worker-restart
 def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "dist", None) == "loadgroup" and not hasattr(config, "workerinput"):
         config.stash[_GROUPS_DIR] = folder = Path(tempfile.mkdtemp(prefix="pggit-chaos-xdist-groups-"))
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+        # pytest-xdist 3.8 hangs a loadgroup run for good once it replaces a crashed worker (its issues
+        # 1323, 1327, 1378): a crash ends the run instead, naming the test it crashed in.
+        if config.option.maxworkerrestart is None:
+            config.option.maxworkerrestart = "0"
 
 
 @pytest.hookimpl(optionalhook=True)
