@@ -14,7 +14,9 @@ the collected suite) was built on every worker, and a page's SQL continuation
 could run on another worker than the block before it. So each worker also
 writes the groups it collected to a directory the controller names, and the
 controller's loadgroup scheduler reads each test's group from there; node ids
-stay as they are.
+stay as they are. A worker that crashes under loadgroup ends the run, naming
+the test it crashed in: pytest-xdist 3.8 can wait for good once it replaces
+one, so ``--max-worker-restart`` is 0 there unless given.
 """
 
 from __future__ import annotations
