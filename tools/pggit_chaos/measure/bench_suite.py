@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pggit_chaos.measure.options import auto_workers, positive_int, xdist_workers
+from pggit_chaos.measure.options import positive_int, workers_started, xdist_workers
 from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user, machine, make_command, run_pytest, write_results
 from pggit_chaos.paths import REPO
 
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         "markexpr": MAKE_TIERS[args.tier],
         "selection": " ".join(args.select),
         "user": current_user(),
-        "workers": f"auto ({auto_workers()})" if args.workers == "auto" else args.workers,
+        "workers": workers_started(args.workers),
         "profile": PROFILES[args.tier],
         "started": started_at,
         "machine": machine(),

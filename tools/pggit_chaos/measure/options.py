@@ -62,3 +62,8 @@ def auto_workers() -> int:
     if (chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")).isdigit():
         return int(chosen)
     return len(os.sched_getaffinity(0)) + 1
+
+
+def workers_started(text: str) -> str:
+    """A -n value as a measurement records it: ``auto`` with the number it starts, e.g. ``auto (3)``."""
+    return f"auto ({auto_workers()})" if text == "auto" else text

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure import mutants
-from pggit_chaos.measure.options import auto_workers, non_negative_int, positive_int, xdist_workers
+from pggit_chaos.measure.options import non_negative_int, positive_int, workers_started, xdist_workers
 from pggit_chaos.measure.suite_run import (
     CHAOS_PATHS,
     MAKE_TIERS,
@@ -69,7 +69,7 @@ def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test
         "tier": tier,
         "user": current_user(),
         "profile": profile,
-        "workers": f"auto ({auto_workers()})" if workers == "auto" else workers,
+        "workers": workers_started(workers),
         "seed": seed,
         "exitstatus": run.exitstatus,
         "seconds": run.seconds,
