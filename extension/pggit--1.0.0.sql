@@ -632,6 +632,16 @@ BEGIN
 END;
 $$;
 
+-- The text with every character but letters, digits and _ escaped, so that
+-- a regular expression matches it as it is (a schema's name, for example).
+CREATE FUNCTION pggit._regexp_quote(p_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.regexp_replace(p_text, '([^[:alnum:]_])', '\\\1', 'g');
+$$;
+
 -- pg_get_indexdef() always names the table schema-qualified; replace that
 -- name with a placeholder so the same index on a table of the same shape in
 -- another schema (or under another table name) describes the same.
@@ -744,10 +754,12 @@ BEGIN
     -- same name hides (a type "text", a function "abs", a table "pg_class")
     -- is printed qualified with the schema's name: that name is written
     -- <schema>, so the same structure describes the same in any schema.
-    -- A quote before it: a regclass literal, as in nextval('s.pg_type').
-    RETURN pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\n'),
-        '(^|[\s(,:\[''])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', '\\\1', 'g')
-        || '\.', '\1<schema>.', 'g');
+    -- A quote before it: a regclass literal, as in nextval('s.pg_type'),
+    -- where a quote in the schema's name is written twice.
+    RETURN pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\n'),
+        '(^|[\s(,:\[])' || pggit._regexp_quote(pg_catalog.quote_ident(v_schema)) || '\.', '\1<schema>.', 'g'),
+        '''' || pggit._regexp_quote(pg_catalog.replace(pg_catalog.quote_ident(v_schema), '''', '''''')) || '\.',
+        '''<schema>.', 'g');
 END;
 $$;
 

@@ -21,7 +21,7 @@ from pggit_chaos import checkers
 from pggit_chaos.client import execute_each
 from pggit_chaos.profiles import share_of_examples
 from pggit_chaos.schema_ddl import ddl_sequences
-from pggit_chaos.schema_fragments import schema_fragments
+from pggit_chaos.schema_fragments import schema_fragments, unused_name
 from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Sequence, Table, UserType
 from pggit_chaos.schema_types import BuiltinType, names
 
@@ -55,16 +55,17 @@ def _enum_fragment(type_schema: str, type_name: str) -> Fragment:
     return fragment
 
 
-def _sequence_fragment(sequence_schema: str = "other", sequence: str = "s") -> Fragment:
-    """A table in schema "home" whose column draws from a sequence (``nextval``)."""
-    home = Schema("home")
+def _sequence_fragment(sequence_schema: str = "other", sequence: str = "s", home_name: str = "home") -> Fragment:
+    """A table in schema ``home_name`` whose column draws from a sequence (``nextval``); a
+    ``sequence_schema`` of "home" is that schema."""
+    home = Schema(home_name)
     fragment = Fragment(home, others=[Schema(sequence_schema)] if sequence_schema != "home" else [])
     schema = home if sequence_schema == "home" else fragment.others[0]
     fragment.sequences.append(Sequence(schema, sequence))
     column = Column("c", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), kind="sequence",
                     default=fragment.sequences[0].nextval())
     fragment.tables.append(Table(home, "t", columns=[column]))
-    fragment.names |= {"home", sequence_schema, sequence, "t", "c"}
+    fragment.names |= {home_name, sequence_schema, sequence, "t", "c"}
     return fragment
 
 
@@ -113,11 +114,14 @@ def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structu
 @example(fragment=_enum_fragment("home", "text"), home="elsewhere").via("a type named like a built-in one")
 @example(fragment=_sequence_fragment("home", "pg_type"), home="elsewhere").via(
     "a default's sequence named like a catalog table: its schema is printed inside the regclass literal")
+@example(fragment=_sequence_fragment("home", "pg_class", home_name="a'a"), home="elsewhere").via(
+    "the same, the schema's name with a quote: doubled inside the literal")
+@example(fragment=_enum_fragment("home2", "text"), home="home").via("the drawn name taken, and the next one too")
 @given(fragment=schema_fragments(), home=names("schema"))
 def test_the_same_fragment_hashes_the_same_whatever_its_schema_is_called(fresh_connection, fragment, home):
     """The same fragment created in two databases, its tables' schema named differently, gives every
     table the same hash, and pggit recorded that hash."""
-    other = home if home not in fragment.names else home + "2"
+    other = unused_name(fragment, home)
     with fresh_connection(autocommit=True) as conn_a, fresh_connection(autocommit=True) as conn_b:
         execute_each(conn_a, fragment.create_sql())
         execute_each(conn_b, fragment.create_sql(home=other))

@@ -31,13 +31,19 @@ PARTITION_STRATEGIES = ("RANGE", "LIST", "HASH")
 COLUMN_KINDS = ("plain", "default", "collated", "serial", "identity", "generated", "sequence")
 
 
-def fresh_name(draw: st.DrawFn, fragment: Fragment, kind: str) -> str:
-    """A name of ``kind`` that the fragment has not used yet (and now has)."""
-    name = base = draw(names(kind))
-    number = 2
-    while name in fragment.names:  # taken: the same name with a number, still within 63 bytes
+def unused_name(fragment: Fragment, base: str) -> str:
+    """``base``, or when the fragment has used it, ``base`` with the first number that makes it unused
+    (cut to stay within 63 bytes)."""
+    name, number = base, 2
+    while name in fragment.names:
         name = _cut(base, 63 - len(str(number))) + str(number)
         number += 1
+    return name
+
+
+def fresh_name(draw: st.DrawFn, fragment: Fragment, kind: str) -> str:
+    """A name of ``kind`` that the fragment has not used yet (and now has)."""
+    name = unused_name(fragment, draw(names(kind)))
     fragment.names.add(name)
     return name
 

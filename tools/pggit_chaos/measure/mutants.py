@@ -612,10 +612,12 @@ MUTANTS: list[Mutant] = [
         "schema_hash_names_the_schema_of_shadowed_objects", "schema-hash",
         "an object of the table's own schema named like a pg_catalog one (an enum \"text\", a function \"abs\") "
         "is described qualified with the schema's name: the same structure hashes differently in another schema",
-        "    RETURN pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\\n'),\n"
-        "        '(^|[\\s(,:\\[''])' || pg_catalog.regexp_replace(pg_catalog.quote_ident(v_schema), '([^[:alnum:]_])', "
-        "'\\\\\\1', 'g')\n"
-        "        || '\\.', '\\1<schema>.', 'g');\n",
+        "    RETURN pg_catalog.regexp_replace(pg_catalog.regexp_replace(pg_catalog.array_to_string(v_lines, E'\\n'),\n"
+        "        '(^|[\\s(,:\\[])' || pggit._regexp_quote(pg_catalog.quote_ident(v_schema)) || '\\.', '\\1<schema>.', "
+        "'g'),\n"
+        "        '''' || pggit._regexp_quote(pg_catalog.replace(pg_catalog.quote_ident(v_schema), '''', '''''')) "
+        "|| '\\.',\n"
+        "        '''<schema>.', 'g');\n",
         "    RETURN pg_catalog.array_to_string(v_lines, E'\\n');\n",
     ),
     _m(
@@ -631,8 +633,15 @@ MUTANTS: list[Mutant] = [
         "schema_hash_names_the_schema_in_regclass_literals", "schema-hash",
         "a default's sequence hidden by a catalog name is printed qualified inside its regclass literal, and that "
         "schema name stays in the description: the same structure hashes differently in another schema",
-        "        '(^|[\\s(,:\\[''])' || pg_catalog.regexp_replace(",
-        "        '(^|[\\s(,:\\[])' || pg_catalog.regexp_replace(",
+        "        '''<schema>.', 'g');\n",
+        "        '\\&', 'g');\n",  # the whole match put back: literals keep the schema's name
+    ),
+    _m(
+        "schema_hash_misses_a_quote_doubled_in_a_literal", "schema-hash",
+        "inside a regclass literal a quote in the schema's name is written twice (nextval('\"a''a\".pg_class'"
+        "::regclass)): left as it is, the same structure hashes differently in a schema named so",
+        "        '''' || pggit._regexp_quote(pg_catalog.replace(pg_catalog.quote_ident(v_schema), '''', '''''')) ",
+        "        '''' || pggit._regexp_quote(pg_catalog.quote_ident(v_schema)) ",
     ),
     _m(
         "renamed_schema_members_not_followed", "drift",
