@@ -83,13 +83,15 @@ class BlockingPair:
         a.execute("LOCK TABLE pggit.branches")
         waiter = threading.Thread(target=lambda: b.execute("SELECT 1 FROM pggit.branches"))
         waiter.start()
-        wait = monitor.wait_until_blocked(b.info.backend_pid)
-        (pair,) = monitor.blocking_pairs()
-        assert (pair.blocked_pid, pair.blocking_pid) == (b.info.backend_pid, a.info.backend_pid)
-        assert wait.blocking_pids == (a.info.backend_pid,)
-        assert pair.blocking_state == "idle in transaction"
-        a.rollback()
-        waiter.join(10)
+        try:
+            wait = monitor.wait_until_blocked(b.info.backend_pid)
+            (pair,) = monitor.blocking_pairs()
+            assert (pair.blocked_pid, pair.blocking_pid) == (b.info.backend_pid, a.info.backend_pid)
+            assert wait.blocking_pids == (a.info.backend_pid,)
+            assert pair.blocking_state == "idle in transaction"
+        finally:  # also when an assertion fails: b is closed only after its thread is done with it
+            a.rollback()
+            waiter.join(10)
     ```
     """
 
@@ -150,11 +152,13 @@ class TransactionMonitor:
         holder.execute("SELECT * FROM pggit.branches WHERE name = 'main' FOR UPDATE")
         thread = threading.Thread(target=lambda: waiter.execute("SELECT pggit.commit_changes('main', 'waits')"))
         thread.start()
-        wait = monitor.wait_until_blocked(waiter.info.backend_pid)
-        assert holder.info.backend_pid in wait.blocking_pids
-        assert monitor.who_blocks_whom() == {waiter.info.backend_pid: (holder.info.backend_pid,)}
-        holder.rollback()
-        thread.join(10)
+        try:
+            wait = monitor.wait_until_blocked(waiter.info.backend_pid)
+            assert holder.info.backend_pid in wait.blocking_pids
+            assert monitor.who_blocks_whom() == {waiter.info.backend_pid: (holder.info.backend_pid,)}
+        finally:  # also when an assertion fails: waiter is closed only after its thread is done with it
+            holder.rollback()
+            thread.join(10)
     ```
     """
 
