@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from pggit_chaos.client import execute_each
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import FAMILIES, column_types, schema_fragments
-from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Function, Index, Schema, Table, UserType
+from pggit_chaos.schema_objects import (Column, ColumnType, Constraint, Fragment, Function, Index, Schema, Table,
+                                        UserType)
 from pggit_chaos.schema_types import NAME_FAMILIES, BuiltinType, builtin_types, names, object_name, quote
 from pggit_chaos.schema_types import NAME_KINDS as KINDS
 
-# Every kind of object and feature schema_fragments() makes (Fragment.kinds()).
+# Every kind of object and feature schema_fragments() makes (kinds_of()).
 EVERY_KIND = sorted({
     "table: plain", "table: unlogged", "table: empty", "table: as", "table: partition", "table: child",
     "partition by: range", "partition by: list", "partition by: hash", "nested partition",
@@ -38,6 +39,28 @@ EVERY_KIND = sorted({
 # A fixed seed for the searches below: the same examples every run, never a flaky miss.
 SEARCH = settings(derandomize=True, database=None, max_examples=2000, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck), deadline=None)
+
+
+def kinds_of(fragment: Fragment) -> set[str]:
+    """Every kind of object and feature in the fragment."""
+    found = {f"table: {t.kind}" for t in fragment.tables}
+    found |= {f"type: {t.kind}" for t in fragment.types}
+    found |= {f"constraint: {k.kind}" for t in fragment.tables for k in t.constraints}
+    found |= {f"column: {c.kind}" for t in fragment.tables for c in t.columns}
+    found |= {f"partition by: {t.partition_by[0].split()[0].lower()}" for t in fragment.tables if t.partition_by}
+    found |= {"nested partition" for t in fragment.tables if t.kind == "partition" and t.partition_by}
+    found |= {"array column" for t in fragment.tables for c in t.columns if c.type.array}
+    found |= {"collated column" for t in fragment.tables for c in t.columns if c.collation is not None}
+    found |= {"default expression" for t in fragment.tables for c in t.columns
+              if c.kind == "plain" and c.default is not None}
+    found |= {"user type in another schema" for t in fragment.types if t.schema is not fragment.home}
+    found |= {"index: include" for i in fragment.indexes if i.include}
+    found |= {"index: partial" for i in fragment.indexes if i.where is not None}
+    found |= {"index: expression" for i in fragment.indexes if any(len(k) > 1 for k in i.keys)}
+    found |= {"index: multi-column" for i in fragment.indexes if len(i.keys) > 1}
+    found |= {f"{kind}" for kind, objs in (("collation", fragment.collations), ("sequence", fragment.sequences),
+                                           ("function", fragment.functions)) if objs}
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +216,7 @@ def test_every_fragment_creates_every_table_it_describes(plain_conn, fragment):
 @pytest.mark.parametrize("kind", EVERY_KIND)
 def test_each_kind_of_object_is_created(plain_conn, kind):
     """A fragment with that kind, found with a fixed seed, is created for real in two schemas."""
-    fragment = _find(lambda f: kind in f.kinds(), **_knobs(kind))
+    fragment = _find(lambda f: kind in kinds_of(f), **_knobs(kind))
     with plain_conn.transaction(force_rollback=True):
         execute_each(plain_conn, fragment.create_sql() + fragment.drop_sql())
         execute_each(plain_conn, fragment.create_sql(home="second home"))
@@ -304,6 +327,52 @@ def test_an_older_index_of_a_partitioned_table_is_dropped_only_when_direct_creat
         else:  # the positive control: without direct_only the older one is dropped, and the number stays
             execute_each(plain_conn, [find(ddl_sequences(fragment), drops_older, settings=SEARCH).steps[0].sql])
             assert _partition_copies(plain_conn) == ["home.p1_expr_idx1"]
+
+
+def _partition_tree(nested: bool) -> Fragment:
+    """p (a primary key on a, a check on b), partitioned by range, and a leaf partition l: directly, or
+    under a partition m that is partitioned by hash again."""
+    home = Schema("home")
+    a = Column("a", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), not_null=True)
+    b = Column("b", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)))
+    parent = Table(home, "p", columns=[a, b], partition_by=("RANGE", a),
+                   constraints=[Constraint("k", "primary key", [a]), Constraint("c", "check", [b], ("(", b, " > 0)"))])
+    range_bound = "FOR VALUES FROM (0) TO (100)"
+    if nested:
+        middle = Table(home, "m", kind="partition", parent=parent, bound=range_bound, partition_by=("HASH", a))
+        tables = [parent, middle, Table(home, "l", kind="partition", parent=middle,
+                                        bound="FOR VALUES WITH (MODULUS 1, REMAINDER 0)")]
+    else:
+        tables = [parent, Table(home, "l", kind="partition", parent=parent, bound=range_bound)]
+    return Fragment(home, tables=tables, names={"home", "a", "b", "p", "k", "c", "m", "l"})
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["partition", "partition of a partition"])
+def test_a_detached_partition_keeps_the_keys_and_checks_of_every_table_above_it(plain_conn, nested):
+    """PostgreSQL leaves a detached partition the primary key and checks it had through its parents, and the
+    generator knows: it never drops NOT NULL from a column the kept key covers (an ordinary user's random
+    seed found it doing that to a partition of a partition)."""
+    fragment = _partition_tree(nested)
+    one_step = lambda f: ddl_sequences(f, max_steps=1, dependencies=False)  # noqa: E731
+    drops_not_null = lambda column: lambda s: [step.sql for step in s.steps] == [  # noqa: E731
+        f'ALTER TABLE "home"."l" ALTER COLUMN {quote(column)} DROP NOT NULL']
+    with plain_conn.transaction(force_rollback=True):
+        execute_each(plain_conn, fragment.create_sql())
+        detached = find(one_step(fragment), lambda s: [step.kind for step in s.steps] == ["detach partition"],
+                        settings=SEARCH)
+        execute_each(plain_conn, [detached.steps[0].sql])
+        live = sorted(plain_conn.execute(
+            "SELECT contype::text, array(SELECT attname::text FROM pg_attribute WHERE attrelid = conrelid "
+            "AND attnum = ANY (conkey) ORDER BY attnum) FROM pg_constraint "
+            "WHERE conrelid = 'home.l'::regclass AND contype <> 'n'").fetchall())
+        assert live == [("c", ["b"]), ("p", ["a"])]
+        (leaf,) = [t for t in detached.result.tables if t.name == "l"]
+        assert sorted(({"check": "c", "primary key": "p"}[k.kind], [c.name for c in k.columns])
+                      for k in leaf.constraints) == live
+        with pytest.raises(NoSuchExample):
+            find(one_step(detached.result), drops_not_null("a"), settings=settings(SEARCH, max_examples=500))
+        # The positive control: the column no key covers can lose its NOT NULL, and the statement runs.
+        execute_each(plain_conn, [find(one_step(detached.result), drops_not_null("b"), settings=SEARCH).steps[0].sql])
 
 
 TABLE = "日λ日𝔘λéx本x語𝔘λжß𝔘本😀éßßßλß𝔘"

@@ -146,8 +146,9 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
         statement = alter + "ADD " + constraint.sql()
     elif kind in ("drop constraint", "rename constraint") and t.constraints:
         referenced_keys = {id(c) for other in f.tables for k in other.constraints for c in k.ref_columns}
-        choices = [k for k in t.constraints if kind == "rename constraint" or k.kind == "check"
-                   or k.kind == "foreign key" or not {id(c) for c in k.columns} & referenced_keys]
+        choices = [k for k in t.constraints if k.name_known and (
+                   kind == "rename constraint" or k.kind == "check" or k.kind == "foreign key"
+                   or not {id(c) for c in k.columns} & referenced_keys)]
         if not choices:
             return None
         constraint = draw(st.sampled_from(choices))

@@ -204,6 +204,9 @@ class Constraint:
     check: tuple[Any, ...] = ()
     ref: Table | None = None
     ref_columns: list[Column] = field(default_factory=list)
+    # False for a key PostgreSQL copied from a parent to a partition: it named the copy itself (and names
+    # it again when the model's table is created).
+    name_known: bool = True
 
     def sql(self) -> str:
         cols = ", ".join(c.sql() for c in self.columns)
@@ -215,7 +218,7 @@ class Constraint:
                                     f"({', '.join(c.sql() for c in self.ref_columns)})"),
             "exclusion": lambda: f"EXCLUDE USING gist ({self.columns[0].sql()} WITH &&)",
         }[self.kind]()
-        return f"CONSTRAINT {quote(self.name)} {body}"
+        return f"CONSTRAINT {quote(self.name)} {body}" if self.name_known else body
 
 
 @dataclass(eq=False)
@@ -279,6 +282,14 @@ class Table(_InSchema):
         # What the table itself says about an inherited column now names the copy.
         for k in self.constraints:
             k.columns, k.check = _repointed(k.columns, copies), _repointed(k.check, copies)
+        # The ancestors' checks stay, named as they were; a partition keeps their keys and foreign keys too.
+        kinds = ("check",) if self.kind == "child" else ("check", "primary key", "unique", "foreign key", "exclusion")
+        ancestor = self.parent
+        while ancestor is not None:
+            self.constraints += [Constraint(k.name, k.kind, _repointed(k.columns, copies), _repointed(k.check, copies),
+                                            k.ref, k.ref_columns, name_known=k.kind == "check")
+                                 for k in ancestor.constraints if k.kind in kinds]
+            ancestor = ancestor.parent
         if self.partition_by is not None:
             self.partition_by = _repointed(self.partition_by, copies)
         self.kind, self.parent, self.bound = "plain", None, ""
@@ -374,24 +385,3 @@ class Fragment:
     def copy(self) -> Fragment:
         """A deep copy that ``ddl_sequences`` may change."""
         return copy.deepcopy(self)
-
-    def kinds(self) -> set[str]:
-        """Every kind of object and feature in the fragment (for the statistics and the generator's tests)."""
-        found = {f"table: {t.kind}" for t in self.tables}
-        found |= {f"type: {t.kind}" for t in self.types}
-        found |= {f"constraint: {k.kind}" for t in self.tables for k in t.constraints}
-        found |= {f"column: {c.kind}" for t in self.tables for c in t.columns}
-        found |= {f"partition by: {t.partition_by[0].split()[0].lower()}" for t in self.tables if t.partition_by}
-        found |= {"nested partition" for t in self.tables if t.kind == "partition" and t.partition_by}
-        found |= {"array column" for t in self.tables for c in t.columns if c.type.array}
-        found |= {"collated column" for t in self.tables for c in t.columns if c.collation is not None}
-        found |= {"default expression" for t in self.tables for c in t.columns
-                  if c.kind == "plain" and c.default is not None}
-        found |= {"user type in another schema" for t in self.types if t.schema is not self.home}
-        found |= {"index: include" for i in self.indexes if i.include}
-        found |= {"index: partial" for i in self.indexes if i.where is not None}
-        found |= {"index: expression" for i in self.indexes if any(len(k) > 1 for k in i.keys)}
-        found |= {"index: multi-column" for i in self.indexes if len(i.keys) > 1}
-        found |= {f"{kind}" for kind, objs in (("collation", self.collations), ("sequence", self.sequences),
-                                               ("function", self.functions)) if objs}
-        return found
