@@ -329,16 +329,18 @@ def test_an_older_index_of_a_partitioned_table_is_dropped_only_when_direct_creat
             assert _partition_copies(plain_conn) == ["home.p1_expr_idx1"]
 
 
-def _partition_tree(nested: bool) -> Fragment:
-    """p (a primary key on a, a check on b), partitioned by range, and a leaf partition l: directly, or
-    under a partition m that is partitioned by hash again."""
+def _tree(shape: str) -> Fragment:
+    """p (a primary key on a, a check on b) and a table l under it: a partition of p (p partitioned by
+    range), a partition of a partition m of p (m partitioned by hash again), or an inheritance child."""
     home = Schema("home")
     a = Column("a", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), not_null=True)
     b = Column("b", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)))
-    parent = Table(home, "p", columns=[a, b], partition_by=("RANGE", a),
+    parent = Table(home, "p", columns=[a, b], partition_by=None if shape == "inheritance child" else ("RANGE", a),
                    constraints=[Constraint("k", "primary key", [a]), Constraint("c", "check", [b], ("(", b, " > 0)"))])
     range_bound = "FOR VALUES FROM (0) TO (100)"
-    if nested:
+    if shape == "inheritance child":
+        tables = [parent, Table(home, "l", kind="child", parent=parent)]
+    elif shape == "partition of a partition":
         middle = Table(home, "m", kind="partition", parent=parent, bound=range_bound, partition_by=("HASH", a))
         tables = [parent, middle, Table(home, "l", kind="partition", parent=middle,
                                         bound="FOR VALUES WITH (MODULUS 1, REMAINDER 0)")]
@@ -347,32 +349,39 @@ def _partition_tree(nested: bool) -> Fragment:
     return Fragment(home, tables=tables, names={"home", "a", "b", "p", "k", "c", "m", "l"})
 
 
-@pytest.mark.parametrize("nested", [False, True], ids=["partition", "partition of a partition"])
-def test_a_detached_partition_keeps_the_keys_and_checks_of_every_table_above_it(plain_conn, nested):
-    """PostgreSQL leaves a detached partition the primary key and checks it had through its parents, and the
-    generator knows: it never drops NOT NULL from a column the kept key covers (an ordinary user's random
-    seed found it doing that to a partition of a partition)."""
-    fragment = _partition_tree(nested)
+@pytest.mark.parametrize("shape", ["partition", "partition of a partition", "inheritance child"])
+def test_a_table_taken_out_of_its_tree_keeps_the_constraints_postgresql_leaves_it(plain_conn, shape):
+    """DETACH PARTITION leaves a partition the primary key and checks it had through the tables above it;
+    NO INHERIT leaves a child its parent's checks (a child never has its parent's keys). The generator
+    knows: it never drops NOT NULL from a column a kept key covers (an ordinary user's random seed found it
+    doing that to a partition of a partition)."""
+    fragment = _tree(shape)
+    unlink = "no inherit" if shape == "inheritance child" else "detach partition"
     one_step = lambda f: ddl_sequences(f, max_steps=1, dependencies=False)  # noqa: E731
     drops_not_null = lambda column: lambda s: [step.sql for step in s.steps] == [  # noqa: E731
         f'ALTER TABLE "home"."l" ALTER COLUMN {quote(column)} DROP NOT NULL']
     with plain_conn.transaction(force_rollback=True):
         execute_each(plain_conn, fragment.create_sql())
-        detached = find(one_step(fragment), lambda s: [step.kind for step in s.steps] == ["detach partition"],
+        unlinked = find(one_step(fragment), lambda s: [step.kind for step in s.steps] == [unlink],
                         settings=SEARCH)
-        execute_each(plain_conn, [detached.steps[0].sql])
+        execute_each(plain_conn, [unlinked.steps[0].sql])
         live = sorted(plain_conn.execute(
             "SELECT contype::text, array(SELECT attname::text FROM pg_attribute WHERE attrelid = conrelid "
             "AND attnum = ANY (conkey) ORDER BY attnum) FROM pg_constraint "
             "WHERE conrelid = 'home.l'::regclass AND contype <> 'n'").fetchall())
-        assert live == [("c", ["b"]), ("p", ["a"])]
-        (leaf,) = [t for t in detached.result.tables if t.name == "l"]
+        assert live == [("c", ["b"])] + ([] if shape == "inheritance child" else [("p", ["a"])])
+        (table,) = [t for t in unlinked.result.tables if t.name == "l"]
         assert sorted(({"check": "c", "primary key": "p"}[k.kind], [c.name for c in k.columns])
-                      for k in leaf.constraints) == live
-        with pytest.raises(NoSuchExample):
-            find(one_step(detached.result), drops_not_null("a"), settings=settings(SEARCH, max_examples=500))
+                      for k in table.constraints) == live
+        first = lambda condition, tries=2000: find(  # noqa: E731
+            one_step(unlinked.result), condition, settings=settings(SEARCH, max_examples=tries)).steps[0].sql
+        if shape == "inheritance child":  # no key: a may lose its NOT NULL too
+            execute_each(plain_conn, [first(drops_not_null("a"))])
+        else:
+            with pytest.raises(NoSuchExample):
+                first(drops_not_null("a"), 500)
         # The positive control: the column no key covers can lose its NOT NULL, and the statement runs.
-        execute_each(plain_conn, [find(one_step(detached.result), drops_not_null("b"), settings=SEARCH).steps[0].sql])
+        execute_each(plain_conn, [first(drops_not_null("b"))])
 
 
 TABLE = "日λ日𝔘λéx本x語𝔘λжß𝔘本😀éßßßλß𝔘"
