@@ -237,12 +237,19 @@ def test_every_ddl_step_runs(plain_conn, data):
         execute_each(plain_conn, steps.result.drop_sql() + steps.result.create_sql())
 
 
+INTEGER = BuiltinType("numeric", "integer", "0", integral=True)
+
+
+def _integer(name: str, not_null: bool = False) -> Column:
+    return Column(name, ColumnType(INTEGER), not_null=not_null)
+
+
 @pytest.mark.parametrize("array", [False, True], ids=["domain column", "array-of-domain column"])
 def test_a_domain_constraint_is_added_only_where_postgresql_can_check_the_values(plain_conn, array):
     """ALTER DOMAIN ... ADD CONSTRAINT checks every value of the domain in the tables, which PostgreSQL
     refuses when a column holds an array of the domain: the generator makes the step only where it can run."""
     home = Schema("home")
-    domain = UserType(home, "d", "domain", base=BuiltinType("numeric", "integer", "0", integral=True))
+    domain = UserType(home, "d", "domain", base=INTEGER)
     fragment = Fragment(home, types=[domain], names={"home", "d", "t", "c"})
     fragment.tables.append(Table(home, "t", columns=[Column("c", ColumnType(user=domain, array=array))]))
     # First, so that no earlier step has changed the column's type.
@@ -263,7 +270,7 @@ def _partitioned_with_function_index() -> tuple[Fragment, Function]:
     """A range-partitioned table with one partition and an index on ``f(a)`` of the parent."""
     home = Schema("home")
     function = Function(home, "f")
-    column = Column("a", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), not_null=True)
+    column = _integer("a", not_null=True)
     parent = Table(home, "p", columns=[column], partition_by=("RANGE", column))
     part = Table(home, "p1", kind="partition", parent=parent, bound="FOR VALUES FROM (0) TO (100)")
     fragment = Fragment(home, functions=[function], tables=[parent, part], names={"home", "f", "a", "p", "p1", "i"})
@@ -307,7 +314,7 @@ def test_an_older_index_of_a_partitioned_table_is_dropped_only_when_direct_creat
     alone has p1_expr_idx; the alters-versus-direct steps drop only the newest index of such a table (an
     ordinary user's random seed found the difference)."""
     home = Schema("home")
-    column = Column("a", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), not_null=True)
+    column = _integer("a", not_null=True)
     parent = Table(home, "p", columns=[column], partition_by=("RANGE", column))
     part = Table(home, "p1", kind="partition", parent=parent, bound="FOR VALUES FROM (0) TO (100)")
     fragment = Fragment(home, tables=[parent, part], names={"home", "a", "p", "p1", "i", "j"})
@@ -333,8 +340,7 @@ def _tree(shape: str) -> Fragment:
     """p (a primary key on a, a check on b) and a table l under it: a partition of p (p partitioned by
     range), a partition of a partition m of p (m partitioned by hash again), or an inheritance child."""
     home = Schema("home")
-    a = Column("a", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)), not_null=True)
-    b = Column("b", ColumnType(BuiltinType("numeric", "integer", "0", integral=True)))
+    a, b = _integer("a", not_null=True), _integer("b")
     parent = Table(home, "p", columns=[a, b], partition_by=None if shape == "inheritance child" else ("RANGE", a),
                    constraints=[Constraint("k", "primary key", [a]), Constraint("c", "check", [b], ("(", b, " > 0)"))])
     range_bound = "FOR VALUES FROM (0) TO (100)"
