@@ -66,20 +66,22 @@ def test_a_measurement_replaces_the_one_of_its_tier_and_user_and_keeps_the_other
 
 
 def test_stability_runs_replace_those_of_their_tier_and_user_and_the_page_groups_them(tmp_path):
-    def runs(tier, user, n, failed=0):
+    def runs(tier, user, n, failed=0, day="2026-01-02"):
         return [{"tier": tier, "user": user, "profile": "dev", "workers": "auto", "seconds": 30.0 + i,
+                 "started": f"{day}T0{i}:00:00Z", "load_before": [1.0 + i, 1.0, 1.0],
                  "exitstatus": 1 if i < failed else 0, "failed": []} for i in range(n)]
 
     base = tmp_path / "stability.json"
     older = [{"tier": "smoke", "seconds": 40.0, "exitstatus": 0, "failed": []}]  # recorded before users were
     base.write_text(json.dumps({"runs": older + runs("test", "root", 3) + runs("test", "ordinary", 2)}))
-    merged = stability.merge_runs(base, tmp_path / "absent.json", runs("test", "root", 4, failed=1))
+    merged = stability.merge_runs(base, tmp_path / "absent.json", runs("test", "root", 4, failed=1, day="2026-03-04"))
     assert [(r["tier"], r.get("user")) for r in merged] == [("smoke", None)] + [("test", "ordinary")] * 2 + [
         ("test", "root")] * 4
-    lines = "\n".join(suite_timing.section(None, {"workers": "auto", "runs": merged}))
-    assert "| `make smoke` | not recorded | 1 | **0** |" in lines
-    assert "| `make test` | ordinary | 2 | **0** |" in lines
-    assert "| `make test` | root | 4 | **1** |" in lines
+    # The file's own date is the last measurement's; each series shows the days and loads its runs recorded.
+    lines = "\n".join(suite_timing.section(None, {"workers": "auto", "started": "2026-03-04", "runs": merged}))
+    assert "| `make smoke` | not recorded | 1 | **0** |" in lines and lines.count("| not recorded | not recorded |") == 1
+    assert "| `make test` | ordinary | 2 | **0** |" in lines and "| 1.0 (highest 2.0) | 2026-01-02 |" in lines
+    assert "| `make test` | root | 4 | **1** |" in lines and "| 1.0 (highest 4.0) | 2026-03-04 |" in lines
     assert "has not been measured yet" in lines
 
 

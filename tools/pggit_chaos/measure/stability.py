@@ -11,7 +11,8 @@ instead; the seed is then recorded but draws nothing). A test that fails in
 some runs and passes in others is flaky. After those runs, the full tier
 runs ``--full-runs`` times the same way, for its wall time. Each run
 records the tier and the user (root, whose servers run as nobody, or an
-ordinary one). Results go to ``_build/metrics/stability.json``, merged into
+ordinary one), the time it started and the load average before it.
+Results go to ``_build/metrics/stability.json``, merged into
 the runs recorded before (``--base``, else that file, else the committed
 ``docs/_data/metrics/stability.json``): this measurement's runs replace the
 earlier ones of the same tier and user and keep the others, so root's and
@@ -57,6 +58,8 @@ TIER_PROFILES = {"smoke": "smoke", "test": "dev", "full": "dev"}
 def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test_timeout: int,
              profile: str = "dev") -> dict:
     """One run of ``tier`` with ``seed``: the chaos suite's paths for smoke and full, every test path for test."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_before = [round(x, 2) for x in os.getloadavg()]
     extra = [f"--hypothesis-seed={seed}", "-p", "no:cacheprovider"]
     if tier == "test":
         argv = make_command(MAKE_TIERS[tier], workers, test_timeout, [*extra, f"--pggit-sql={mutants.EXTENSION_SQL}"])
@@ -71,6 +74,9 @@ def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test
         "profile": profile,
         "workers": workers_started(workers),
         "seed": seed,
+        # Each run keeps its own date and load: a merged file holds series measured on different days.
+        "started": started,
+        "load_before": load_before,
         "exitstatus": run.exitstatus,
         "seconds": run.seconds,
         "tests": len(run.tests),
@@ -142,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     for run in smoke:
         for nodeid in run["failed"]:
             flaky[nodeid] = flaky.get(nodeid, 0) + 1
+    # The top-level date and load are this measurement's; the page reads each run's own, as merged runs differ.
     data = {
         "started": started_at,
         "wall_seconds": round(time.monotonic() - started, 1),

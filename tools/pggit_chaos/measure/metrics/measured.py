@@ -70,9 +70,14 @@ def passing_run_seconds(stability: dict | None, tier: str) -> list[float]:
     return [r["seconds"] for r in (stability or {}).get("runs", []) if r["tier"] == tier and r["exitstatus"] == 0]
 
 
+def run_days(runs: list[dict]) -> list[str]:
+    """The days (UTC) ``runs`` started on, from each run's own record (runs recorded before the tool kept it have none)."""
+    return sorted({r["started"][:10] for r in runs if r.get("started")})
+
+
 def measured_dates(smoke: dict, full: dict, stability: dict | None) -> list[str]:
     """The days (UTC) the mutation runs and the stability runs started on."""
-    return sorted({d[:10] for d in (smoke["started"], full["started"], (stability or {}).get("started", smoke["started"]))})
+    return sorted({smoke["started"][:10], full["started"][:10], *run_days((stability or {}).get("runs", []))})
 
 
 def describe_total(result: dict, width: int) -> float:

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from pggit_chaos.measure.hypothesis_report import example_text
 from pggit_chaos.measure.metrics.failure_modes import CATEGORIES
 from pggit_chaos.measure.metrics.markdown import code, minutes, mutant_verdict, pct, prose, short_test, table
-from pggit_chaos.measure.metrics.measured import Measured, describe_exponent, describe_total, passing_run_seconds
+from pggit_chaos.measure.metrics.measured import Measured, describe_exponent, describe_total, passing_run_seconds, run_days
 
 
 def introduction(m: Measured) -> list[str]:
@@ -31,7 +31,7 @@ def introduction(m: Measured) -> list[str]:
         "",
     ]
     loads = [f"{what} {data['load_average_at_start'][0]:.1f}"
-             for what, data in (("smoke catalog", m.smoke), ("full catalog", m.full), ("stability runs", m.stability or {}))
+             for what, data in (("smoke catalog", m.smoke), ("full catalog", m.full))
              if data.get("load_average_at_start")]
     if loads:
         lines += [f"The machine's load average (1 minute) when each run started: {', '.join(loads)}; "
@@ -244,7 +244,7 @@ def stability(m: Measured, plot: str | None) -> list[str]:
     lines += [
         f"The smoke tier ran {len(smoke_runs)} times in a row, as `make smoke` runs it (pytest-xdist, "
         f"workers: {runs['workers']}), each time with a new random Hypothesis seed "
-        f"(`--hypothesis-seed`), on {runs['started'][:10]}. "
+        f"(`--hypothesis-seed`), on {', '.join(run_days(smoke_runs)) or 'days not recorded'}. "
         + (f"**{failed} of {len(smoke_runs)} runs failed.**" if failed else
            f"**No run failed: 0 flaky failures in {len(smoke_runs)} runs.**"),
         "",

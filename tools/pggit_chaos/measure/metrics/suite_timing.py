@@ -6,6 +6,7 @@ import json
 import statistics
 
 from pggit_chaos.measure.metrics.markdown import table
+from pggit_chaos.measure.metrics.measured import run_days
 from pggit_chaos.measure.metrics.results import DATA_DIR
 
 FILE = "suite-timing.json"
@@ -52,8 +53,12 @@ def _stability_rows(stability: dict) -> list[list]:
         failed = sum(r["exitstatus"] != 0 for r in runs)
         passing = [r["seconds"] for r in runs if r["exitstatus"] == 0]
         seeds = f"`{profile}` (fixed examples)" if profile == "gate" else f"`{profile}`, a random seed each run"
+        days = run_days(runs)
+        loads = [r["load_before"][0] for r in runs if r.get("load_before")]
         rows.append([f"`make {tier}`", user, len(runs), f"**{failed}**", seeds, workers,
-                     f"{statistics.median(passing):.0f} s" if passing else "none passed"])
+                     f"{statistics.median(passing):.0f} s" if passing else "none passed",
+                     f"{loads[0]:.1f} (highest {max(loads):.1f})" if loads else "not recorded",
+                     " to ".join(dict.fromkeys([days[0], days[-1]])) if days else "not recorded"])
     return rows
 
 
@@ -77,10 +82,12 @@ def section(timing: dict | None, stability: dict | None) -> list[str]:
     else:
         lines += ["The tiers' wall time as `make` runs them has not been measured yet",
                   "(`pggit-chaos bench-suite --tier test`, then `--tier smoke`).", ""]
-    lines += ["Stability runs by tier and user (`pggit-chaos stability`; a user \"not recorded\" marks runs",
-              "made before the tool recorded who ran them):", ""]
+    lines += ["Stability runs by tier and user (`pggit-chaos stability`), with the 1-minute load average",
+              "before the first run and the highest before any run; \"not recorded\" marks runs made before",
+              "the tool recorded who ran them, when, and under what load:", ""]
     if stability:
-        lines += table(["tier", "user", "runs", "failed", "Hypothesis", "workers", "median wall time"],
+        lines += table(["tier", "user", "runs", "failed", "Hypothesis", "workers", "median wall time",
+                        "load average before a run", "measured"],
                        _stability_rows(stability))
     else:
         lines += ["None recorded yet."]
