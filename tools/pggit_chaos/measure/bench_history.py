@@ -40,7 +40,7 @@ from pggit_chaos.measure.bench_cluster import timed
 from pggit_chaos.measure.growth import growth_exponent
 from pggit_chaos.measure.history_build import build_history, check_clean
 from pggit_chaos.measure.options import benchmark_target_options, positive_int
-from pggit_chaos.measure.suite_run import METRICS_DIR, machine, write_results
+from pggit_chaos.measure.suite_run import METRICS_DIR, benchmark_record, write_results
 
 DEFAULT_SIZES = (1000, 10000, 100000)
 QUICK_SIZES = (20, 60)
@@ -191,12 +191,7 @@ def run(args: argparse.Namespace) -> int:
             results.append(record)
 
     write_results(args.output, {
-        "started": started_at,
-        "pg_version": install.version,
-        "machine": machine(),
-        # Other work on the machine slows every step: the 1, 5 and 15 minute load averages, before and after.
-        "load_average_at_start": load,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        **benchmark_record(started_at, install.version, load),
         "sizes": sizes,
         "repeat": repeat,
         "quick": bool(args.quick),

@@ -244,6 +244,18 @@ def machine() -> dict:
     }
 
 
+def benchmark_record(started_at: str, pg_version: str, load_at_start: list[float]) -> dict:
+    """What every benchmark's result starts with: when, on which PostgreSQL and machine, and under what load."""
+    return {
+        "started": started_at,
+        "pg_version": pg_version,
+        "machine": machine(),
+        # Other work on the machine slows every step: the 1, 5 and 15 minute load averages, before and after.
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def write_results(output: Path, data: dict) -> None:
     """Write a measuring tool's results as JSON, making the folder if needed (the Metrics page imports them)."""
     output.parent.mkdir(parents=True, exist_ok=True)

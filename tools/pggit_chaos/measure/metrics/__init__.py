@@ -12,6 +12,8 @@ Inputs, all machine-readable:
   smoke runs with random seeds, and the full tier's wall time;
 - ``_build/metrics/bench-describe.json`` (``pggit-chaos bench-describe``):
   what describing a wide table costs, by width;
+- ``_build/metrics/bench-ddl.json`` (``pggit-chaos bench-ddl``): what
+  pggit's tracking adds to a DDL statement, in a new session and a warm one;
 - ``docs/_data/metrics/failure-modes.json``: every chaos test's categories
   (markers) and the faults its code uses, made by a collection-only pytest
   run with ``failure_modes`` as a plugin (static analysis of each test's
@@ -25,6 +27,7 @@ from ``docs/_data/metrics`` alone.
 Modules: ``results`` (where results live, their import and loading),
 ``measured`` (the numbers derived from them), ``failure_modes`` (the
 collection plugin), ``plots``, ``markdown`` (table and cell helpers),
-``sections`` (one function per section of the page) and ``page`` (the page,
+``sections`` (one function per section of the page; ``history_cost``,
+``ddl_cost`` and ``suite_timing`` have a module each) and ``page`` (the page,
 the summary and the command).
 """

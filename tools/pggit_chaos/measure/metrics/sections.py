@@ -383,6 +383,8 @@ def how_to_measure() -> list[str]:
         "- `pggit-chaos hollow` (the tests that still pass when every pggit function does nothing)",
         "- `pggit-chaos bench-history` (what every function of pggit costs as its history",
         "  grows, 10^3 to 10^5 commits)",
+        "- `pggit-chaos bench-ddl` (what tracking adds to a DDL statement, in a new session",
+        "  and a warm one)",
         "- `pggit-chaos metrics` (copies the results into `docs/_data/metrics/`",
         "  and renders this page and its plots)",
         "",
