@@ -182,3 +182,38 @@ def test_terminate_backend_ends_that_session_only(pg_cluster, db_connection_stri
         victim.execute("SELECT 1")
     assert sync_conn.execute("SELECT 1").fetchone() == (1,)
     victim.close()
+
+
+@pytest.mark.parametrize("checker", ["linear_chain_invariant", "pggit_consistent", "schema_consistent"])
+def test_a_checker_reads_one_snapshot_while_writers_commit(db_connection_string, sync_conn, checker):
+    """A checker run while commits (and tables) land reads one moment of the database: it never sees a new
+    commit without the head that points to it, nor a new table without its pggit record. Positive control:
+    the writer's commits landed while the checker ran, and the checker saw the chain grow."""
+    sync_conn.autocommit = True
+    stop, landed = threading.Event(), []
+
+    def write() -> None:
+        with psycopg.connect(db_connection_string, autocommit=True) as writer:
+            while not stop.is_set():
+                n = len(landed)
+                if checker == "schema_consistent":
+                    writer.execute(f"CREATE TABLE t{n} (a int)")
+                landed.append(commit(writer, "main", f"landing {n}"))
+
+    seen_lengths = set()
+    with ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(write)
+        try:
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and not writing.done():
+                if checker == "linear_chain_invariant":
+                    seen_lengths.add(len(checkers.linear_chain_invariant(sync_conn, "main")))
+                elif checker == "pggit_consistent":
+                    seen_lengths.add(len(checkers.pggit_consistent(sync_conn).chains["main"]))
+                else:
+                    seen_lengths.add(len(checkers.schema_consistent(sync_conn)))
+        finally:
+            stop.set()
+        writing.result()
+    assert len(landed) >= 20 and len(seen_lengths) >= 5, (len(landed), sorted(seen_lengths))
+    assert sync_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # nothing left open

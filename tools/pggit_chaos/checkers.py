@@ -6,13 +6,21 @@ one, the workload's history). It returns what it verified, or raises
 the end (``pggit_consistent``, ``table_consistent``, ``schema_consistent``)
 run the sets that most tests end with, and ``fault_struck`` reads the faults
 of a history.
+
+Each checker that reads the database reads it at one moment: on an
+autocommit connection it runs in one REPEATABLE READ transaction, so a
+commit or a table that lands while it reads is either wholly in its view or
+not at all (``one_snapshot``). On a connection inside a transaction it reads
+what that transaction sees.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -42,6 +50,44 @@ class InvariantViolation(AssertionError):
         super().__init__(f"{invariant}: {detail}" + (f"\n{shown}{more}" if self.rows else ""))
 
 
+@contextlib.contextmanager
+def one_snapshot(conn: psycopg.Connection) -> Iterator[None]:
+    """Run the block's reads on ``conn`` against one snapshot of the database.
+
+    An idle autocommit connection gets a REPEATABLE READ transaction for the
+    block, ended when it ends; otherwise (a transaction is open, or the
+    connection is not in autocommit) the caller's transaction decides.
+    Without it, each statement of a checker would see a later moment: a
+    commit landing between two reads would look like a branch head that lost
+    a commit.
+
+    ```python fixture:sync_conn
+    from pggit_chaos import checkers
+
+    sync_conn.autocommit = True
+    with checkers.one_snapshot(sync_conn):
+        first = sync_conn.execute("SELECT now()").fetchone()[0]
+        assert sync_conn.execute("SELECT now()").fetchone()[0] == first  # one transaction
+    assert sync_conn.info.transaction_status == sync_conn.info.transaction_status.IDLE
+    ```
+    """
+    if not conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        yield
+        return
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _reads_one_snapshot(check: Callable) -> Callable:
+    """Decorator: the checker (its first argument a connection) reads the database at one moment."""
+    @functools.wraps(check)
+    def checked(conn: psycopg.Connection, *args, **kwargs):
+        with one_snapshot(conn):
+            return check(conn, *args, **kwargs)
+    return checked
+
+
 def _rows(conn: psycopg.Connection, query: str, params=None) -> list[tuple]:
     return conn.execute(query, params).fetchall()
 
@@ -63,6 +109,7 @@ def _tracked_table(conn: psycopg.Connection, table: str, invariant: str,
     return row
 
 
+@_reads_one_snapshot
 def linear_chain_invariant(conn: psycopg.Connection, branch: str) -> list[str]:
     """The branch's commits form one chain: no forks, no lost head, nothing unreachable.
 
@@ -115,6 +162,7 @@ def _exists(conn: psycopg.Connection, trinity_id: str) -> bool:
     return conn.execute("SELECT 1 FROM pggit.commits WHERE hash = %s", (trinity_id,)).fetchone() is not None
 
 
+@_reads_one_snapshot
 def unique_trinity_ids(conn: psycopg.Connection, extra_ids: Iterable[str] = ()) -> int:
     """No Trinity ID appears twice: in pggit.commits, and among ``extra_ids`` (IDs handed out elsewhere).
 
@@ -140,6 +188,7 @@ def unique_trinity_ids(conn: psycopg.Connection, extra_ids: Iterable[str] = ()) 
     return conn.execute("SELECT count(*) FROM pggit.commits").fetchone()[0] + len(extra)
 
 
+@_reads_one_snapshot
 def acknowledged_commits_present(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
     """Every commit a client was told succeeded is in pggit.commits, exactly once, with its message.
 
@@ -173,6 +222,7 @@ def acknowledged_commits_present(conn: psycopg.Connection, history: History, op:
     return len(acked)
 
 
+@_reads_one_snapshot
 def failed_commits_absent(conn: psycopg.Connection, history: History, op: str = "commit") -> int:
     """A commit whose call raised left nothing: no row carries its message.
 
@@ -201,6 +251,7 @@ def failed_commits_absent(conn: psycopg.Connection, history: History, op: str = 
     return len(failed)
 
 
+@_reads_one_snapshot
 def versions_strictly_increasing(conn: psycopg.Connection, table: str) -> list[str]:
     """The table's history is complete and its versions only go up; the current version is the last one.
 
@@ -236,6 +287,7 @@ def _semver(text: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in (text or "0.0.0").split("."))
 
 
+@_reads_one_snapshot
 def migration_all_or_nothing(conn: psycopg.Connection, version: str, effect_query: str) -> bool:
     """A migration is recorded as applied exactly when its effect is there.
 
@@ -264,6 +316,7 @@ def migration_all_or_nothing(conn: psycopg.Connection, version: str, effect_quer
     return applied
 
 
+@_reads_one_snapshot
 def integrity_ok(conn: psycopg.Connection) -> int:
     """pggit.verify_integrity() reports every check ok; returns how many checks ran.
 
@@ -282,6 +335,7 @@ def integrity_ok(conn: psycopg.Connection) -> int:
     return len(rows)
 
 
+@_reads_one_snapshot
 def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]:
     """detect_drift() reports exactly the ``schema.table`` names given (none by default).
 
@@ -301,6 +355,7 @@ def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]
     return found
 
 
+@_reads_one_snapshot
 def single_branch(conn: psycopg.Connection, name: str) -> dict:
     """Exactly one pggit.branches row carries ``name``; returns it as a dict.
 
@@ -381,6 +436,7 @@ def refused_after_acknowledged(history: History, cutoff_op: str, op: str, sqlsta
     return len(later)
 
 
+@_reads_one_snapshot
 def recorded_hash_is_live(conn: psycopg.Connection, table: str) -> str:
     """The table's recorded ``objects.content_hash`` equals ``calculate_schema_hash`` of the live table.
 
@@ -406,6 +462,7 @@ _BUMP = {"MAJOR": lambda v: (v[0] + 1, 0, 0), "MINOR": lambda v: (v[0], v[1] + 1
          "PATCH": lambda v: (v[0], v[1], v[2] + 1)}
 
 
+@_reads_one_snapshot
 def version_steps_match_changes(conn: psycopg.Connection, table: str, expected: dict[str, int]) -> tuple[int, ...]:
     """The table's ALTER history has exactly ``expected`` rows per severity, each one bump of that size.
 
@@ -472,6 +529,7 @@ def trinity_sequence_increasing(ids_by_session: dict, pattern: str = r"^TRN-\d{1
     return sum(len(ids) for ids in ids_by_session.values())
 
 
+@_reads_one_snapshot
 def commit_rows_complete(conn: psycopg.Connection) -> int:
     """Every commit row is whole: hash, branch, message, author and time are all there, and every
     branch head is one of the commits. Returns how many commits were checked.
@@ -498,6 +556,7 @@ def commit_rows_complete(conn: psycopg.Connection) -> int:
     return conn.execute("SELECT count(*) FROM pggit.commits").fetchone()[0]
 
 
+@_reads_one_snapshot
 def tracked_tables_match_catalog(conn: psycopg.Connection) -> set[str]:
     """pggit's active table objects are exactly the user tables that exist (``schema.table``).
 
@@ -562,6 +621,7 @@ def _part(name: str, check, *args, **kwargs):
         raise InvariantViolation(f"{name} ({violation.invariant})", violation.detail, violation.rows) from violation
 
 
+@_reads_one_snapshot
 def pggit_consistent(conn: psycopg.Connection, history: History | None = None,
                      branch: str | Iterable[str] = "main", *, op: str = "commit") -> Consistent:
     """pggit's commit metadata is whole and agrees with what the clients were told.
@@ -603,6 +663,7 @@ def pggit_consistent(conn: psycopg.Connection, history: History | None = None,
     return Consistent(checks, commits, chains, acknowledged, failed)
 
 
+@_reads_one_snapshot
 def table_consistent(conn: psycopg.Connection, table: str, changes: dict[str, int] | None = None) -> list[str]:
     """One tracked table's versioning is whole: its history only goes up, its recorded hash is the
     live one, and (given ``changes``, as for ``version_steps_match_changes``) it has exactly one
@@ -626,6 +687,7 @@ def table_consistent(conn: psycopg.Connection, table: str, changes: dict[str, in
     return versions
 
 
+@_reads_one_snapshot
 def schema_consistent(conn: psycopg.Connection) -> set[str]:
     """pggit's record of the schema agrees with the catalog: it tracks exactly the tables that exist,
     each one's versioning is whole (``table_consistent``), nothing drifted, and integrity holds.
