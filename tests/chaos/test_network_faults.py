@@ -24,8 +24,8 @@ from pggit_chaos.nemesis import FaultyProxy
 pytestmark = [pytest.mark.chaos]
 
 
-def _wait_until(monitor: TransactionMonitor, pid: int, state: str | None, timeout: float = 10.0) -> None:
-    """Until server session ``pid`` is in ``state`` (None: until it has exited)."""
+def _wait_until(monitor: TransactionMonitor, pid: int, state: str, timeout: float = 10.0) -> None:
+    """Until server session ``pid`` is in ``state``."""
     deadline = time.monotonic() + timeout
     while True:
         activity = monitor.activity(pid)
@@ -93,7 +93,7 @@ def test_reset_in_the_middle_of_a_commit_leaves_it_whole_or_absent(db_connection
                 with history.record(1, "commit", "main", message):
                     commit(conn, "main", message)
             conn.close()
-            _wait_until(monitor, pid, None)
+            monitor.wait_until_gone(pid)
 
             stored = direct.execute("SELECT hash, message FROM pggit.commits WHERE message LIKE %s",
                                     (f"cut {round_}:%",)).fetchall()
@@ -176,7 +176,7 @@ def test_blackhole_then_reset_during_a_call_leaves_it_whole_or_absent(
         assert isinstance(outcome.get("error"), psycopg.OperationalError), outcome
         client.close()
         holder.close()
-        _wait_until(monitor, pid, None)
+        monitor.wait_until_gone(pid)
 
         assert direct.execute(spec["done"]).fetchone()[0] is autocommit
         chain = checkers.linear_chain_invariant(direct, "main")
@@ -204,7 +204,7 @@ def test_reset_in_the_middle_of_apply_migration_is_all_or_nothing(db_connection_
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT pggit.apply_migration('net-2', %s, 'DROP TABLE invoices')", (up,))
         conn.close()
-        _wait_until(monitor, pid, None)
+        monitor.wait_until_gone(pid)
 
         effect = ("SELECT to_regclass('invoices') IS NOT NULL "
                   "AND (SELECT count(*) = 500 FROM invoices) AND to_regclass('invoices_total_idx') IS NOT NULL")

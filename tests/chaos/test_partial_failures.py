@@ -10,7 +10,6 @@ written anything outside it.
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -21,15 +20,6 @@ from pggit_chaos.monitor import TransactionMonitor
 from pggit_chaos.snapshot import DatabaseStateSnapshot
 
 pytestmark = [pytest.mark.chaos, pytest.mark.transaction]
-
-
-def _wait_until_gone(monitor: TransactionMonitor, pid: int, timeout: float = 10.0) -> None:
-    """The server has ended session ``pid`` (and so rolled back its transaction)."""
-    deadline = time.monotonic() + timeout
-    while monitor.activity(pid) is not None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"session {pid} still exists {timeout} s after the fault")
-        time.sleep(0.01)
 
 
 STEPS = {
@@ -80,7 +70,7 @@ def test_a_multi_step_transaction_cut_half_way_leaves_nothing(db_connection_stri
     with pytest.raises(psycopg.OperationalError), history.record(0, "commit transaction"):
         victim.commit()
     victim.close()
-    _wait_until_gone(monitor, pid)
+    monitor.wait_until_gone(pid)
 
     assert history.unknown("commit transaction") and len(history.acknowledged("commit")) == 1
     # The fault struck the open transaction: after its last step, before its COMMIT.
@@ -121,7 +111,7 @@ def test_a_failure_between_two_pggit_calls_leaves_neither_and_holds_no_lock(db_c
             _fault(failure, pg_cluster, conn)
             with pytest.raises(psycopg.OperationalError):
                 conn.execute("SELECT pggit.create_branch('second/of-two')")
-            _wait_until_gone(monitor, pid)
+            monitor.wait_until_gone(pid)
 
         after = DatabaseStateSnapshot.capture(db_connection_string)
         after.assert_unchanged(before)
@@ -150,7 +140,7 @@ def test_a_link_reset_during_a_migration_call_leaves_nothing_of_the_transaction(
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT pggit.apply_migration('reset-1', 'CREATE TABLE reset_m (a int)')")
         conn.close()
-        _wait_until_gone(monitor, pid)
+        monitor.wait_until_gone(pid)
     assert proxy.resets >= 1
     DatabaseStateSnapshot.capture(db_connection_string).assert_unchanged(before)
     with psycopg.connect(db_connection_string, autocommit=True) as check:

@@ -234,6 +234,32 @@ class TransactionMonitor:
         ).fetchone()
         return BackendActivity(*row) if row else None
 
+    def wait_until_gone(self, pid: int, timeout: float = 10.0, poll_interval: float = 0.01) -> None:
+        """Poll until session ``pid`` has ended; ``TimeoutError`` saying what it still does after ``timeout``.
+
+        A request whose client is gone (a cut link, a reset) runs on in the
+        server until it tries to answer: read the final state only after its
+        session has ended, so that the request has committed or rolled back.
+
+        ```python fixture:db_connection_string
+        import psycopg
+        from pggit_chaos.monitor import TransactionMonitor
+
+        with TransactionMonitor(db_connection_string) as monitor:
+            conn = psycopg.connect(db_connection_string)
+            pid = conn.info.backend_pid
+            conn.close()
+            monitor.wait_until_gone(pid)
+            assert monitor.activity(pid) is None
+        ```
+        """
+        deadline = time.monotonic() + timeout
+        while (activity := self.activity(pid)) is not None:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"session {pid} still exists {timeout:g} s later: state={activity.state!r}, "
+                                   f"query={activity.query!r}")
+            time.sleep(poll_interval)
+
     def locks(self, pid: int | None = None) -> list[LockInfo]:
         """Locks held or awaited (``granted`` false), of one session or of every watched one.
 
