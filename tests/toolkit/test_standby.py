@@ -131,3 +131,28 @@ def test_a_failover_test_skips_saying_why_where_the_binaries_lack_pg_basebackup(
 def test_a_standby_name_the_sweep_would_not_find_is_refused_naming_it(install):
     with pytest.raises(ValueError, match="'replica'"):
         server.Standby(install=install, primary=None, name="replica").create()
+
+
+def test_a_link_opened_as_a_replication_stall_ends_gets_through(db_connection_string):
+    """The standby reconnects the moment its stalled link is reset: that new link must not be swallowed too
+    (its startup packet lost, it would hang until the primary's authentication_timeout, 60 s). The check
+    connects through the proxy right after the reset, as the standby does, and must get an answer."""
+    import types
+
+    from pggit_chaos import nemesis
+
+    with nemesis.FaultyProxy.for_dsn(db_connection_string) as link:
+        reset_all, answers = link.reset_all, []
+
+        def reset_then_reconnect() -> None:
+            reset_all()
+            with psycopg.connect(link.dsn(db_connection_string), connect_timeout=3) as conn:
+                answers.append(conn.execute("SELECT 1").fetchone()[0])
+
+        link.reset_all = reset_then_reconnect
+        with psycopg.connect(link.dsn(db_connection_string), autocommit=True) as streaming:
+            with nemesis.replication_stalled(types.SimpleNamespace(link=link)):
+                pass
+            with pytest.raises(psycopg.OperationalError):  # positive control: the stalled link really was reset
+                streaming.execute("SELECT 1")
+    assert answers == [1]

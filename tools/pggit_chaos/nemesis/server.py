@@ -83,7 +83,7 @@ def fail_over(pair, history: History | None = None) -> float:
 @contextlib.contextmanager
 def replication_stalled(pair, history: History | None = None) -> Iterator[object]:
     """For the block, no WAL reaches the standby: the link it streams through swallows every byte, as a
-    stalled network does. Afterwards the link is reset and healed, and the standby streams again.
+    stalled network does. Afterwards the link is healed and reset, and the standby streams again.
 
     ``pair`` is a primary and a standby that streams through a
     ``FaultyProxy`` (the ``standby_pair`` fixture's, ``pair.link``); the
@@ -119,8 +119,10 @@ def replication_stalled(pair, history: History | None = None) -> Iterator[object
         try:
             yield link
         finally:
-            link.reset_all()  # bytes were swallowed mid-stream: the standby reconnects and resumes
+            # Healed first: the standby reconnects as soon as its link is reset, and a link opened while
+            # the blackhole was on would lose its startup packet and hang until authentication_timeout.
             link.heal()
+            link.reset_all()  # bytes were swallowed mid-stream: the standby reconnects and resumes
 
 
 def terminate_backend(pg_cluster, conn: psycopg.Connection, history: History | None = None) -> int:
