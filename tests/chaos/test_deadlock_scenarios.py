@@ -151,8 +151,10 @@ def test_with_retry_turns_a_detected_deadlock_into_success(db_connection_string,
         futures = [pool.submit(session, 0, a, "ledger/a", 1, 2, order.a_between), pool.submit(session_b)]
         results = [future.result(timeout=60) for future in futures]
 
-    assert len(retries) == 1 and isinstance(retries[0], psycopg.errors.DeadlockDetected), history.dump()
-    assert len(history.acknowledged("commit")) == 2 and len(history.failed("commit")) == 1, history.dump()
+    # Usually one retry; a busy machine can let the victim's retry lock row 1 before the survivor, woken by
+    # the victim's abort, takes it, and the two deadlock again: each deadlock has one victim, each retried.
+    assert retries and all(isinstance(e, psycopg.errors.DeadlockDetected) for e in retries), history.dump()
+    assert len(history.acknowledged("commit")) == 2 and len(history.failed("commit")) == len(retries), history.dump()
     assert set(results) == {op.result for op in history.acknowledged("commit")}
     assert sync_conn.execute("SELECT array_agg(balance ORDER BY id) FROM accounts").fetchone()[0] == [2, 2]
     chains = checkers.pggit_consistent(sync_conn, history, branch=("ledger/a", "ledger/b")).chains
