@@ -1,4 +1,4 @@
-"""The streaming standby of a throwaway cluster (server/standby.py): made, promoted, removed, swept, refused."""
+"""The streaming standby of a throwaway cluster (server/standby.py): made, promoted, removed, swept, refused; its stalled link healed before it reconnects."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
-from pggit_chaos import paths, server
+from pggit_chaos import nemesis, paths, server
 from pggit_chaos.server import processes
 
 pytestmark = [pytest.mark.needs_control]
@@ -137,10 +138,6 @@ def test_a_link_opened_as_a_replication_stall_ends_gets_through(db_connection_st
     """The standby reconnects the moment its stalled link is reset: that new link must not be swallowed too
     (its startup packet lost, it would hang until the primary's authentication_timeout, 60 s). The check
     connects through the proxy right after the reset, as the standby does, and must get an answer."""
-    import types
-
-    from pggit_chaos import nemesis
-
     with nemesis.FaultyProxy.for_dsn(db_connection_string) as link:
         reset_all, answers = link.reset_all, []
 
@@ -151,7 +148,7 @@ def test_a_link_opened_as_a_replication_stall_ends_gets_through(db_connection_st
 
         link.reset_all = reset_then_reconnect
         with psycopg.connect(link.dsn(db_connection_string), autocommit=True) as streaming:
-            with nemesis.replication_stalled(types.SimpleNamespace(link=link)):
+            with nemesis.replication_stalled(SimpleNamespace(link=link)):
                 pass
             with pytest.raises(psycopg.OperationalError):  # positive control: the stalled link really was reset
                 streaming.execute("SELECT 1")

@@ -9,7 +9,7 @@ compile pggit's functions and plan each of their queries. A migration tool
 or a test suite that opens a session per change pays that first-statement
 price every time.
 
-One throwaway cluster, two databases cloned alike: one plain, one with
+One throwaway cluster, two databases made alike: one plain, one with
 pggit. In each of ``--sessions`` new sessions per database, the same script
 runs twice on fresh table names: first cold (the session's first
 statements), then warm. Each statement and the connection are timed; the
@@ -77,6 +77,7 @@ def measure(install: server.PgInstall, sessions: int, pggit_sql: Path | None = N
 
     ``pggit_sql``: the install script to measure instead of the package's pggit."""
     cluster = server.start_cluster(install, pggit_sql=pggit_sql)
+    # A session connects once, before its cold round: the warm round has no connect.
     samples = {db: {r: {s: [] for s in STEPS if r == "cold" or s != "connect"} for r in ROUNDS} for db in DATABASES}
     try:
         for database in DATABASES:
