@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 from markdown_it import MarkdownIt
 from pggit_chaos.measure import mutants, recorder
 from pggit_chaos.measure.hypothesis_report import example_text
-from pggit_chaos.measure.metrics import ddl_cost, page, plots, suite_timing
+from pggit_chaos.measure.metrics import ddl_cost, page, plots, suite_cpu, suite_timing
 from pggit_chaos.measure.metrics.markdown import prose
 from pggit_chaos.measure.metrics.results import DATA_DIR, load_fast_results
 
@@ -39,7 +39,8 @@ def test_the_page_and_the_guide_summary_are_exactly_what_the_recorded_results_re
     smoke, full = results["mutation-smoke.json"], results["mutation-full.json"]
     rendered = page.render(smoke, full, results["stability.json"], results["failure-modes.json"],
                            results["bench-describe.json"], results["hollow.json"], results["bench-history.json"],
-                           load_fast_results(), timing=suite_timing.load(), ddl=ddl_cost.load())
+                           load_fast_results(), timing=suite_timing.load(), ddl=ddl_cost.load(),
+                           cpu=suite_cpu.load())
     assert page.PAGE.read_text() == rendered, "docs/metrics.md was edited by hand: run pggit-chaos metrics"
     summary = page.render_summary(smoke, full, results["stability.json"], results["bench-describe.json"],
                                   results["bench-history.json"])

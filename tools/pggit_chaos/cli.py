@@ -7,6 +7,7 @@ import sys
 
 from pggit_chaos.measure import (
     bench_cluster,
+    bench_cpu,
     bench_ddl,
     bench_describe,
     bench_history,
@@ -25,7 +26,7 @@ from pggit_chaos.server import sweep
 
 # In the order --help lists them: measuring first, the page that shows the results, CI's rule and report,
 # then housekeeping.
-TOOLS = (runner, mutagen_check, selection, fast_runner, hollow, stability, bench_suite, bench_describe, bench_history, bench_ddl, bench_cluster, page, progression, junit, sweep)
+TOOLS = (runner, mutagen_check, selection, fast_runner, hollow, stability, bench_suite, bench_cpu, bench_describe, bench_history, bench_ddl, bench_cluster, page, progression, junit, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,9 @@ Inputs, all machine-readable:
   what describing a wide table costs, by width;
 - ``_build/metrics/bench-ddl.json`` (``pggit-chaos bench-ddl``): what
   pggit's tracking adds to a DDL statement, in a new session and a warm one;
+- ``docs/_data/metrics/suite-timing.json`` and ``suite-cpu.json``
+  (``pggit-chaos bench-suite`` and ``bench-cpu``, which write there
+  directly): each tier's wall time, and where its CPU time goes;
 - ``docs/_data/metrics/failure-modes.json``: every chaos test's categories
   (markers) and the faults its code uses, made by a collection-only pytest
   run with ``failure_modes`` as a plugin (static analysis of each test's
@@ -28,6 +31,6 @@ Modules: ``results`` (where results live, their import and loading),
 ``measured`` (the numbers derived from them), ``failure_modes`` (the
 collection plugin), ``plots``, ``markdown`` (table and cell helpers),
 ``sections`` (one function per section of the page; ``history_cost``,
-``ddl_cost`` and ``suite_timing`` have a module each) and ``page`` (the page,
+``ddl_cost``, ``suite_timing`` and ``suite_cpu`` have a module each) and ``page`` (the page,
 the summary and the command).
 """

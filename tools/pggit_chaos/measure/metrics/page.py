@@ -8,7 +8,15 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from pggit_chaos.measure.metrics import ddl_cost, failure_modes, generated, history_cost, sections, suite_timing
+from pggit_chaos.measure.metrics import (
+    ddl_cost,
+    failure_modes,
+    generated,
+    history_cost,
+    sections,
+    suite_cpu,
+    suite_timing,
+)
 from pggit_chaos.measure.metrics.markdown import pct, table
 from pggit_chaos.measure.metrics.measured import (
     Measured,
@@ -31,12 +39,12 @@ SUMMARY = DATA_DIR / "summary.md"
 
 def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: dict | None = None,
            hollow: dict | None = None, history: dict | None = None, fast: dict | None = None,
-           timing: dict | None = None, ddl: dict | None = None) -> str:
+           timing: dict | None = None, ddl: dict | None = None, cpu: dict | None = None) -> str:
     """The whole page (its plots are written on the way), section by section.
 
     ``fast``: the generated-mutants section's files (``generated.FILES``), each None when not measured;
     ``timing``: the ``bench-suite`` measurements (``suite_timing.load()``); ``ddl``: the ``bench-ddl`` result
-    (``ddl_cost.load()``)."""
+    (``ddl_cost.load()``); ``cpu``: the ``bench-cpu`` measurements (``suite_cpu.load()``)."""
     from pggit_chaos.measure.mutagen_clauses import OPERATORS, rule
     from pggit_chaos.measure.mutant_triage import TRIAGE
 
@@ -55,6 +63,7 @@ def render(smoke: dict, full: dict, stability: dict | None, modes: dict, bench: 
         *sections.failure_modes(m.modes),
         *sections.stability(m, plots.get("stability")),
         *suite_timing.section(timing, m.stability),
+        *suite_cpu.section(cpu),
         *sections.performance(m, plots["times"]),
         *sections.describe_cost(m.bench, plots.get("describe")),
         *history_cost.section(m.history, plots.get("history")),
@@ -123,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
             shutil.copy(out, DATA_DIR / "failure-modes.json")
     m = load_results()
     PAGE.write_text(render(m.smoke, m.full, m.stability, m.modes, m.bench, m.hollow, m.history,
-                           load_fast_results(), timing=suite_timing.load(), ddl=ddl_cost.load()))
+                           load_fast_results(), timing=suite_timing.load(), ddl=ddl_cost.load(),
+                           cpu=suite_cpu.load()))
     SUMMARY.write_text(render_summary(m.smoke, m.full, m.stability, m.bench, m.history))
     print(f"wrote {PAGE.relative_to(REPO)} and {PLOT_DIR.relative_to(REPO)}/")
     return 0
