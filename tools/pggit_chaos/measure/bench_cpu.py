@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure import cpu_recorder
-from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, merge
+from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, merge, tier_options
 from pggit_chaos.measure.options import positive_int
 from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user, machine, make_command, run_pytest, write_results
 from pggit_chaos.paths import REPO
@@ -71,19 +71,9 @@ def summarize(tests: dict[str, dict[str, float]], busy_cpu: float, top: int) -> 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The benchmark's options, on ``parser`` (its own, or ``pggit-chaos bench-cpu``)."""
-    parser.add_argument("--tier", choices=list(MAKE_TIERS), default="test",
-                        help="the Makefile target whose selection runs: test (make test), smoke or full "
-                             "(default %(default)s).")
-    parser.add_argument("--select", action="append", default=[], metavar="ARG",
-                        help="a path or node id to run instead of every test path, for a quick try of the tool; "
-                             "repeatable, and recorded with the figures, so a sample is never taken for a tier.")
+    tier_options(parser, OUTPUT)
     parser.add_argument("--top", type=positive_int, default=15, metavar="N",
                         help="how many of the costliest tests the results name (default %(default)s).")
-    parser.add_argument("--test-timeout", type=positive_int, default=300, metavar="SECONDS",
-                        help="seconds one test may take before it counts as hung (default %(default)s).")
-    parser.add_argument("--output", type=Path, default=OUTPUT, metavar="FILE",
-                        help="the results file the measurement is merged into "
-                             "(default: docs/_data/metrics/suite-cpu.json).")
     return parser
 
 

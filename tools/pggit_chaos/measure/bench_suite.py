@@ -78,23 +78,29 @@ def merge(output: Path, entry: dict) -> dict:
     return data
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The benchmark's options, on ``parser`` (its own, or ``pggit-chaos bench-suite``)."""
+def tier_options(parser: argparse.ArgumentParser, output: Path) -> None:
+    """The options of a measurement of a tier (this one's and ``bench-cpu``'s): which, a sample of it, the hung-test
+    limit, and the results file the measurement is merged into."""
     parser.add_argument("--tier", choices=list(MAKE_TIERS), default="test",
                         help="the Makefile target whose selection runs: test (make test), smoke or full "
                              "(default %(default)s).")
-    parser.add_argument("--runs", type=positive_int, default=5, metavar="N",
-                        help="how many times the tier runs; the median is the figure (default %(default)s).")
-    parser.add_argument("--workers", type=xdist_workers, default="auto", metavar="WORKERS",
-                        help="pytest-xdist workers per run, as make uses them (default %(default)s).")
     parser.add_argument("--select", action="append", default=[], metavar="ARG",
                         help="a path or node id to run instead of every test path, for a quick try of the tool; "
                              "repeatable, and recorded with the figures, so a sample is never taken for a tier.")
     parser.add_argument("--test-timeout", type=positive_int, default=300, metavar="SECONDS",
                         help="seconds one test may take before it counts as hung (default %(default)s).")
-    parser.add_argument("--output", type=Path, default=OUTPUT, metavar="FILE",
-                        help="the results file the measurement is merged into "
-                             "(default: docs/_data/metrics/suite-timing.json).")
+    parser.add_argument("--output", type=Path, default=output, metavar="FILE",
+                        help=f"the results file the measurement is merged into (default: docs/_data/metrics/"
+                             f"{output.name}).")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The benchmark's options, on ``parser`` (its own, or ``pggit-chaos bench-suite``)."""
+    tier_options(parser, OUTPUT)
+    parser.add_argument("--runs", type=positive_int, default=5, metavar="N",
+                        help="how many times the tier runs; the median is the figure (default %(default)s).")
+    parser.add_argument("--workers", type=xdist_workers, default="auto", metavar="WORKERS",
+                        help="pytest-xdist workers per run, as make uses them (default %(default)s).")
     return parser
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from pggit_chaos.measure.recorder import SeesPgVersion
+
 RECORD_ENV = "PGGIT_CPU_RECORD"
 PROC_STAT = Path("/proc/stat")
 
@@ -30,13 +32,12 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuRecorder:
+class CpuRecorder(SeesPgVersion):
     """Each test's busy CPU-seconds and wall seconds, set-up and teardown included, and the PostgreSQL they ran on."""
 
     def __init__(self, path: Path):
         self.path = path
         self.tests: dict[str, dict[str, float]] = {}
-        self.pg_version: str | None = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -46,13 +47,6 @@ class CpuRecorder:
         finally:
             self.tests[item.nodeid] = {"cpu_seconds": round(busy_cpu_seconds() - cpu, 3),
                                        "wall_seconds": round(time.monotonic() - wall, 3)}
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef, request):
-        result = yield
-        if fixturedef.argname == "pg_server" and self.pg_version is None:
-            self.pg_version = getattr(result, "version", None)
-        return result
 
     def pytest_sessionfinish(self, session) -> None:
         self.path.write_text(json.dumps({"pg_version": self.pg_version, "tests": self.tests}, indent=1,

@@ -28,13 +28,25 @@ _SUITE_MARKERS = {
 }
 
 
-class RunRecorder:
+class SeesPgVersion:
+    """A recorder's base: the version of the PostgreSQL the run's first ``pg_server`` fixture started."""
+
+    pg_version: str | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        result = yield
+        if fixturedef.argname == "pg_server" and self.pg_version is None:
+            self.pg_version = getattr(result, "version", None)
+        return result
+
+
+class RunRecorder(SeesPgVersion):
     """Collects per-test results of one pytest run and writes them as JSON at the end."""
 
     def __init__(self, path: Path):
         self.path = path
         self.tests: dict[str, dict] = {}
-        self.pg_version: str | None = None
         self.started = time.monotonic()
 
     def pytest_runtest_logreport(self, report) -> None:
@@ -55,13 +67,6 @@ class RunRecorder:
             entry["hypothesis"] = parse_hypothesis_statistics(stats)
         if report.when == "call":
             entry["markers"] = sorted(k for k in report.keywords if k in _SUITE_MARKERS)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef, request):
-        result = yield
-        if fixturedef.argname == "pg_server" and self.pg_version is None:
-            self.pg_version = getattr(result, "version", None)
-        return result
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
         self.path.write_text(json.dumps({
