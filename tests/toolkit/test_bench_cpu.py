@@ -65,6 +65,10 @@ def test_a_sample_run_is_summed_by_area_and_shown_as_a_sample(tmp_path, capsys):
     assert set(entry["areas"]) == {"tests/toolkit", "tests/extension"}
     assert entry["areas"]["tests/toolkit"]["tests"] == 1 and entry["areas"]["tests/extension"]["tests"] > 1
     assert entry["tests"] == sum(a["tests"] for a in entry["areas"].values())
+    by_file = [f["cpu_seconds"] for f in entry["files"].values()]
+    assert by_file == sorted(by_file, reverse=True), "costliest file first"
+    assert {name: f["tests"] for name, f in entry["files"].items()} == {
+        "tests/toolkit/test_package_shape.py": 1, "tests/extension/test_versions.py": entry["tests"] - 1}
     assert entry["in_tests_cpu_seconds"] == pytest.approx(sum(a["cpu_seconds"] for a in entry["areas"].values()),
                                                           abs=0.2)
     # The whole run holds its tests and more: a worker's start-up and collection are nobody's test.

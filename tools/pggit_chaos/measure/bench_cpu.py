@@ -48,23 +48,30 @@ def area(nodeid: str) -> str:
     return "/".join(parts[:2]) if parts[0] == "tests" and len(parts) > 2 else parts[0]
 
 
+def _costliest_first(groups: dict[str, dict]) -> dict[str, dict]:
+    return {name: {"tests": t["tests"], "cpu_seconds": round(t["cpu_seconds"], 1), "wall_seconds": round(t["wall_seconds"], 1)}
+            for name, t in sorted(groups.items(), key=lambda kv: -kv[1]["cpu_seconds"])}
+
+
 def summarize(tests: dict[str, dict[str, float]], busy_cpu: float, top: int) -> dict:
-    """The run's CPU-seconds: in all, in tests and outside them, by area (costliest first), and the ``top`` tests."""
+    """The run's CPU-seconds: in all, in tests and outside them, by area and by file (costliest first), and the
+    ``top`` tests."""
     areas: dict[str, dict] = {}
+    files: dict[str, dict] = {}
     for nodeid, spent in tests.items():
-        totals = areas.setdefault(area(nodeid), {"tests": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0})
-        totals["tests"] += 1
-        totals["cpu_seconds"] += spent["cpu_seconds"]
-        totals["wall_seconds"] += spent["wall_seconds"]
+        for group, name in ((areas, area(nodeid)), (files, nodeid.split("::", 1)[0])):
+            totals = group.setdefault(name, {"tests": 0, "cpu_seconds": 0.0, "wall_seconds": 0.0})
+            totals["tests"] += 1
+            totals["cpu_seconds"] += spent["cpu_seconds"]
+            totals["wall_seconds"] += spent["wall_seconds"]
     in_tests = sum(t["cpu_seconds"] for t in tests.values())
     costliest = sorted(tests.items(), key=lambda kv: -kv[1]["cpu_seconds"])[:top]
     return {
         "busy_cpu_seconds": round(busy_cpu, 1),
         "in_tests_cpu_seconds": round(in_tests, 1),
         "outside_tests_cpu_seconds": round(busy_cpu - in_tests, 1),
-        "areas": {name: {"tests": t["tests"], "cpu_seconds": round(t["cpu_seconds"], 1),
-                         "wall_seconds": round(t["wall_seconds"], 1)}
-                  for name, t in sorted(areas.items(), key=lambda kv: -kv[1]["cpu_seconds"])},
+        "areas": _costliest_first(areas),
+        "files": _costliest_first(files),
         "costliest": [{"nodeid": nodeid, **spent} for nodeid, spent in costliest],
     }
 
