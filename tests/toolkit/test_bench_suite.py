@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -13,7 +14,8 @@ from pggit_chaos import cli
 from pggit_chaos.measure import bench_suite, stability
 from pggit_chaos.measure.options import auto_workers
 from pggit_chaos.measure.metrics import suite_timing
-from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user
+from pggit_chaos.measure.metrics.results import DATA_DIR, RESULT_FILES
+from pggit_chaos.measure.suite_run import MAKE_TIERS, METRICS_DIR, current_user
 from pggit_chaos.paths import REPO
 
 SHAPE = "tests/toolkit/test_package_shape.py"
@@ -63,6 +65,29 @@ def test_a_measurement_replaces_the_one_of_its_tier_and_user_and_keeps_the_other
         ("test", "root", "tests/x.py", 10.0)]
     page = "\n".join(suite_timing.section({"measurements": kept}, None))
     assert "| **80 s** |" in page and "| 90 s (met) |" in page and "| 20 s (met) |" in page
+
+
+def test_a_first_measurement_starts_from_the_committed_copy_and_leaves_it_alone(tmp_path):
+    """Results go to _build/metrics; the first one there keeps the committed measurements of other tiers, and the
+    committed file (which the page is checked against) is not touched until pggit-chaos metrics imports."""
+    base, output = tmp_path / "committed.json", tmp_path / "build" / "suite-timing.json"
+    base.write_text(json.dumps({"measurements": [_entry("smoke", "root"), _entry("test", "root")]}))
+    output.parent.mkdir()
+    output.write_text(json.dumps(bench_suite.merge(output, _entry("test", "root", seconds=70.0), base)))
+    assert [(m["tier"], m["median_seconds"]) for m in json.loads(output.read_text())["measurements"]] == [
+        ("test", 70.0), ("smoke", 10.0)]
+    assert [m["median_seconds"] for m in json.loads(base.read_text())["measurements"]] == [10.0, 10.0]
+    # Once the file exists, it is what the next measurement merges into.
+    base.write_text(json.dumps({"measurements": []}))
+    output.write_text(json.dumps(bench_suite.merge(output, _entry("smoke", "ordinary"), base)))
+    assert len(json.loads(output.read_text())["measurements"]) == 3
+
+    parser = bench_suite.add_arguments(argparse.ArgumentParser())
+    assert bench_suite.merge_base(parser.parse_args([]), bench_suite.OUTPUT) == DATA_DIR / "suite-timing.json"
+    assert bench_suite.merge_base(parser.parse_args(["--output", str(output)]), bench_suite.OUTPUT) is None
+    assert bench_suite.merge_base(parser.parse_args(["--output", str(output), "--base", str(base)]),
+                                  bench_suite.OUTPUT) == base
+    assert bench_suite.OUTPUT.parent == METRICS_DIR and "suite-timing.json" in RESULT_FILES
 
 
 def test_stability_runs_replace_those_of_their_tier_and_user_and_the_page_groups_them(tmp_path):

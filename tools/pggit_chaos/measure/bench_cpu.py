@@ -15,9 +15,9 @@ only a run keeping every core busy from start to end would reach. Other
 work on the machine counts as the tests' own, so run it on an idle machine
 (the load average is recorded). Linux only.
 
-The measurement goes into ``docs/_data/metrics/suite-cpu.json``, replacing
-the earlier one of the same tier, user and selection;
-``pggit-chaos metrics --no-import --no-collect`` shows it on the Metrics
+The measurement goes into ``_build/metrics/suite-cpu.json`` (started from
+the committed copy), replacing the earlier one of the same tier, user and
+selection; ``pggit-chaos metrics`` imports it and shows it on the Metrics
 page.
 """
 
@@ -31,15 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from pggit_chaos.measure import cpu_recorder
-from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, merge, tier_options
+from pggit_chaos.measure import cpu_recorder, suite_run
+from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, merge, merge_base, tier_options
 from pggit_chaos.measure.options import positive_int
-from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user, machine, make_command, run_pytest, write_results
-from pggit_chaos.paths import REPO
 
 COMMAND = "bench-cpu"
 DESCRIPTION = __doc__.split("\n\n")[0]
-OUTPUT = REPO / "docs" / "_data" / "metrics" / "suite-cpu.json"
+OUTPUT = suite_run.METRICS_DIR / "suite-cpu.json"
 
 
 def area(nodeid: str) -> str:
@@ -92,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pggit-bench-cpu-"))
     record = workdir / "cpu.json"
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    argv = make_command(MAKE_TIERS[args.tier], "1", args.test_timeout,
+    argv = suite_run.make_command(suite_run.MAKE_TIERS[args.tier], "1", args.test_timeout,
                         ["-p", "no:cacheprovider", "-p", cpu_recorder.__name__, *args.select])
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"{args.tier}: one test at a time, load average {load_before[0]:.2f}", flush=True)
     try:
         busy_before = cpu_recorder.busy_cpu_seconds()
-        result = run_pytest(argv, workdir, "cpu", run_timeout=4 * 3600, write_bytecode=True,
+        result = suite_run.run_pytest(argv, workdir, "cpu", run_timeout=4 * 3600, write_bytecode=True,
                             env_extra={"HYPOTHESIS_PROFILE": PROFILES[args.tier],
                                        cpu_recorder.RECORD_ENV: str(record)})
         busy_cpu = cpu_recorder.busy_cpu_seconds() - busy_before
@@ -111,12 +109,12 @@ def run(args: argparse.Namespace) -> int:
     target = TARGET_SECONDS.get(args.tier)
     entry = {
         "tier": args.tier,
-        "markexpr": MAKE_TIERS[args.tier],
+        "markexpr": suite_run.MAKE_TIERS[args.tier],
         "selection": " ".join(args.select),
-        "user": current_user(),
+        "user": suite_run.current_user(),
         "profile": PROFILES[args.tier],
         "started": started_at,
-        "machine": machine(),
+        "machine": suite_run.machine(),
         "pg_version": recorded["pg_version"],  # the worker's: xdist's controller never starts the server
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -129,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "cpu_budget_seconds": target * os.cpu_count() if target else None,
         **summarize(tests, busy_cpu, args.top),
     }
-    write_results(args.output, merge(args.output, entry))
+    suite_run.write_results(args.output, merge(args.output, entry, merge_base(args, OUTPUT)))
     print(f"{args.tier}: {entry['busy_cpu_seconds']:.0f} CPU-seconds busy in {result.seconds:.0f} s, "
           f"{entry['in_tests_cpu_seconds']:.0f} of them in {len(tests)} tests; results in {args.output}")
     for name, totals in entry["areas"].items():

@@ -13,11 +13,13 @@ run: its wall time, exit status and test counts, and the load average just
 before and just after it; for the whole measurement: the median wall time
 of the passing runs, the machine (cores, platform), the user (root or an
 ordinary one) and the selection. The measurement goes into
-``docs/_data/metrics/suite-timing.json``, replacing the earlier one of the
-same tier, user and selection and keeping the others, so root's and an
-ordinary user's figures stand side by side on the Metrics page
-(``pggit-chaos metrics --no-import --no-collect`` renders it). Speed is
-measured here, never asserted by a test.
+``_build/metrics/suite-timing.json`` (started from the committed
+``docs/_data/metrics`` copy), replacing the earlier one of the same tier,
+user and selection and keeping the others, so root's and an ordinary
+user's figures stand side by side on the Metrics page once ``pggit-chaos
+metrics`` has imported them. The committed copy stays as it is until then,
+so the suite's check that the page renders its data holds during a series
+of measurements. Speed is measured here, never asserted by a test.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure.options import positive_int, workers_started, xdist_workers
-from pggit_chaos.measure.suite_run import MAKE_TIERS, current_user, machine, make_command, run_pytest, write_results
+from pggit_chaos.measure.suite_run import (
+    MAKE_TIERS,
+    METRICS_DIR,
+    current_user,
+    machine,
+    make_command,
+    run_pytest,
+    write_results,
+)
 from pggit_chaos.paths import REPO
 
 COMMAND = "bench-suite"
 DESCRIPTION = __doc__.split("\n\n")[0]
-OUTPUT = REPO / "docs" / "_data" / "metrics" / "suite-timing.json"
+OUTPUT = METRICS_DIR / "suite-timing.json"
 # The targets each tier's median is held against on a 2-core machine (shown on the Metrics page, never asserted).
 TARGET_SECONDS = {"smoke": 20, "test": 90}
 # The Hypothesis profile of each tier as CI and make run it: the gate's derandomized examples for make test, the
@@ -67,9 +77,11 @@ def run_once(tier: str, workers: str, selection: list[str], workdir: Path, label
     }
 
 
-def merge(output: Path, entry: dict) -> dict:
-    """The file's measurements with ``entry`` in place of the one of its tier, user and selection."""
-    data = json.loads(output.read_text()) if output.exists() else {"measurements": []}
+def merge(output: Path, entry: dict, base: Path | None = None) -> dict:
+    """The measurements of ``output`` (or, before there is one, of ``base``) with ``entry`` in place of the one of its
+    tier, user and selection."""
+    earlier = output if output.exists() else base if base is not None and base.exists() else None
+    data = json.loads(earlier.read_text()) if earlier else {"measurements": []}
     key = (entry["tier"], entry["user"], entry["selection"])
     kept = [m for m in data["measurements"] if (m["tier"], m["user"], m["selection"]) != key]
     order = {tier: i for i, tier in enumerate(MAKE_TIERS)}
@@ -90,8 +102,19 @@ def tier_options(parser: argparse.ArgumentParser, output: Path) -> None:
     parser.add_argument("--test-timeout", type=positive_int, default=300, metavar="SECONDS",
                         help="seconds one test may take before it counts as hung (default %(default)s).")
     parser.add_argument("--output", type=Path, default=output, metavar="FILE",
-                        help=f"the results file the measurement is merged into (default: docs/_data/metrics/"
-                             f"{output.name}).")
+                        help=f"the results file the measurement is merged into (default: _build/metrics/{output.name}, "
+                             "which pggit-chaos metrics imports).")
+    parser.add_argument("--base", type=Path, default=None, metavar="FILE",
+                        help="the measurements to start from while --output does not exist yet (default: the "
+                             f"committed docs/_data/metrics/{output.name} for the default --output, none for another).")
+
+
+def merge_base(args: argparse.Namespace, default_output: Path) -> Path | None:
+    """Where a measurement's file starts from: ``--base``, else the committed copy when the results go to the default
+    place (so the page keeps the other measurements), else nothing."""
+    if args.base is not None:
+        return args.base
+    return REPO / "docs" / "_data" / "metrics" / default_output.name if args.output == default_output else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -133,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         "failed_runs": len(runs) - len(passing),
         "runs": runs,
     }
-    write_results(args.output, merge(args.output, entry))
+    write_results(args.output, merge(args.output, entry, merge_base(args, OUTPUT)))
     median = f"{entry['median_seconds']:.1f} s" if passing else "none passed"
     print(f"\n{args.tier}: median {median} over {len(runs)} runs as {entry['user']}; results in {args.output}")
     return 1 if entry["failed_runs"] else 0

@@ -14,9 +14,10 @@ Inputs, all machine-readable:
   what describing a wide table costs, by width;
 - ``_build/metrics/bench-ddl.json`` (``pggit-chaos bench-ddl``): what
   pggit's tracking adds to a DDL statement, in a new session and a warm one;
-- ``docs/_data/metrics/suite-timing.json`` and ``suite-cpu.json``
-  (``pggit-chaos bench-suite`` and ``bench-cpu``, which write there
-  directly): each tier's wall time, and where its CPU time goes;
+- ``_build/metrics/suite-timing.json`` and ``suite-cpu.json``
+  (``pggit-chaos bench-suite`` and ``bench-cpu``, each started from the
+  committed copy and keeping its other measurements): each tier's wall
+  time by user, and where its CPU time goes;
 - ``docs/_data/metrics/failure-modes.json``: every chaos test's categories
   (markers) and the faults its code uses, made by a collection-only pytest
   run with ``failure_modes`` as a plugin (static analysis of each test's

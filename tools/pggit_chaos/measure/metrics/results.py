@@ -13,7 +13,7 @@ BUILD_DIR = METRICS_DIR
 # What the page is made from: committed, so the site builds without measuring anything.
 DATA_DIR = REPO / "docs" / "_data" / "metrics"
 RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json", "hollow.json",
-                "bench-history.json", "bench-ddl.json")
+                "bench-history.json", "bench-ddl.json", "suite-timing.json", "suite-cpu.json")
 REQUIRED_FILES = ("mutation-smoke.json", "mutation-full.json", "failure-modes.json")
 
 
