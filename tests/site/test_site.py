@@ -207,7 +207,7 @@ def _errors_loading(chromium, urls: list[str]) -> list[list[str]]:
     """Each page's console errors, once it is loaded and its network idle. The pages load side by side,
     each in a tab of its own with its own listeners: the browser waits out their idle periods together.
     The tabs share one browser context, as a reader's tabs do: a context per page (what ``new_page`` on the
-    browser makes) costs a renderer process each, three times the CPU of the whole check."""
+    browser makes) gives each page a renderer and a profile of its own, which took three times the CPU."""
     context = chromium.new_context()
     try:
         opened = [_open(context, url, wait_until="commit") for url in urls]

@@ -91,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
     record = workdir / "cpu.json"
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     argv = suite_run.make_command(suite_run.MAKE_TIERS[args.tier], "1", args.test_timeout,
-                        ["-p", "no:cacheprovider", "-p", cpu_recorder.__name__, *args.select])
+                                  ["-p", "no:cacheprovider", "-p", cpu_recorder.__name__, *args.select])
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"{args.tier}: one test at a time, load average {load_before[0]:.2f}", flush=True)
     try:
         busy_before = cpu_recorder.busy_cpu_seconds()
         result = suite_run.run_pytest(argv, workdir, "cpu", run_timeout=4 * 3600, write_bytecode=True,
-                            env_extra={"HYPOTHESIS_PROFILE": PROFILES[args.tier],
-                                       cpu_recorder.RECORD_ENV: str(record)})
+                                      env_extra={"HYPOTHESIS_PROFILE": PROFILES[args.tier],
+                                                 cpu_recorder.RECORD_ENV: str(record)})
         busy_cpu = cpu_recorder.busy_cpu_seconds() - busy_before
         if not record.exists():
             raise SystemExit(f"the run recorded no test's CPU time (exit {result.exitstatus}):\n{result.output_tail}")
