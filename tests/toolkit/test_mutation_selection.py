@@ -245,7 +245,7 @@ def test_the_first_run_in_a_fresh_checkout_extends_the_published_trend(tmp_path,
     published = tmp_path / "repo" / "docs" / "_data" / "metrics"
     published.mkdir(parents=True)
     (published / "mutation-trend.json").write_text(json.dumps([{"started": "earlier"}]))
-    monkeypatch.setattr(fast_runner, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(fast_runner, "COMMITTED_METRICS_DIR", published)
     monkeypatch.setattr(fast_runner, "METRICS_DIR", tmp_path / "build")
     fast_runner.append_trend({"started": "now"})
     fast_runner.append_trend({"started": "later"})

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from pggit_chaos.measure.options import positive_int, workers_started, xdist_workers
 from pggit_chaos.measure.suite_run import (
+    COMMITTED_METRICS_DIR,
     MAKE_TIERS,
     METRICS_DIR,
     current_user,
@@ -43,7 +44,6 @@ from pggit_chaos.measure.suite_run import (
     run_pytest,
     write_results,
 )
-from pggit_chaos.paths import REPO
 
 COMMAND = "bench-suite"
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -114,7 +114,7 @@ def merge_base(args: argparse.Namespace, default_output: Path) -> Path | None:
     place (so the page keeps the other measurements), else nothing."""
     if args.base is not None:
         return args.base
-    return REPO / "docs" / "_data" / "metrics" / default_output.name if args.output == default_output else None
+    return COMMITTED_METRICS_DIR / default_output.name if args.output == default_output else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from pggit_chaos.measure import fast_loop, mutagen, mutant_triage, selection
 from pggit_chaos.measure.options import positive_float, positive_int
-from pggit_chaos.measure.suite_run import (CHAOS_PATHS, METRICS_DIR, TIERS, chaos_command, machine, run_parallel,
+from pggit_chaos.measure.suite_run import (CHAOS_PATHS, COMMITTED_METRICS_DIR, METRICS_DIR, TIERS, chaos_command, machine, run_parallel,
                                            run_pytest, tier_selection, write_results)
-from pggit_chaos.paths import EXTENSION_SQL, REPO
+from pggit_chaos.paths import EXTENSION_SQL
 
 COMMAND = "mutate-fast"
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -83,7 +83,7 @@ def past_kills() -> tuple[dict[str, int], dict[str, list[str]]]:
     """From earlier runs (published and built): how many mutants each test killed, and each mutant's killers."""
     kills: dict[str, int] = {}
     killers: dict[str, list[str]] = {}
-    for folder in (REPO / "docs" / "_data" / "metrics", METRICS_DIR):
+    for folder in (COMMITTED_METRICS_DIR, METRICS_DIR):
         for path in sorted(folder.glob("mutation-*.json")):
             try:
                 for m in json.loads(path.read_text()).get("mutants", []):
@@ -257,7 +257,7 @@ def write_agreement(coverage: list[dict], everything: list[dict], wall_all: floa
 
 def agreement_with_published(records: list[dict], tier: str) -> dict:
     """The hand-written catalog's verdicts against the last complete ``pggit-chaos mutate`` run of the tier."""
-    path = REPO / "docs" / "_data" / "metrics" / f"mutation-{tier}.json"
+    path = COMMITTED_METRICS_DIR / f"mutation-{tier}.json"
     if not path.exists():
         return {}
     full = {m["name"]: m["status"] for m in json.loads(path.read_text())["mutants"]}
@@ -271,7 +271,7 @@ def append_trend(row: dict) -> None:
     """One row per run in mutation-trend.json, the page's trend table."""
     path = METRICS_DIR / "mutation-trend.json"
     # A fresh checkout has no build copy yet: go on from the published trend, which the import replaces.
-    start = path if path.exists() else REPO / "docs" / "_data" / "metrics" / path.name
+    start = path if path.exists() else COMMITTED_METRICS_DIR / path.name
     rows = json.loads(start.read_text()) if start.exists() else []
     write_results(path, [*rows, row])
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from pggit_chaos.measure.options import positive_float, positive_int
 from pggit_chaos.measure.suite_run import (
     CHAOS_PATHS,
+    COMMITTED_METRICS_DIR,
     CONTRACT_MARKERS,
     CONTRACT_PATHS,
     METRICS_DIR,
@@ -52,7 +53,6 @@ from pggit_chaos.measure.suite_run import (
     run_pytest,
     write_results,
 )
-from pggit_chaos.paths import REPO
 
 COMMAND = "mutate"
 DESCRIPTION = __doc__.split("\n\n")[0]
@@ -134,7 +134,7 @@ def _progress(text: str) -> None:
 def previous_killers(tier: str) -> dict[str, list[str]]:
     """The tests that killed each mutant in the last complete run of the tier (built or published),
     quickest first: property tests last (a failing one shrinks its example, which takes seconds)."""
-    for path in (METRICS_DIR / f"mutation-{tier}.json", REPO / "docs" / "_data" / "metrics" / f"mutation-{tier}.json"):
+    for path in (METRICS_DIR / f"mutation-{tier}.json", COMMITTED_METRICS_DIR / f"mutation-{tier}.json"):
         if path.exists():
             data = json.loads(path.read_text())
             durations, markers = data["baseline"]["durations"], data["baseline"]["markers"]

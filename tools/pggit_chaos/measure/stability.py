@@ -34,6 +34,7 @@ from pggit_chaos.measure import mutants
 from pggit_chaos.measure.options import non_negative_int, positive_int, workers_started, xdist_workers
 from pggit_chaos.measure.suite_run import (
     CHAOS_PATHS,
+    COMMITTED_METRICS_DIR,
     MAKE_TIERS,
     METRICS_DIR,
     TIERS,
@@ -44,12 +45,11 @@ from pggit_chaos.measure.suite_run import (
     run_pytest,
     write_results,
 )
-from pggit_chaos.paths import REPO
 
 COMMAND = "stability"
 DESCRIPTION = __doc__.split("\n\n")[0]
 # Where the runs recorded before come from when the output file does not exist yet.
-COMMITTED = REPO / "docs" / "_data" / "metrics" / "stability.json"
+COMMITTED = COMMITTED_METRICS_DIR / "stability.json"
 PROFILES = ("dev", "gate", "smoke")
 # The profile a tier runs with unless --profile says otherwise: make smoke's own, and make test's default.
 TIER_PROFILES = {"smoke": "smoke", "test": "dev", "full": "dev"}

@@ -32,6 +32,8 @@ from pggit_chaos.paths import REPO
 
 # Where every measuring command writes its results; ``pggit-chaos metrics`` imports them from here.
 METRICS_DIR = REPO / "_build" / "metrics"
+# Where the results the Metrics page is made from are committed.
+COMMITTED_METRICS_DIR = REPO / "docs" / "_data" / "metrics"
 
 # The tiers, as the Makefile's smoke and full targets define them.
 TIERS = {

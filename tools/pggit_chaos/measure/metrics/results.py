@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 from pggit_chaos.measure.metrics.measured import Measured
-from pggit_chaos.measure.suite_run import METRICS_DIR
-from pggit_chaos.paths import REPO
+from pggit_chaos.measure.suite_run import COMMITTED_METRICS_DIR, METRICS_DIR
 
 # Where the measuring commands write; uncommitted, and partial runs land here too.
 BUILD_DIR = METRICS_DIR
 # What the page is made from: committed, so the site builds without measuring anything.
-DATA_DIR = REPO / "docs" / "_data" / "metrics"
+DATA_DIR = COMMITTED_METRICS_DIR
 RESULT_FILES = ("mutation-smoke.json", "mutation-full.json", "stability.json", "bench-describe.json", "hollow.json",
                 "bench-history.json", "bench-ddl.json", "suite-timing.json", "suite-cpu.json")
 REQUIRED_FILES = ("mutation-smoke.json", "mutation-full.json", "failure-modes.json")
