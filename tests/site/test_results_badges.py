@@ -1,8 +1,10 @@
 """The results badges: right after an incremental build, and only from runs of the project's own pggit on its own server.
 
-The site is built twice into one output directory, each time from a results
-file this test writes (``-D doc_results_file``): the second, incremental build
-must show the second file's results on a page whose text did not change. The
+A one-page project with the handbook's Sphinx extension is built twice into
+one output directory, each time from a results file this test writes
+(``-D doc_results_file``): the second, incremental build must show the
+second file's results on a page whose text did not change. (The whole site's
+build is test_site.py's; building it here again cost 12 CPU-seconds.) The
 writer side runs real pytest sessions on a scratch page, one with a pggit
 script that is not the project's.
 """
@@ -24,32 +26,49 @@ from pggit_chaos.pages.results import (EXISTING_SERVER, OWN_SERVER, RESULTS_FILE
                                        read_results, run_source)
 
 REPO = Path(__file__).resolve().parents[2]
-PAGE = "docs/index.md"  # its one script block is the block whose badge the builds show
+PAGE = "docs/index.md"  # the one page of the project the incremental builds build
+# The handbook's extension (badges) and parser, nothing else: what the badges need, at a fraction of the site's cost.
+CONF = 'extensions = ["myst_parser", "pggit_chaos.pages.sphinx"]\nroot_doc = "docs/index"\n'
+PAGE_TEXT = """# One page
+
+A block that ran:
+
+```python fixture:sync_conn
+assert sync_conn.execute("SELECT 1").fetchone() == (1,)
+```
+"""
 # No xdist group: these tests build into directories of their own and share nothing with the built site of
 # test_site.py, so another worker runs them while one builds that.
 
 
-def _script_block_line() -> int:
-    return next(b.line for b in parse.read_blocks(REPO / PAGE) if b.kind == "script")
+def _project(root: Path) -> Path:
+    (root / "docs").mkdir(parents=True)
+    (root / "conf.py").write_text(CONF)
+    (root / PAGE).write_text(PAGE_TEXT)
+    return root
 
 
-def _write_results(path: Path, outcome: str, *, server: str = OWN_SERVER, pggit_sha256: str | None = None) -> None:
-    page = REPO / PAGE
+def _write_results(project: Path, path: Path, outcome: str, *, server: str = OWN_SERVER,
+                   pggit_sha256: str | None = None) -> None:
+    page = project / PAGE
+    [line] = [b.line for b in parse.read_blocks(page) if b.kind == "script"]
     path.write_text(json.dumps({"pages": {PAGE: {
         "sha256": hashlib.sha256(page.read_bytes()).hexdigest(),
-        "blocks": {str(_script_block_line()): {"outcome": outcome, "duration": 0.25, "tests": 1}},
+        "blocks": {str(line): {"outcome": outcome, "duration": 0.25, "tests": 1}},
         "pggit_sha256": pggit_sha256 or own_pggit_sha256(), "server": server,
         "finished": "2026-01-02 03:04:05 UTC", "pg_versions": ["16.9"],
     }}}))
 
 
-def _build(out: Path, results: Path) -> None:
+def _build(project: Path, out: Path, results: Path) -> str:
+    """Build ``project`` into ``out``; return what Sphinx said it read (the pages it rebuilt)."""
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html",
-         "-d", str(out / ".doctrees"), "-D", f"doc_results_file={results}", str(REPO), str(out)],
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-b", "html",
+         "-d", str(out / ".doctrees"), "-D", f"doc_results_file={results}", str(project), str(out)],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
 
 
 def _badges(out: Path) -> list[str]:
@@ -58,26 +77,27 @@ def _badges(out: Path) -> list[str]:
 
 
 def test_an_incremental_build_shows_the_new_results(tmp_path):
-    out, results = tmp_path / "html", tmp_path / "doc-results.json"
-    _write_results(results, "passed")
-    _build(out, results)
+    project, out, results = _project(tmp_path / "project"), tmp_path / "html", tmp_path / "doc-results.json"
+    _write_results(project, results, "passed")
+    assert "1 added, 0 changed, 0 removed" in _build(project, out, results)
     assert _badges(out) == [("block-result-passed",
                              "✔ passed · ran · 0.25 s · PostgreSQL 16.9 · run 2026-01-02 03:04:05 UTC")]
 
-    # The page's text is unchanged; only its results are new. The second build is incremental.
-    _write_results(results, "failed")
-    _build(out, results)
+    # The page's text is unchanged; only its results are new. The second build is incremental: the environment
+    # is kept (nothing added), and the page is read again because its badges changed.
+    _write_results(project, results, "failed")
+    assert "0 added, 1 changed, 0 removed" in _build(project, out, results)
     assert _badges(out) == [("block-result-failed",
                              "✘ failed · ran · 0.25 s · PostgreSQL 16.9 · run 2026-01-02 03:04:05 UTC")]
 
     # Results from an existing server (--dsn) are not the site's: the block shows as not run.
-    _write_results(results, "passed", server=EXISTING_SERVER)
-    _build(out, results)
+    _write_results(project, results, "passed", server=EXISTING_SERVER)
+    _build(project, out, results)
     assert _badges(out) == [("block-result-not-run", "Not run in the latest verified run")]
 
     # Results that ran against another pggit than extension/ holds now are stale.
-    _write_results(results, "passed", pggit_sha256="0" * 64)
-    _build(out, results)
+    _write_results(project, results, "passed", pggit_sha256="0" * 64)
+    _build(project, out, results)
     [(css, text)] = _badges(out)
     assert css == "block-result-stale" and text.startswith("STALE (pggit changed since this run) · ✔ passed")
 
