@@ -12,18 +12,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import yaml
 from pggit_chaos import cli
-from pggit_chaos.pages import markexpr
+from pggit_chaos.pages import collected, markexpr
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -268,15 +265,7 @@ def all_job_runs() -> list[JobRun]:
 @cache
 def collected_marks() -> dict[str, frozenset[str]]:
     """Every test of the suite (soak tests too) with its markers, collected once by pytest itself."""
-    out = REPO / "_build" / "ci" / "collected-marks.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PGGIT_COLLECTED_MARKS": str(out)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
-                             "-p", "no:cacheprovider", "-p", "pggit_chaos.measure.junit"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"collecting the suite failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return {nodeid: frozenset(marks) for nodeid, marks in json.loads(out.read_text()).items()}
+    return {nodeid: frozenset(marks) for nodeid, marks in collected.collected_markers().items()}
 
 
 @cache

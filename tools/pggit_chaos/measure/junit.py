@@ -7,8 +7,7 @@ Loaded with ``-p``, this module is a pytest plugin: each test case of the
 JUnit report gets a ``markers`` property (its markers' names), the run's
 exit status goes next to the report (``full.xml.status``), and when a test
 fails, the tail of the run's server log is appended to ``server-logs/`` beside
-the report, for the job to upload. With ``PGGIT_COLLECTED_MARKS=FILE`` it
-also writes every collected test's markers there (the workflow checks use it).
+the report, for the job to upload.
 
 ``junit-summary`` reads any number of such reports (one per job, shard or
 version), merges them, writes a Markdown summary (``$GITHUB_STEP_SUMMARY``
@@ -23,7 +22,6 @@ explain). Failures of tests that may fail, and their unexpected passes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -40,7 +38,6 @@ DESCRIPTION = ("Merge JUnit reports, write a summary and an annotation per failu
                "the progression says must pass.")
 
 MARKERS_PROPERTY = "markers"
-COLLECTED_ENV = "PGGIT_COLLECTED_MARKS"
 # pytest's exit statuses: 0 and 1 are runs that finished; the others broke.
 EXIT_STATUSES = {0: "all passed", 1: "tests failed", 2: "interrupted", 3: "internal error", 4: "usage error",
                  5: "no tests collected"}
@@ -56,14 +53,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = sorted({mark.name for mark in item.iter_markers()})
         item.user_properties.append((MARKERS_PROPERTY, " ".join(names)))
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """With ``PGGIT_COLLECTED_MARKS=FILE``: every collected test's markers, as JSON, for checks of selections."""
-    out = os.environ.get(COLLECTED_ENV)
-    if out and not hasattr(session.config, "workerinput"):
-        Path(out).write_text(json.dumps({item.nodeid: sorted({m.name for m in item.iter_markers()})
-                                         for item in session.items}))
 
 
 def _report_path(config: pytest.Config) -> Path | None:

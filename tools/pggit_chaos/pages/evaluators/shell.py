@@ -1,26 +1,22 @@
 """Evaluator for shell blocks: commands checked without running them (pytest options and markers, make targets, pip extras, paths).
 
-Also a pytest plugin: the ``suite_markers`` fixture, the hook that dumps a
-collection's markers for it, and the hook that keeps the run's option parser.
+Also a pytest plugin: the ``suite_markers`` fixture, and the hook that keeps
+the run's option parser.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
 import tomllib
 import types
 import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
 # commands is imported whole: a function named pytest_* in this plugin's namespace would read as a hook.
-from pggit_chaos.pages import commands, markexpr
+from pggit_chaos.pages import collected, commands, markexpr
 from pggit_chaos.pages.base import REPO, new_module
 from pggit_chaos.pages.parse import Block
 
@@ -118,22 +114,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 @pytest.fixture(scope="session")
-def suite_markers(tmp_path_factory) -> list[set[str]]:
-    """The marker names of every test in the whole suite (one collection, shared by all shell checks)."""
-    out = tmp_path_factory.mktemp("markers") / "markers.json"
-    env = {**os.environ, "PGGIT_DUMP_MARKERS": str(out)}
-    env.pop("PYTEST_XDIST_WORKER", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
-    if not out.exists():
-        raise RuntimeError(f"collecting the suite failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return [set(m) for m in json.loads(out.read_text())]
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """In the collection suite_markers starts: write every test's marker names where it asked."""
-    target = os.environ.get("PGGIT_DUMP_MARKERS")
-    if target:
-        Path(target).write_text(json.dumps([sorted({m.name for m in item.iter_markers()}) for item in session.items]))
+def suite_markers() -> list[set[str]]:
+    """The marker names of every test in the whole suite (one collection, shared by all shell checks and kept
+    on disk until a source changes: ``pggit_chaos.pages.collected``)."""
+    return [set(marks) for marks in collected.collected_markers().values()]
