@@ -14,7 +14,7 @@ from pggit_chaos.pages import collected
 def tree(tmp_path, monkeypatch):
     """A repository of a few files, as the fingerprint sees it, and a cache folder of its own."""
     for name in ("pyproject.toml", "conftest.py", "tests/test_a.py", "docs/page.md", "tools/pkg/mod.py",
-                 "docs/_static/logo.png", "_build/html/page.md", ".venv/lib/site.py"):
+                 ".github/workflows/main.yml", "_build/html/page.md", ".venv/lib/site.py", ".git/index"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(name)
     monkeypatch.setattr(collected, "REPO", tmp_path)
@@ -29,7 +29,7 @@ def _touch(path, content: str) -> None:
 
 
 @pytest.mark.parametrize("changed", ["tests/test_a.py", "docs/page.md", "pyproject.toml", "tools/pkg/new.py",
-                                     "docs/new/page.md"])
+                                     "docs/new/page.md", ".github/workflows/main.yml", "docs/recovery/fix.sql"])
 def test_a_change_to_a_source_changes_the_fingerprint(tree, changed):
     before = collected.fingerprint()
     assert collected.fingerprint() == before  # the positive control: nothing changed, nothing moves
@@ -37,9 +37,9 @@ def test_a_change_to_a_source_changes_the_fingerprint(tree, changed):
     assert collected.fingerprint() != before, changed
 
 
-@pytest.mark.parametrize("unrelated", ["docs/_static/logo.png", "_build/html/page.md", ".venv/lib/site.py",
-                                       "docs/_scratch_1a2b/page.md", "tests/__pycache__/test_a.py"])
-def test_builds_venvs_images_and_scratch_pages_leave_it_alone(tree, unrelated):
+@pytest.mark.parametrize("unrelated", ["_build/html/page.md", ".venv/lib/site.py", ".git/index",
+                                       "docs/_scratch_1a2b/page.md", "tests/__pycache__/test_a.cpython-311.pyc"])
+def test_builds_caches_git_and_scratch_pages_leave_it_alone(tree, unrelated):
     before = collected.fingerprint()
     _touch(tree / unrelated, "changed")
     assert collected.fingerprint() == before, unrelated
@@ -69,3 +69,12 @@ def test_the_real_suite_is_collected_with_every_test_and_its_markers():
                              "[add_column-read_committed-interleaved]"]
     assert "chaos" in markers["examples/test_example_crash.py::test_acknowledged_commits_survive_a_crash"]
     assert not list(collected.CACHE_DIR.glob("*.partial"))
+
+
+def test_a_package_installed_or_removed_changes_it(tree, tmp_path_factory, monkeypatch):
+    site = tmp_path_factory.mktemp("site-packages")
+    monkeypatch.setattr(collected.sysconfig, "get_paths", lambda: {"purelib": str(site)})
+    before = collected.fingerprint()
+    (site / "newpkg-1.0.dist-info").mkdir()
+    os.utime(site, ns=(1, site.stat().st_mtime_ns + 1_000_000))
+    assert collected.fingerprint() != before

@@ -5,12 +5,13 @@ block (``pytest -m ...`` in a guide) and a workflow job's selection
 (``tests/ci``). Collecting the whole suite costs about 3 CPU-seconds, which
 every xdist worker and every inner pytest run that meets such a check would
 pay again. The result is kept in ``_build/collected/``, in a file named by a
-fingerprint of everything that can change what pytest collects: every
-Python, Markdown and configuration file of the repository, by path, size
-and modification time (pages that tests write for a moment, under
-``docs/_scratch_*``, excepted), and the interpreter and pytest that collect.
-A change to any of them collects again; concurrent processes collect once,
-under a lock.
+fingerprint of everything that can change what pytest collects: every file
+of the repository by path, size and modification time (test modules, pages,
+configuration, and the data some tests are parametrized from: workflows,
+recovery scripts, pggit's script), but for the builds, caches and git's own
+files, and for the pages tests write for a moment (``docs/_scratch_*``);
+and the interpreter and the packages installed beside it. A change to any
+of them collects again; concurrent processes collect once, under a lock.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -31,21 +33,22 @@ from pggit_chaos.paths import REPO
 CACHE_DIR = REPO / "_build" / "collected"
 # The collection's dump: set, the run that collects writes every test's markers to this file.
 DUMP_ENV = "PGGIT_DUMP_COLLECTED"
-SOURCE_SUFFIXES = {".py", ".md", ".toml", ".ini", ".cfg"}
 SKIPPED_DIRS = {".git", ".venv", "_build", "__pycache__", "node_modules", ".pytest_cache", ".hypothesis"}
 
 
 def _sources() -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(REPO):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(("_scratch_", ".")))
-        found += [Path(folder) / name for name in files if Path(name).suffix in SOURCE_SUFFIXES]
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("_scratch_"))
+        found += [Path(folder) / name for name in files]
     return sorted(found)
 
 
 def fingerprint() -> str:
     """A digest of what the suite's collection depends on (see the module's text)."""
-    digest = hashlib.sha256(f"{sys.executable}\0{pytest.__version__}\n".encode())
+    # Installing, upgrading or removing a package renames an entry of site-packages: its modification time moves.
+    packages = os.stat(sysconfig.get_paths()["purelib"]).st_mtime_ns
+    digest = hashlib.sha256(f"{sys.executable}\0{packages}\n".encode())
     for path in _sources():
         with contextlib.suppress(FileNotFoundError):  # a file a test removed meanwhile
             stat = path.stat()
