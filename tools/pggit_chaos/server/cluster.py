@@ -1,7 +1,8 @@
 """The throwaway PostgreSQL cluster of one test run, and the controls a chaos test needs.
 
 The cluster lives in a private temporary directory (see ``janitor.py``): its
-own data directory, socket directory and a free loopback port, and runs the
+own data directory (a copy of the run's one initdb, ``initdb_cache.py``),
+socket directory and a free loopback port, and runs the
 ``postgres`` of a pggit overlay (see ``binaries.py``). A server this run did
 not start is an ``ExistingServer`` (``existing.py``) instead; both are a
 ``Server`` (``base.py``).
@@ -27,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pggit_chaos.server import signals
+from pggit_chaos.server import initdb_cache, signals
 from pggit_chaos.server.base import SUPERUSER, TEMP_PREFIX, ClusterError, Server, scram_verifier
 from pggit_chaos.server.binaries import PgInstall, build_overlay, pggit_files
 from pggit_chaos.server.janitor import claim, cluster_base_dir, remove_stale_directories
@@ -79,6 +80,7 @@ class Cluster(Server):
     password: str | None = field(default=None, repr=False)
     _changed_needs_restart: bool = False
     _owner_lock: object = field(default=None, repr=False)  # held while the cluster lives (janitor.claim)
+    _initdb_password: str | None = field(default=None, repr=False)  # the superuser's until the first start
     scram_rounds = 1  # rounds slow guessing a memorable password; ours is random, they would cost 2 ms a connection
 
     can_control = True
@@ -134,27 +136,10 @@ class Cluster(Server):
             if account:
                 os.chown(private, account.pw_uid, account.pw_gid)
         self.password = secrets.token_urlsafe(32)
-        write_private(self.passfile, f"127.0.0.1:*:*:*:{self.password}\n")
-        pwfile = self.root / "initdb.pw"
-        write_private(pwfile, scram_verifier(self.password, self.scram_rounds) + "\n", account)
-        try:
-            self._run(
-                [
-                    str(self.install.binary("initdb")),
-                    "-D", str(self.datadir),
-                    "-U", SUPERUSER,
-                    "--auth=scram-sha-256",
-                    f"--pwfile={pwfile}",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                    # initdb runs from the original install: point it at the real share dir.
-                    "-L", str(self.install.sharedir),
-                ],
-                "initdb",
-            )
-        finally:
-            pwfile.unlink(missing_ok=True)
+        # A copy of the run's one initdb (initdb_cache.py) has the cache's password until the first start.
+        self._initdb_password = initdb_cache.populate(self.install, self.datadir, self.password, self.scram_rounds,
+                                                      self._run)
+        write_private(self.passfile, f"127.0.0.1:*:*:*:{self._initdb_password}\n")
         settings = {**BASE_SETTINGS, **self.settings}
         with open(self.datadir / "postgresql.conf", "a") as conf:
             conf.write("\n# Throwaway cluster of the pggit chaos suite\n")
@@ -218,10 +203,22 @@ class Cluster(Server):
             finally:
                 log.close()
             if self._wait_ready(timeout):
+                if self._initdb_password not in (None, self.password):
+                    self._take_own_password()
                 return self
             if "could not bind" not in self.log_tail() and "could not create" not in self.log_tail():
                 break
         raise ClusterError(f"PostgreSQL did not start; log tail:\n{self.log_tail()}")
+
+    def _take_own_password(self) -> None:
+        """Set this cluster's own random password in place of the one its copy of the run's initdb came with."""
+        with psycopg.connect(self.dsn()) as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(SUPERUSER), sql.Literal(scram_verifier(self.password, self.scram_rounds))))
+        fresh = self.passfile.with_suffix(".new")
+        write_private(fresh, f"127.0.0.1:*:*:*:{self.password}\n")
+        fresh.replace(self.passfile)
+        self._initdb_password = self.password
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
