@@ -84,6 +84,9 @@ def test_a_sample_run_is_summed_by_area_and_shown_as_a_sample(tmp_path, capsys):
     assert f"**{entry['busy_cpu_seconds']:.0f} CPU-seconds**" in lines
     assert "| `tests/extension` |" in lines and "| outside any test |" in lines
     assert "times that" not in lines, "a sample is never held against the tier's budget"
+    before, after = entry["reference_seconds"]
+    assert before > 0 and after > 0
+    assert f"reference task {before:.2f} s before and {after:.2f} s after" in lines
 
 
 def test_a_whole_tier_is_held_against_its_budget_and_nothing_measured_says_so():
@@ -97,3 +100,4 @@ def test_a_whole_tier_is_held_against_its_budget_and_nothing_measured_says_so():
     assert "leaves at most 180 CPU-seconds" in lines and "the tier needs 2.0 times that" in lines
     assert "| `tests/chaos` | 2 | 340.0 | 94 % | 170000 |" in lines
     assert "Not measured yet (`pggit-chaos bench-cpu`)." in suite_cpu.section(None)
+    assert "reference task not measured" in lines, "a measurement made before the task existed says so"

@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     argv = suite_run.make_command(suite_run.MAKE_TIERS[args.tier], "1", args.test_timeout,
                                   ["-p", "no:cacheprovider", "-p", cpu_recorder.__name__, *args.select])
     load_before = [round(x, 2) for x in os.getloadavg()]
-    print(f"{args.tier}: one test at a time, load average {load_before[0]:.2f}", flush=True)
+    reference_before = suite_run.reference_seconds()
+    print(f"{args.tier}: one test at a time, load average {load_before[0]:.2f}, reference task "
+          f"{reference_before:.3f} CPU-seconds", flush=True)
     try:
         busy_before = cpu_recorder.busy_cpu_seconds()
         result = suite_run.run_pytest(argv, workdir, "cpu", run_timeout=4 * 3600, write_bytecode=True,
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         "pg_version": recorded["pg_version"],  # the worker's: xdist's controller never starts the server
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
+        # How fast the machine was, before the run and after it (suite_run.reference_seconds).
+        "reference_seconds": [reference_before, suite_run.reference_seconds()],
         "exitstatus": result.exitstatus,
         "seconds": result.seconds,
         "tests": len(tests),

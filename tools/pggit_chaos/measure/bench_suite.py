@@ -41,6 +41,7 @@ from pggit_chaos.measure.suite_run import (
     current_user,
     machine,
     make_command,
+    reference_seconds,
     run_pytest,
     write_results,
 )
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pggit-bench-suite-"))
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
+    reference_before = reference_seconds()
     try:
         for i in range(args.runs):
             result = run_once(args.tier, args.workers, args.select, workdir, f"{args.tier}-{i}", args.test_timeout)
@@ -151,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         "profile": PROFILES[args.tier],
         "started": started_at,
         "machine": machine(),
+        # How fast the machine was, before the first run and after the last (suite_run.reference_seconds).
+        "reference_seconds": [reference_before, reference_seconds()],
         "target_seconds": TARGET_SECONDS.get(args.tier),
         "median_seconds": round(statistics.median(passing), 1) if passing else None,
         "failed_runs": len(runs) - len(passing),

@@ -16,6 +16,14 @@ def load() -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _reference(m: dict) -> str:
+    """The reference task's CPU-seconds before and after (``suite_run.reference_seconds``), if it was measured."""
+    if "reference_seconds" not in m:
+        return ", reference task not measured"
+    before, after = m["reference_seconds"]
+    return f", reference task {before:.2f} s before and {after:.2f} s after"
+
+
 def _measurement(m: dict) -> list[str]:
     what = f"`make {m['tier']}`" + (f", only `{m['selection']}`" if m["selection"] else "")
     cores = m["machine"]["cores"]
@@ -23,7 +31,7 @@ def _measurement(m: dict) -> list[str]:
     lines = [
         f"{what} as {m['user']}, one test at a time ({m['tests']} tests, {verdict}; {m['seconds']:.0f} s), "
         f"PostgreSQL {m['pg_version']}, {cores} cores, {m['started'][:10]}, load average "
-        f"{m['load_before'][0]:.1f} at the start. The machine was busy for **{m['busy_cpu_seconds']:.0f} "
+        f"{m['load_before'][0]:.1f} at the start{_reference(m)}. The machine was busy for **{m['busy_cpu_seconds']:.0f} "
         f"CPU-seconds**: {m['in_tests_cpu_seconds']:.0f} in the tests and {m['outside_tests_cpu_seconds']:.0f} "
         "outside any test (start-up, collection, stopping the server).",
         "",
@@ -54,7 +62,9 @@ def section(cpu: dict | None) -> list[str]:
         "worker, so that one test runs at a time, and charges each test what the whole machine",
         "spent while it ran: its PostgreSQL backends, the pytest runs, Sphinx builds and browsers",
         "it starts, and its own Python. A tier cannot finish faster than its CPU-seconds divided",
-        "by the cores, whatever the number of workers.",
+        "by the cores, whatever the number of workers. The reference task (a fixed pure-Python",
+        "loop and PBKDF2, `suite_run.reference_seconds`) says how fast the machine was while it",
+        "ran: figures measured on different days compare only beside it.",
         "",
     ]
     for m in cpu["measurements"]:

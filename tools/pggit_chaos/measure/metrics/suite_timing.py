@@ -41,6 +41,16 @@ def _timing_rows(timing: dict) -> list[list]:
     return rows
 
 
+def _references(timing: dict) -> list[str]:
+    """How fast the machine was during each measurement: the reference task's CPU-seconds before and after."""
+    measured = [f"`make {m['tier']}` as {m['user']} {m['reference_seconds'][0]:.2f} s before and "
+                f"{m['reference_seconds'][1]:.2f} s after" for m in timing["measurements"] if "reference_seconds" in m]
+    if not measured:
+        return []
+    return ["How fast the machine was: the CPU-seconds of a fixed task (a pure-Python loop and PBKDF2,",
+            "`suite_run.reference_seconds`), " + "; ".join(measured) + ".", ""]
+
+
 def _stability_rows(stability: dict) -> list[list]:
     groups: dict[tuple, list[dict]] = {}
     for run in stability["runs"]:
@@ -78,6 +88,7 @@ def section(timing: dict | None, stability: dict | None) -> list[str]:
             *table(["tier", "user", "tests", "runs", "median", "range", "target", "cores, workers",
                     "load average", "measured"], _timing_rows(timing)),
             "",
+            *_references(timing),
         ]
     else:
         lines += ["The tiers' wall time as `make` runs them has not been measured yet",
