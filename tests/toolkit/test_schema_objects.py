@@ -159,8 +159,11 @@ def test_each_type_family_creates(plain_conn, family):
 
 
 def test_type_families_are_about_equally_likely():
-    """Over 600 draws with a fixed seed every family is drawn between 40% and 250% of a fair share
-    (Hypothesis repeats and mutates earlier examples, so no sample of it is exactly even)."""
+    """Over 600 draws with a fixed seed every family is drawn between a quarter of a fair share and 2.5 times it.
+
+    Hypothesis repeats and mutates earlier examples and mixes in constants of the modules the process has
+    loaded, so the sample depends on the tests an xdist worker ran before this one: one worker drew
+    ``binary`` 13 times, a third of a fair share, where the test run alone drew it at least 16 times."""
     counts = collections.Counter()
 
     @settings(SEARCH, max_examples=600)
@@ -171,7 +174,7 @@ def test_type_families_are_about_equally_likely():
     count()
     fair = sum(counts.values()) / len(FAMILIES)
     assert set(counts) == set(FAMILIES)
-    assert all(fair * 0.4 <= n <= fair * 2.5 for n in counts.values()), counts
+    assert all(fair * 0.25 <= n <= fair * 2.5 for n in counts.values()), counts
 
 
 # --------------------------------------------------------------------------
