@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -110,18 +108,8 @@ def test_a_named_cache_that_is_not_this_accounts_own_is_ignored(tmp_path, named)
         assert [p.name for p in folder.iterdir()] == ["lock"], "nothing was written into the named folder"
 
 
-@pytest.fixture
-def cluster_base():
-    """A folder of the test's own for the clusters and the cache, which the server's account can reach: every
-    cluster other tests make meanwhile sweeps the shared one."""
-    base = Path(tempfile.mkdtemp(prefix="pggit-initdb-cache-test-"))
-    base.chmod(0o711)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
 def test_a_killed_runs_cache_is_swept_by_the_next(cluster_base):
-    proc = _clusters(1, _env(PGGIT_CLUSTER_DIR=str(cluster_base)), wait=True)
+    proc = _clusters(1, _env(), wait=True)  # _env() passes on cluster_base's PGGIT_CLUSTER_DIR
     [(_, _, cache, _)] = _lines(proc, 1)
     assert proc.stdout.readline().strip() == "waiting"
     assert Path(cache).parent == cluster_base

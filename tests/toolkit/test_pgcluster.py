@@ -344,7 +344,8 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, ending):
 
 
 @pytest.mark.slow
-def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
+def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path, cluster_base):
+    # cluster_base: every cluster other tests start meanwhile sweeps the shared folder, and could sweep this first.
     segments_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
     proc, report = _inner_run(tmp_path, "interrupt")
     deadline = time.monotonic() + 60
@@ -354,8 +355,8 @@ def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path):
     proc.kill()  # SIGKILL: no teardown can run
     proc.wait()
     root, postmaster, shmid = report.read_text().split()
-    assert Path(root).exists()
-    removed = server.remove_stale_directories()
+    assert Path(root).exists() and Path(root).parent == cluster_base
+    removed = server.remove_stale_directories(cluster_base)
     assert Path(root) in removed
     assert not Path(root).exists()
     assert server.wait_gone([int(postmaster)], 10)

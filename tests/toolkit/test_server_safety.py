@@ -8,14 +8,10 @@ the harness did create.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
@@ -122,16 +118,6 @@ KILLED_OWNER = textwrap.dedent("""
     print(cluster.root, cluster.postmaster_pid, server.sysv_segment_id(cluster.datadir), flush=True)
     time.sleep(300)
 """)
-
-
-@pytest.fixture
-def cluster_base(monkeypatch):
-    """A cluster directory base of the test's own that the server's account can reach (tmp_path is private)."""
-    base = Path(tempfile.mkdtemp(prefix="pggit-sweep-test-"))
-    base.chmod(0o711)
-    monkeypatch.setenv("PGGIT_CLUSTER_DIR", str(base))
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_the_sweep_still_removes_a_killed_runs_cluster(cluster_base):

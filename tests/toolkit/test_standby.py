@@ -6,7 +6,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -34,16 +33,6 @@ def install(pg_server):
     if not pg_server.can_control:
         pytest.skip("an existing server (--dsn) has no binaries of this run")
     return pg_server.install
-
-
-@pytest.fixture
-def cluster_base(monkeypatch):
-    """A cluster directory base of the test's own that the server's account can reach."""
-    base = Path(tempfile.mkdtemp(prefix="pggit-standby-test-"))
-    base.chmod(0o711)
-    monkeypatch.setenv("PGGIT_CLUSTER_DIR", str(base))
-    yield base
-    subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 def _segment_exists(shmid: int) -> bool:
