@@ -89,7 +89,7 @@ def _entry(cache: Path, install: PgInstall, scram_rounds: int, run: Run) -> tupl
             password = secrets.token_urlsafe(32)
             initdb(install, made, password, scram_rounds, run)
             write_private(folder / "password", password)
-            made.rename(folder / "data")  # complete: the data directory, then its password, exist
+            made.rename(folder / "data")  # last: once "data" is there, its password is too
     return folder / "data", (folder / "password").read_text()
 
 
