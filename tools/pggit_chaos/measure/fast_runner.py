@@ -32,8 +32,8 @@ from pathlib import Path
 
 from pggit_chaos.measure import fast_loop, mutagen, mutant_triage, selection
 from pggit_chaos.measure.options import positive_float, positive_int
-from pggit_chaos.measure.suite_run import (CHAOS_PATHS, COMMITTED_METRICS_DIR, METRICS_DIR, TIERS, chaos_command, machine, run_parallel,
-                                           run_pytest, tier_selection, write_results)
+from pggit_chaos.measure.suite_run import (CHAOS_PATHS, COMMITTED_METRICS_DIR, METRICS_DIR, TIERS, chaos_command,
+                                           machine, run_parallel, run_pytest, tier_selection, write_results)
 from pggit_chaos.paths import EXTENSION_SQL
 
 COMMAND = "mutate-fast"

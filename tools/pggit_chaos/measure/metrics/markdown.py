@@ -66,3 +66,12 @@ def mutant_verdict(mutant: dict | None) -> str:
     if mutant["status"] == "killed":
         return f"killed ({len(mutant['killed_by'])})"
     return mutant["status"]
+
+
+def reference(measurement: dict) -> str | None:
+    """A measurement's reference task (``suite_run.reference_seconds``) as "0.11 s before and 0.12 s after",
+    or None when it was not measured."""
+    if "reference_seconds" not in measurement:
+        return None
+    before, after = measurement["reference_seconds"]
+    return f"{before:.2f} s before and {after:.2f} s after"

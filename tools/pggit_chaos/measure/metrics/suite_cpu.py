@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pggit_chaos.measure.metrics.markdown import table
+from pggit_chaos.measure.metrics.markdown import reference, table
 from pggit_chaos.measure.metrics.results import DATA_DIR
 
 FILE = "suite-cpu.json"
@@ -16,14 +16,6 @@ def load() -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _reference(m: dict) -> str:
-    """The reference task's CPU-seconds before and after (``suite_run.reference_seconds``), if it was measured."""
-    if "reference_seconds" not in m:
-        return ", reference task not measured"
-    before, after = m["reference_seconds"]
-    return f", reference task {before:.2f} s before and {after:.2f} s after"
-
-
 def _measurement(m: dict) -> list[str]:
     what = f"`make {m['tier']}`" + (f", only `{m['selection']}`" if m["selection"] else "")
     cores = m["machine"]["cores"]
@@ -31,9 +23,9 @@ def _measurement(m: dict) -> list[str]:
     lines = [
         f"{what} as {m['user']}, one test at a time ({m['tests']} tests, {verdict}; {m['seconds']:.0f} s), "
         f"PostgreSQL {m['pg_version']}, {cores} cores, {m['started'][:10]}, load average "
-        f"{m['load_before'][0]:.1f} at the start{_reference(m)}. The machine was busy for **{m['busy_cpu_seconds']:.0f} "
-        f"CPU-seconds**: {m['in_tests_cpu_seconds']:.0f} in the tests and {m['outside_tests_cpu_seconds']:.0f} "
-        "outside any test (start-up, collection, stopping the server).",
+        f"{m['load_before'][0]:.1f} at the start, reference task {reference(m) or 'not measured'}. "
+        f"The machine was busy for **{m['busy_cpu_seconds']:.0f} CPU-seconds**: {m['in_tests_cpu_seconds']:.0f} "
+        f"in the tests and {m['outside_tests_cpu_seconds']:.0f} outside any test (start-up, collection, stopping the server).",
         "",
     ]
     if m["cpu_budget_seconds"] and not m["selection"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from pggit_chaos.measure.metrics.markdown import table
+from pggit_chaos.measure.metrics.markdown import reference, table
 from pggit_chaos.measure.metrics.measured import run_days
 from pggit_chaos.measure.metrics.results import DATA_DIR
 
@@ -43,8 +43,7 @@ def _timing_rows(timing: dict) -> list[list]:
 
 def _references(timing: dict) -> list[str]:
     """How fast the machine was during each measurement: the reference task's CPU-seconds before and after."""
-    measured = [f"`make {m['tier']}` as {m['user']} {m['reference_seconds'][0]:.2f} s before and "
-                f"{m['reference_seconds'][1]:.2f} s after" for m in timing["measurements"] if "reference_seconds" in m]
+    measured = [f"`make {m['tier']}` as {m['user']} {reference(m)}" for m in timing["measurements"] if reference(m)]
     if not measured:
         return []
     return ["How fast the machine was: the CPU-seconds of a fixed task (a pure-Python loop and PBKDF2,",
