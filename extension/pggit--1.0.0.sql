@@ -1537,7 +1537,8 @@ $$;
 -- The tracked tables whose description changed through an object that a
 -- command changed: a type, domain, sequence, function or collation renamed
 -- or moved, an enum value renamed, a schema renamed, a table or column that
--- a foreign key or a column's row type names. Follows pg_depend from the
+-- a foreign key or a column's row type names, a sequence that moved with
+-- its owning table. Follows pg_depend from the
 -- object to what depends on it, through types (arrays, domains, row types)
 -- and composite types, to the columns, defaults, constraints and indexes of
 -- tables; partitions and inheritance children are left to the caller. Only
@@ -1565,8 +1566,10 @@ AS $$
          WHERE d.deptype IN ('n', 'a', 'i')
            AND (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)
                 OR w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                -- A composite type's columns, and a sequence that moved with
+                -- the table owning it (SET SCHEMA): defaults name it.
                 OR w.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.objid AND c.relkind = 'c'))
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.objid AND c.relkind IN ('c', 'S')))
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
                             WHERE i.inhrelid = d.objid AND i.inhparent = w.objid)
     )

@@ -22,7 +22,7 @@ from pggit_chaos.client import execute_each
 from pggit_chaos.profiles import share_of_examples
 from pggit_chaos.schema_ddl import ddl_sequences
 from pggit_chaos.schema_fragments import schema_fragments, unused_name
-from pggit_chaos.schema_objects import Column, ColumnType, Fragment, Schema, Sequence, Table, UserType
+from pggit_chaos.schema_objects import Column, ColumnType, Fragment, OwnedSequence, Schema, Sequence, Table, UserType
 from pggit_chaos.schema_types import BuiltinType, names
 
 from tests.chaos.test_backup_restore import dump_and_restore, live_tables_agree
@@ -69,6 +69,19 @@ def _sequence_fragment(sequence_schema: str = "other", sequence: str = "s", home
     return fragment
 
 
+def _lent_sequence_fragment() -> Fragment:
+    """Table "t" whose default draws from the sequence of table "lender"'s serial column; schema "other" empty."""
+    home = Schema("home")
+    fragment = Fragment(home, others=[Schema("other")])
+    integer = BuiltinType("numeric", "integer", "0", integral=True)
+    lender = Table(home, "lender", columns=[Column("id", ColumnType(integer), kind="serial")])
+    column = Column("c", ColumnType(integer), kind="sequence",
+                    default=OwnedSequence(home, "lender_id_seq", lender).nextval())
+    fragment.tables += [lender, Table(home, "t", columns=[column])]
+    fragment.names |= {"home", "other", "lender", "id", "t", "c"}
+    return fragment
+
+
 class FixedSteps:
     """Stands in for ``st.data()`` in an ``@example``: the statements of a confirmed defect's minimal case."""
 
@@ -85,6 +98,8 @@ class FixedSteps:
          ).via("the minimal case: an enum type renamed")
 @example(fragment=_sequence_fragment(), data=FixedSteps('ALTER SCHEMA "other" RENAME TO "renamed"')
          ).via("the minimal case: the schema of a sequence a default draws from, renamed")
+@example(fragment=_lent_sequence_fragment(), data=FixedSteps('ALTER TABLE "home"."lender" SET SCHEMA "other"')
+         ).via("the minimal case: a table moved, with the serial sequence another table's default draws from")
 @given(fragment=schema_fragments(), data=st.data())
 def test_ddl_on_anything_a_tracked_table_depends_on_keeps_every_recorded_structure_current(
         fresh_connection, fragment, data):

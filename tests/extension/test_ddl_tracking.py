@@ -352,6 +352,25 @@ SIDE_EFFECTS = {
          "CREATE TABLE old_name.other (id int)", "CREATE TABLE ref (id int REFERENCES old_name.et)"],
         "ALTER SCHEMA old_name RENAME TO new_name",
         {"new_name.et": ("2.0.0", "MAJOR"), "new_name.other": ("2.0.0", "MAJOR"), "ref": ("1.0.1", "PATCH")}),
+    # SET SCHEMA moves the table's serial and identity sequences too, and with
+    # them the defaults of other tables that draw from one: a detached
+    # partition's copy of its parent's default, or any table's own.
+    "set_schema_moves_a_serial_sequence_another_tables_default_draws_from": (
+        ["CREATE SCHEMA elsewhere", "CREATE TABLE lender (id serial)",
+         "CREATE TABLE et (id int DEFAULT nextval('lender_id_seq'))"],
+        "ALTER TABLE lender SET SCHEMA elsewhere",
+        {"elsewhere.lender": ("2.0.0", "MAJOR"), "et": ("1.0.1", "PATCH")}),
+    "set_schema_moves_an_identity_sequence_another_tables_default_draws_from": (
+        ["CREATE SCHEMA elsewhere", "CREATE TABLE lender (id int GENERATED ALWAYS AS IDENTITY)",
+         "CREATE TABLE et (id int DEFAULT nextval('lender_id_seq'))"],
+        "ALTER TABLE lender SET SCHEMA elsewhere",
+        {"elsewhere.lender": ("2.0.0", "MAJOR"), "et": ("1.0.1", "PATCH")}),
+    "set_schema_moves_the_sequence_a_detached_partitions_default_draws_from": (
+        ["CREATE SCHEMA elsewhere", "CREATE TABLE lender (k int, id serial) PARTITION BY RANGE (k)",
+         "CREATE TABLE et PARTITION OF lender FOR VALUES FROM (0) TO (10)",
+         "ALTER TABLE lender DETACH PARTITION et"],
+        "ALTER TABLE lender SET SCHEMA elsewhere",
+        {"elsewhere.lender": ("2.0.0", "MAJOR"), "et": ("1.0.2", "PATCH")}),  # the detach made it 1.0.1
     # A tracked table in another schema, which names nothing in it, is not recorded.
     "rename_schema_leaves_the_tables_of_other_schemas_alone": (
         ["CREATE SCHEMA old_name", "CREATE TABLE old_name.et (id int)", "CREATE TABLE bystander (id int)"],

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pggit_chaos.generators import pg_text
 from pggit_chaos.schema_fragments import fresh_name
-from pggit_chaos.schema_objects import Column, ColumnType, Constraint, Fragment, Index, Table
+from pggit_chaos.schema_objects import Column, ColumnType, Constraint, Fragment, Index, OwnedSequence, Table
 from pggit_chaos.schema_types import BuiltinType, builtin_types, fair, literal, quote
 
 __all__ = ["DdlSequence", "DdlStep", "TABLE_STEPS", "DEPENDENCY_STEPS", "ddl_sequences"]
@@ -77,6 +77,22 @@ def _referenced(fragment: Fragment) -> set[int]:
     return {id(p) for p in parts if isinstance(p, Column)}
 
 
+def _lends_sequence(fragment: Fragment, table: Table) -> bool:
+    """Whether a default draws from a sequence of ``table``'s serial or identity columns."""
+    return any(s.table is table for s in _lent_sequences(fragment))
+
+
+def _lent_sequences(fragment: Fragment) -> list[OwnedSequence]:
+    """The serial and identity sequences that defaults of other tables draw from, each once."""
+    lent = {}
+    for t in fragment.tables:
+        for c in t.columns:
+            for p in c.default or ():
+                if isinstance(getattr(p, "target", None), OwnedSequence):
+                    lent.setdefault((id(p.target.table), p.target.name), p.target)
+    return list(lent.values())
+
+
 def _in_tree(fragment: Fragment, table: Table) -> bool:
     return table.parent is not None or any(t.parent is table for t in fragment.tables)
 
@@ -85,10 +101,11 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
     tables = [t for t in f.tables if t.kind != "partition" or kind in ("rename table", "set schema", "comment")]
     if direct_only:
         # A column added to an inheritance parent goes after the child's own columns (a table created
-        # directly has the parent's first); renames leave the names of serial sequences and of
-        # partitions' indexes as they were.
+        # directly has the parent's first); renames leave the names of serial sequences (and of identity
+        # ones another table's default names) and of partitions' indexes as they were.
         tables = [t for t in tables if not (kind in ("rename table", "rename column", "set schema")
-                                            and (_in_tree(f, t) or any(c.kind == "serial" for c in t.columns))
+                                            and (_in_tree(f, t) or any(c.kind == "serial" for c in t.columns)
+                                                 or _lends_sequence(f, t))
                                             or kind == "add column" and any(c.parent is t and c.kind == "child"
                                                                             for c in f.tables))]
     if kind in ("detach partition", "detach and attach"):
@@ -230,9 +247,21 @@ def _dependency_step(draw, f: Fragment, kind: str, direct_only: bool = False) ->
         # (<partition>_<function>_idx) and keeps that name when the function is renamed.
         named = {id(part) for i in f.indexes if _in_tree(f, i.table) for key in i.keys for part in key}
         objects = [o for o in objects if id(o) not in named]
+    lent = _lent_sequences(f) if kind == "sequence set schema" and not direct_only else []
+    if lent and (not objects or draw(st.booleans())):
+        objects = lent  # as likely as all the fragment's own sequences together: rarer, and missed before
     if not objects:
         return None
     obj = draw(st.sampled_from(objects))
+    if isinstance(obj, OwnedSequence):
+        # A serial or identity sequence moves only with its table: ALTER TABLE ... SET SCHEMA moves both,
+        # and changes every default that draws from the sequence.
+        others = [s for s in f.schemas if s is not obj.table.schema]
+        if not others:
+            return None
+        name, obj.table.schema = obj.table.sql(), draw(st.sampled_from(others))
+        return DdlStep(kind, f"ALTER TABLE {name} SET SCHEMA {obj.table.schema.sql()}",
+                       (obj.table.schema.name, obj.table.name), SEVERITY["set schema"])
     noun = {"sequence": "SEQUENCE", "function": "FUNCTION", "collation": "COLLATION", "schema": "SCHEMA"}.get(
         what, "DOMAIN" if getattr(obj, "kind", "") == "domain" else "TYPE")
     name = obj.sql() + ("(bigint)" if noun == "FUNCTION" else "")

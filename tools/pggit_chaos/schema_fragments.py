@@ -6,7 +6,9 @@ tables: plain, unlogged, with no columns, made by ``CREATE TABLE AS``,
 partitioned (range, list or hash, with partitions, sometimes partitioned
 again), or an inheritance parent with a child. Tables get primary keys,
 unique, check, foreign-key and exclusion constraints, serial, identity,
-generated and collated columns, defaults that are expressions, and indexes
+generated and collated columns, defaults that are expressions or draw from
+a sequence (one the fragment creates, or a serial or identity column's),
+and indexes
 (multi-column, expression, partial, with ``INCLUDE``). Each type family
 (``FAMILIES``) is about equally likely; ``event()`` records the mix and
 ``target()`` pushes towards more tables and columns.
@@ -18,7 +20,8 @@ from hypothesis import event, target
 from hypothesis import strategies as st
 
 from pggit_chaos.schema_objects import (
-    Collation, Column, ColumnType, Constraint, Fragment, Function, Index, Schema, Sequence, Table, UserType,
+    Collation, Column, ColumnType, Constraint, Fragment, Function, Index, OwnedSequence, Schema, Sequence, Table,
+    UserType,
 )
 from pggit_chaos.schema_types import BUILTIN_FAMILIES, INTEGRAL_TYPES, _cut, builtin_types, fair, names, object_name
 
@@ -107,7 +110,8 @@ def _pick(draw: st.DrawFn, fragment: Fragment, objects: list, make):
     return made
 
 
-def _column(draw: st.DrawFn, fragment: Fragment, earlier: list[Column], families: tuple[str, ...]) -> Column:
+def _column(draw: st.DrawFn, fragment: Fragment, table: Table, families: tuple[str, ...]) -> Column:
+    earlier = table.columns
     kind = draw(fair(COLUMN_KINDS))
     event(f"column kind: {kind}")
     name = fresh_name(draw, fragment, "column")
@@ -116,7 +120,16 @@ def _column(draw: st.DrawFn, fragment: Fragment, earlier: list[Column], families
         if kind == "identity":
             column.identity = draw(st.sampled_from(["ALWAYS", "BY DEFAULT"]))
         elif kind == "sequence":
-            column.default = _pick(draw, fragment, fragment.sequences, Sequence).nextval()
+            lenders = [(t, c) for t in [*fragment.tables, table] for c in t.columns
+                       if c.kind in ("serial", "identity")]
+            if lenders and draw(st.booleans()):
+                # The sequence of an earlier serial or identity column, of this table or another: the lender's
+                # SET SCHEMA moves it, and changes this default and its copies in partitions and children.
+                table, lender = draw(st.sampled_from(lenders))
+                event("sequence default: a serial or identity column's sequence")
+                column.default = OwnedSequence(table.schema, _sequence_name(table, lender), table).nextval()
+            else:
+                column.default = _pick(draw, fragment, fragment.sequences, Sequence).nextval()
         elif kind == "generated":
             sources = [c for c in earlier if c.type.integral and c.kind != "generated"]
             column.default = ("(", draw(st.sampled_from(sources)), " * 2)") if sources else ("(1 + 1)",)
@@ -202,7 +215,7 @@ def _table(draw: st.DrawFn, fragment: Fragment, kind: str, max_columns: int, fam
     table = Table(fragment.home, fresh_name(draw, fragment, "table"), kind)
     if kind != "empty":
         for _ in range(draw(st.integers(1 if kind != "as" else 0, max_columns))):
-            column = _column(draw, fragment, table.columns, families)
+            column = _column(draw, fragment, table, families)
             if column.kind in ("serial", "identity") and _sequence_name(table, column) in {
                     _sequence_name(table, c) for c in table.columns if c.kind in ("serial", "identity")}:
                 # The same implicit sequence name, once both names are cut to fit: one CREATE TABLE cannot

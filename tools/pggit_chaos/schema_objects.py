@@ -18,8 +18,8 @@ from typing import Any
 from pggit_chaos.schema_types import BuiltinType, literal, quote
 
 __all__ = [
-    "Collation", "Column", "ColumnType", "Constraint", "Fragment", "Function", "Index", "Schema", "Sequence",
-    "Table", "UserType", "render",
+    "Collation", "Column", "ColumnType", "Constraint", "Fragment", "Function", "Index", "OwnedSequence", "Schema",
+    "Sequence", "Table", "UserType", "render",
 ]
 
 
@@ -64,6 +64,17 @@ class Sequence(_InSchema):
 
     def nextval(self) -> tuple[Any, ...]:
         return ("nextval(", _Literal(self), "::regclass)")
+
+
+@dataclass(eq=False)
+class OwnedSequence(Sequence):
+    """The sequence of a serial or identity column, which another table's default draws from: it keeps the
+    name PostgreSQL gave it and moves with its table (``SET SCHEMA``), which creates it."""
+
+    table: Any = None
+
+    def sql(self) -> str:
+        return f"{self.table.schema.sql()}.{quote(self.name)}"
 
 
 @dataclass(eq=False)
