@@ -16,6 +16,7 @@ Every value here is created for real by ``tests/toolkit/test_schema_objects.py``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from hypothesis import event
@@ -57,7 +58,11 @@ def fair(choices) -> st.SearchStrategy:
     every choice); a 32-bit number modulo the count spreads more evenly, and
     still shrinks towards the first choice.
     """
-    choices = tuple(choices)
+    return _fair(tuple(choices))
+
+
+@functools.lru_cache(maxsize=256)  # built once per set of choices: a new strategy is validated at every draw
+def _fair(choices: tuple) -> st.SearchStrategy:
     return st.integers(0, 2**32 - 1).map(lambda i: choices[i % len(choices)])
 
 
