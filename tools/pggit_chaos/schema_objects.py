@@ -71,7 +71,7 @@ class OwnedSequence(Sequence):
     """The sequence of a serial or identity column, which another table's default draws from: it keeps the
     name PostgreSQL gave it and moves with its table (``SET SCHEMA``), which creates it."""
 
-    table: Any = None
+    table: Any = field(default=None, repr=False)  # the table's own repr holds this one
 
     def sql(self) -> str:
         return f"{self.table.schema.sql()}.{quote(self.name)}"

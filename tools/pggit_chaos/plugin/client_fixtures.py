@@ -7,17 +7,56 @@ a fresh database with pggit installed, owned by one test.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
+import importlib.util
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import psycopg
 import pytest
 import pytest_asyncio
-from hypothesis import HealthCheck, settings
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from pggit_chaos import profiles  # noqa: F401 - registers and loads the Hypothesis profiles
+
+class _ProfilesAfterHypothesis(importlib.abc.MetaPathFinder):
+    """Loads ``pggit_chaos.profiles`` the moment Hypothesis is first imported, before anything can use it.
+
+    A test's ``@settings`` copies the profile loaded when its module is
+    imported, so the profiles must be in place by then; importing Hypothesis
+    up front for that cost every pytest process about 0.15 CPU-seconds,
+    most of them runs (the suite's inner ones) with no property in them.
+    """
+
+    def find_spec(self, name, path, target=None):
+        if name != "hypothesis":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        # The loader may be shared (pytest's assertion rewriter loads every module of a plugin's
+        # distribution, Hypothesis's submodules too): only the package itself is followed by the profiles.
+        loader, execute = spec.loader, spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            if module.__name__ != name:
+                return execute(module)
+            try:
+                execute(module)
+            finally:
+                loader.exec_module = execute
+            from pggit_chaos import profiles  # noqa: F401 - registers and loads the Hypothesis profiles
+
+        loader.exec_module = exec_module
+        return spec
+
+
+if "hypothesis" in sys.modules:
+    from pggit_chaos import profiles  # noqa: F401 - as above, Hypothesis being there already
+elif not any(isinstance(finder, _ProfilesAfterHypothesis) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _ProfilesAfterHypothesis())
 
 
 # The function_scoped_fixture health check stays on: an example gets a
@@ -46,6 +85,10 @@ SHARED_ACROSS_EXAMPLES = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if "hypothesis" not in sys.modules:  # no module collected uses it: no @given test to adjust
+        return
+    from hypothesis import HealthCheck, settings
+
     for item in items:
         if not any(item.nodeid.startswith(prefix) for prefix in SHARED_ACROSS_EXAMPLES):
             continue
