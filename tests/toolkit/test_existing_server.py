@@ -11,6 +11,8 @@ from pggit_chaos import paths
 from pggit_chaos import server
 
 REPO = paths.REPO
+# One worker starts the "existing" server once for all (the module fixture).
+pytestmark = pytest.mark.xdist_group("existing-server")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,9 @@ from pggit_chaos.measure.suite_run import RunResult
 from pggit_chaos.pages.parse import read_blocks
 from pggit_chaos.paths import EXTENSION_SQL, REPO
 
+# One worker installs the real and the hollow build once for all (the module fixture).
+pytestmark = pytest.mark.xdist_group("hollow-installs")
+
 DO_NOTHING = {"BEGIN RETURN NULL; END", "BEGIN RETURN; END", "BEGIN END", "SELECT NULL"}
 
 # What pg_proc says of each function, besides its body: everything a caller or a grant can see.

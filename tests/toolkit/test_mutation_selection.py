@@ -26,7 +26,8 @@ COMMIT_TEST = "tests/chaos/test_concurrent_commits.py::test_blocked_committer_bu
 # Its one call of pggit ends in an error, which the server does not count: the reach plugin reads the log.
 ERROR_TEST = "tests/chaos/test_property_based_core.py::test_increment_version_refuses_a_negative_part_naming_it"
 
-pytestmark = pytest.mark.needs_control
+# One worker makes the reach map once for all (the module fixture: an instrumented run, about 3.5 CPU-seconds).
+pytestmark = [pytest.mark.needs_control, pytest.mark.xdist_group("reach-map")]
 
 
 @pytest.fixture(scope="module")

@@ -189,6 +189,7 @@ def test_a_verifier_made_here_lets_in_its_password_and_no_other(pg_server, round
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
+@pytest.mark.xdist_group("shared-server")  # one worker starts shared_server once for both
 def test_roles_get_one_round_on_the_runs_server_and_postgresqls_4096_on_an_existing_one(shared_server):
     # A DSN that carries its password: roles an existing server's run makes log in with it.
     existing = server.ExistingServer(shared_server.dsn(password=shared_server.password))
@@ -242,6 +243,7 @@ def shared_server():
     cluster.destroy()
 
 
+@pytest.mark.xdist_group("shared-server")  # one worker starts shared_server once for both
 def test_two_runs_with_the_same_pid_keep_their_templates_and_sessions(shared_server):
     """In containers PIDs coincide: two jobs aimed at one server are two runs in one pid here."""
     first, second = server.ExistingServer(shared_server.dsn()), server.ExistingServer(shared_server.dsn())

@@ -13,6 +13,9 @@ import pytest
 
 from pggit_chaos import paths
 
+# One worker builds the wheel once for both tests (the module fixture; about 5 CPU-seconds).
+pytestmark = pytest.mark.xdist_group("built-wheel")
+
 # What a wheel is built from: the project file, the README it names, the package and pggit itself.
 SOURCES = ("pyproject.toml", "README.md", "tools", "extension")
 
