@@ -83,7 +83,7 @@ def _lends_sequence(fragment: Fragment, table: Table) -> bool:
 
 
 def _lent_sequences(fragment: Fragment) -> list[OwnedSequence]:
-    """The serial and identity sequences that defaults of other tables draw from, each once."""
+    """The serial and identity sequences that defaults draw from, each once."""
     lent = {}
     for t in fragment.tables:
         for c in t.columns:

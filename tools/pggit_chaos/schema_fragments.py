@@ -8,8 +8,7 @@ again), or an inheritance parent with a child. Tables get primary keys,
 unique, check, foreign-key and exclusion constraints, serial, identity,
 generated and collated columns, defaults that are expressions or draw from
 a sequence (one the fragment creates, or a serial or identity column's),
-and indexes
-(multi-column, expression, partial, with ``INCLUDE``). Each type family
+and indexes (multi-column, expression, partial, with ``INCLUDE``). Each type family
 (``FAMILIES``) is about equally likely; ``event()`` records the mix and
 ``target()`` pushes towards more tables and columns.
 """
@@ -125,9 +124,9 @@ def _column(draw: st.DrawFn, fragment: Fragment, table: Table, families: tuple[s
             if lenders and draw(st.booleans()):
                 # The sequence of an earlier serial or identity column, of this table or another: the lender's
                 # SET SCHEMA moves it, and changes this default and its copies in partitions and children.
-                table, lender = draw(st.sampled_from(lenders))
+                owner, lender = draw(st.sampled_from(lenders))
                 event("sequence default: a serial or identity column's sequence")
-                column.default = OwnedSequence(table.schema, _sequence_name(table, lender), table).nextval()
+                column.default = OwnedSequence(owner.schema, _sequence_name(owner, lender), owner).nextval()
             else:
                 column.default = _pick(draw, fragment, fragment.sequences, Sequence).nextval()
         elif kind == "generated":

@@ -68,8 +68,8 @@ class Sequence(_InSchema):
 
 @dataclass(eq=False)
 class OwnedSequence(Sequence):
-    """The sequence of a serial or identity column, which another table's default draws from: it keeps the
-    name PostgreSQL gave it and moves with its table (``SET SCHEMA``), which creates it."""
+    """The sequence of a serial or identity column, which a default draws from: it keeps the name PostgreSQL
+    gave it and moves with its table (``SET SCHEMA``), which creates it."""
 
     table: Any = field(default=None, repr=False)  # the table's own repr holds this one
 
