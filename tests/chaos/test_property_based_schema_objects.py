@@ -69,17 +69,16 @@ def _sequence_fragment(sequence_schema: str = "other", sequence: str = "s", home
     return fragment
 
 
-def _lent_sequence_fragment() -> Fragment:
-    """Table "t" whose default draws from the sequence of table "lender"'s serial column; schema "other" empty."""
+def _lent_sequence_fragment(kind: str = "serial") -> Fragment:
+    """Table "t" whose default draws from the sequence (lender_id_seq) of table "lender"'s ``kind`` column
+    (serial or identity); schema "other" is empty."""
     home = Schema("home")
-    fragment = Fragment(home, others=[Schema("other")])
     integer = BuiltinType("numeric", "integer", "0", integral=True)
-    lender = Table(home, "lender", columns=[Column("id", ColumnType(integer), kind="serial")])
+    lender = Table(home, "lender", columns=[Column("id", ColumnType(integer), kind=kind)])
     column = Column("c", ColumnType(integer), kind="sequence",
                     default=OwnedSequence(home, "lender_id_seq", lender).nextval())
-    fragment.tables += [lender, Table(home, "t", columns=[column])]
-    fragment.names |= {"home", "other", "lender", "id", "t", "c"}
-    return fragment
+    return Fragment(home, others=[Schema("other")], tables=[lender, Table(home, "t", columns=[column])],
+                    names={"home", "other", "lender", "id", "t", "c"})
 
 
 class FixedSteps:

@@ -18,12 +18,14 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis.errors import HypothesisWarning, NoSuchExample
 from hypothesis import strategies as st
 from pggit_chaos.client import execute_each
-from pggit_chaos.schema_ddl import ddl_sequences
+from pggit_chaos.schema_ddl import _lent_sequences, ddl_sequences
 from pggit_chaos.schema_fragments import FAMILIES, column_types, schema_fragments
-from pggit_chaos.schema_objects import (Column, ColumnType, Constraint, Fragment, Function, Index, OwnedSequence,
-                                        Schema, Table, UserType)
+from pggit_chaos.schema_objects import (Column, ColumnType, Constraint, Fragment, Function, Index, Schema, Table,
+                                        UserType)
 from pggit_chaos.schema_types import NAME_FAMILIES, BuiltinType, builtin_types, names, object_name, quote
 from pggit_chaos.schema_types import NAME_KINDS as KINDS
+
+from tests.chaos.test_property_based_schema_objects import _lent_sequence_fragment
 
 # Every kind of object and feature schema_fragments() makes (kinds_of()).
 EVERY_KIND = sorted({
@@ -54,8 +56,7 @@ def kinds_of(fragment: Fragment) -> set[str]:
     found |= {"collated column" for t in fragment.tables for c in t.columns if c.collation is not None}
     found |= {"default expression" for t in fragment.tables for c in t.columns
               if c.kind == "plain" and c.default is not None}
-    found |= {"default from a serial or identity sequence" for t in fragment.tables for c in t.columns
-              if c.default and any(isinstance(getattr(p, "target", None), OwnedSequence) for p in c.default)}
+    found |= {"default from a serial or identity sequence" for _ in _lent_sequences(fragment)}
     found |= {"user type in another schema" for t in fragment.types if t.schema is not fragment.home}
     found |= {"index: include" for i in fragment.indexes if i.include}
     found |= {"index: partial" for i in fragment.indexes if i.where is not None}
@@ -310,24 +311,15 @@ def test_a_function_a_partitioned_index_calls_is_renamed_only_when_direct_creati
                                       "WHERE indrelid = 'home.p1'::regclass").fetchone()[0] == "home.p1_f_idx"
 
 
-def _identity_lender() -> Fragment:
-    """Table "t" whose default draws from the sequence of table "l"'s identity column; schema "other" empty."""
-    home = Schema("home")
-    lender = Table(home, "l", columns=[Column("id", ColumnType(INTEGER), kind="identity")])
-    borrower = Column("c", ColumnType(INTEGER), kind="sequence", default=OwnedSequence(home, "l_id_seq", lender).nextval())
-    return Fragment(home, others=[Schema("other")], tables=[lender, Table(home, "t", columns=[borrower])],
-                    names={"home", "other", "l", "id", "t", "c"})
-
-
 @pytest.mark.parametrize("direct_only", [False, True], ids=["any step", "direct only"])
 def test_a_table_whose_sequence_another_default_draws_from_is_moved_and_never_renamed_for_direct_creation(
         plain_conn, direct_only):
     """Moving the lender moves its identity sequence, and the model's default follows it; renaming the lender
     leaves the sequence's name, which a table created directly would not have, so the steps of the
     alters-versus-direct property never rename it (nor move it, as for serial columns)."""
-    fragment = _identity_lender()
+    fragment = _lent_sequence_fragment("identity")
     touches_lender = lambda s: s.steps and (  # noqa: E731
-        s.steps[0].table == ("home", "l") or s.steps[0].sql.startswith('ALTER TABLE "home"."l"'))
+        s.steps[0].table == ("home", "lender") or s.steps[0].sql.startswith('ALTER TABLE "home"."lender"'))
     with plain_conn.transaction(force_rollback=True):
         execute_each(plain_conn, fragment.create_sql())
         if direct_only:
@@ -339,12 +331,12 @@ def test_a_table_whose_sequence_another_default_draws_from_is_moved_and_never_re
         else:  # the positive control: the move is drawn, as a step on the sequence, and the model follows it
             moved = find(ddl_sequences(fragment, max_steps=1),
                          lambda s: s.steps and s.steps[0].kind == "sequence set schema", settings=SEARCH)
-            assert moved.steps[0].sql == 'ALTER TABLE "home"."l" SET SCHEMA "other"'
+            assert moved.steps[0].sql == 'ALTER TABLE "home"."lender" SET SCHEMA "other"'
             execute_each(plain_conn, [moved.steps[0].sql])
             default = plain_conn.execute("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef "
                                          "WHERE adrelid = 'home.t'::regclass").fetchone()[0]
-            assert default == "nextval('other.l_id_seq'::regclass)"
-            assert moved.result.create_sql()[-1].endswith("""DEFAULT nextval('"other"."l_id_seq"'::regclass))""")
+            assert default == "nextval('other.lender_id_seq'::regclass)"
+            assert moved.result.create_sql()[-1].endswith("""DEFAULT nextval('"other"."lender_id_seq"'::regclass))""")
 
 
 def _partition_copies(conn: psycopg.Connection) -> list[str]:

@@ -77,11 +77,6 @@ def _referenced(fragment: Fragment) -> set[int]:
     return {id(p) for p in parts if isinstance(p, Column)}
 
 
-def _lends_sequence(fragment: Fragment, table: Table) -> bool:
-    """Whether a default draws from a sequence of ``table``'s serial or identity columns."""
-    return any(s.table is table for s in _lent_sequences(fragment))
-
-
 def _lent_sequences(fragment: Fragment) -> list[OwnedSequence]:
     """The serial and identity sequences that defaults draw from, each once."""
     lent = {}
@@ -103,9 +98,10 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
         # A column added to an inheritance parent goes after the child's own columns (a table created
         # directly has the parent's first); renames leave the names of serial sequences (and of identity
         # ones another table's default names) and of partitions' indexes as they were.
+        lenders = {id(s.table) for s in _lent_sequences(f)}
         tables = [t for t in tables if not (kind in ("rename table", "rename column", "set schema")
                                             and (_in_tree(f, t) or any(c.kind == "serial" for c in t.columns)
-                                                 or _lends_sequence(f, t))
+                                                 or id(t) in lenders)
                                             or kind == "add column" and any(c.parent is t and c.kind == "child"
                                                                             for c in f.tables))]
     if kind in ("detach partition", "detach and attach"):
