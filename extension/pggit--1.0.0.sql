@@ -247,13 +247,17 @@ $$;
 -- SET ROLE made by the caller; without one, the session user is the caller.
 CREATE FUNCTION pggit._invoking_user()
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN current_setting('role') = 'none'
-                THEN session_user::text
-                ELSE current_setting('role')
-           END;
+BEGIN
+    RETURN (
+        SELECT CASE WHEN current_setting('role') = 'none'
+                    THEN session_user::text
+                    ELSE current_setting('role')
+               END
+    );
+END;
 $$;
 
 -- Raises insufficient_privilege unless the record writer asking was called
@@ -544,20 +548,25 @@ $$;
 -- are ordered by attnum.
 CREATE FUNCTION pggit._column_position(p_rel oid, p_attname name)
 RETURNS integer[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
-               WHEN a.attinhcount > 0 AND NOT c.relispartition THEN
-                   (SELECT pg_catalog.min(ARRAY[0, i.inhseqno] || pggit._column_position(i.inhparent, p_attname))
-                      FROM pg_catalog.pg_inherits i
-                      JOIN pg_catalog.pg_attribute pa
-                        ON pa.attrelid = i.inhparent AND pa.attname = p_attname AND NOT pa.attisdropped
-                     WHERE i.inhrelid = p_rel)
-               ELSE ARRAY[1, a.attnum::integer]
-           END
-      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-     WHERE a.attrelid = p_rel AND a.attname = p_attname AND a.attnum > 0 AND NOT a.attisdropped;
+BEGIN
+    RETURN (
+        SELECT CASE
+                   WHEN a.attinhcount > 0 AND NOT c.relispartition THEN
+                       (SELECT pg_catalog.min(ARRAY[0, i.inhseqno] || pggit._column_position(i.inhparent, p_attname))
+                          FROM pg_catalog.pg_inherits i
+                          JOIN pg_catalog.pg_attribute pa
+                            ON pa.attrelid = i.inhparent AND pa.attname = p_attname AND NOT pa.attisdropped
+                         WHERE i.inhrelid = p_rel)
+                   ELSE ARRAY[1, a.attnum::integer]
+               END
+          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+         WHERE a.attrelid = p_rel AND a.attname = p_attname AND a.attnum > 0 AND NOT a.attisdropped
+         LIMIT 1
+    );
+END;
 $$;
 
 -- The columns of a table in order (see _column_position): name, type text
@@ -767,10 +776,14 @@ $$;
 -- encoding does not matter.
 CREATE FUNCTION pggit._schema_hash(p_rel oid)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT encode(sha256(convert_to(pggit._table_definition(p_rel), 'UTF8')), 'hex');
+BEGIN
+    RETURN (
+        SELECT encode(sha256(convert_to(pggit._table_definition(p_rel), 'UTF8')), 'hex')
+    );
+END;
 $$;
 
 -- Public entry point: the table name is resolved like PostgreSQL does
@@ -1292,24 +1305,28 @@ $$;
 -- pggit, pg_catalog, information_schema and the temporary/toast schemas.
 CREATE FUNCTION pggit._is_trackable(p_rel oid)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((
-        SELECT c.relkind IN ('r', 'p')
-           AND c.relpersistence <> 't'
-           AND n.nspname NOT IN ('pggit', 'information_schema')
-           -- Users cannot create schemas named pg_*: this covers pg_catalog,
-           -- pg_toast and every pg_temp_N / pg_toast_temp_N.
-           AND n.nspname !~ '^pg_'
-          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = p_rel
-         -- LIMIT 1: under REPEATABLE READ, DDL that waited for another
-         -- session's DDL of the same table sees two versions of its pg_class
-         -- row in a sequential scan (the one its snapshot knows and its own
-         -- update). Which one does not matter: the objects row lock that
-         -- follows raises 40001 for such a stale snapshot.
-         LIMIT 1), false);
+BEGIN
+    RETURN (
+        SELECT coalesce((
+            SELECT c.relkind IN ('r', 'p')
+               AND c.relpersistence <> 't'
+               AND n.nspname NOT IN ('pggit', 'information_schema')
+               -- Users cannot create schemas named pg_*: this covers pg_catalog,
+               -- pg_toast and every pg_temp_N / pg_toast_temp_N.
+               AND n.nspname !~ '^pg_'
+              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = p_rel
+             -- LIMIT 1: under REPEATABLE READ, DDL that waited for another
+             -- session's DDL of the same table sees two versions of its pg_class
+             -- row in a sequential scan (the one its snapshot knows and its own
+             -- update). Which one does not matter: the objects row lock that
+             -- follows raises 40001 for such a stale snapshot.
+             LIMIT 1), false)
+    );
+END;
 $$;
 
 -- Records one change of one table: CREATE at 1.0.0 for a table this command
@@ -1524,14 +1541,18 @@ $$;
 -- not enough, so a session that merely sets them is tracked as always.
 CREATE FUNCTION pggit._restoring_dump()
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(pg_catalog.current_setting('pggit.installed_in_this_session', true) = 'on', false)
-       AND pg_catalog.current_setting('check_function_bodies') = 'off'
-       AND pg_catalog.current_setting('client_min_messages') = 'warning'
-       AND coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
-                      WHERE r.rolname = pggit._invoking_user()), false);
+BEGIN
+    RETURN (
+        SELECT coalesce(pg_catalog.current_setting('pggit.installed_in_this_session', true) = 'on', false)
+           AND pg_catalog.current_setting('check_function_bodies') = 'off'
+           AND pg_catalog.current_setting('client_min_messages') = 'warning'
+           AND coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                          WHERE r.rolname = pggit._invoking_user()), false)
+    );
+END;
 $$;
 
 -- The tracked tables whose description changed through an object that a
@@ -1547,53 +1568,61 @@ $$;
 -- object too (a default's sequence, a check's function, a key's table).
 CREATE FUNCTION pggit._dependent_tables(p_classid oid, p_objid oid)
 RETURNS oid[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE changed(classid, objid) AS (
-        SELECT p_classid, p_objid
-        UNION ALL
-        SELECT d.classid, d.objid
-          FROM pg_catalog.pg_depend d
-         WHERE p_classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-           AND d.refclassid = p_classid AND d.refobjid = p_objid AND d.deptype = 'n'
-    ), walk(classid, objid) AS (
-        SELECT classid, objid FROM changed
-        UNION
-        SELECT d.classid, d.objid
+BEGIN
+    RETURN (
+        WITH RECURSIVE changed(classid, objid) AS (
+            SELECT p_classid, p_objid
+            UNION ALL
+            SELECT d.classid, d.objid
+              FROM pg_catalog.pg_depend d
+             WHERE p_classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+               AND d.refclassid = p_classid AND d.refobjid = p_objid AND d.deptype = 'n'
+        ), walk(classid, objid) AS (
+            SELECT classid, objid FROM changed
+            UNION
+            SELECT d.classid, d.objid
+              FROM walk w
+             -- OFFSET 0 keeps this a lookup per object in pg_depend's index: joined
+             -- instead, the planner hashes all of pg_depend at every step.
+             CROSS JOIN LATERAL (SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+                                  WHERE d.refclassid = w.classid AND d.refobjid = w.objid
+                                    AND d.deptype IN ('n', 'a', 'i')
+                                 OFFSET 0) d
+             WHERE (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)
+                    OR w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                    -- A composite type's columns, and a sequence that moved with
+                    -- the table owning it (SET SCHEMA): defaults name it.
+                    OR w.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.objid AND c.relkind IN ('c', 'S')))
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                                WHERE i.inhrelid = d.objid AND i.inhparent = w.objid)
+        )
+        SELECT coalesce(pg_catalog.array_agg(DISTINCT t.relid), '{}')
           FROM walk w
-          JOIN pg_catalog.pg_depend d ON d.refclassid = w.classid AND d.refobjid = w.objid
-         WHERE d.deptype IN ('n', 'a', 'i')
-           AND (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)
-                OR w.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                -- A composite type's columns, and a sequence that moved with
-                -- the table owning it (SET SCHEMA): defaults name it.
-                OR w.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.objid AND c.relkind IN ('c', 'S')))
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                            WHERE i.inhrelid = d.objid AND i.inhparent = w.objid)
-    )
-    SELECT coalesce(pg_catalog.array_agg(DISTINCT t.relid), '{}')
-      FROM walk w
-     CROSS JOIN LATERAL (SELECT CASE w.classid
-              WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
-                  coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = w.objid LIMIT 1),
-                           w.objid)
-              -- LIMIT 1: under REPEATABLE READ, DDL that waited for another
-              -- session's DDL of the same row sees two versions of it (see
-              -- _is_trackable); both name the same table, and recording it
-              -- raises 40001 for the stale snapshot.
-              WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
-                  (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = w.objid LIMIT 1)
-              WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
-                  (SELECT con.conrelid FROM pg_catalog.pg_constraint con WHERE con.oid = w.objid LIMIT 1)
-              END AS relid) t
-     WHERE t.relid IS NOT NULL
-       AND NOT (t.relid = p_objid AND p_classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
-       AND pggit._is_trackable(t.relid)
-       AND EXISTS (SELECT 1 FROM pggit.objects o
-                    WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = t.relid
-                      AND o.content_hash IS DISTINCT FROM pggit._schema_hash(t.relid));
+         CROSS JOIN LATERAL (SELECT CASE w.classid
+                  WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+                      coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = w.objid LIMIT 1),
+                               w.objid)
+                  -- LIMIT 1: under REPEATABLE READ, DDL that waited for another
+                  -- session's DDL of the same row sees two versions of it (see
+                  -- _is_trackable); both name the same table, and recording it
+                  -- raises 40001 for the stale snapshot.
+                  WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+                      (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = w.objid LIMIT 1)
+                  WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+                      (SELECT con.conrelid FROM pg_catalog.pg_constraint con WHERE con.oid = w.objid LIMIT 1)
+                  END AS relid) t
+         WHERE t.relid IS NOT NULL
+           AND NOT (t.relid = p_objid AND p_classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
+           AND pggit._is_trackable(t.relid)
+           AND EXISTS (SELECT 1 FROM pggit.objects o
+                        WHERE o.is_active AND o.object_type = 'TABLE' AND o.table_oid = t.relid
+                          AND o.content_hash IS DISTINCT FROM pggit._schema_hash(t.relid))
+    );
+END;
 $$;
 
 -- ddl_command_end: collects the tables a command touched (the table itself,
@@ -1728,6 +1757,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- _require_caller recognises this function by how PL/pgSQL prints it.
 SET quote_all_identifiers = off
+-- Every query below (nested functions too) looks up catalogs by key: a generic plan is as good as a
+-- custom one, and is made once per session where custom plans are made again at each statement.
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     -- Run with EXECUTE, ending in a line comment: see _require_caller.
@@ -1820,6 +1852,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- _require_caller recognises this function by how PL/pgSQL prints it.
 SET quote_all_identifiers = off
+-- Every query below (nested functions too) looks up catalogs by key: a generic plan is as good as a
+-- custom one, and is made once per session where custom plans are made again at each statement.
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     -- Run with EXECUTE, ending in a line comment: see _require_caller.

@@ -184,8 +184,8 @@ MUTANTS: list[Mutant] = [
     _m(
         "hash_of_truncated_definition", "schema-hash",
         "the schema hash covers only the first 300 characters of the description: changes to later columns of a wide table go unnoticed",
-        "    SELECT encode(sha256(convert_to(pggit._table_definition(p_rel), 'UTF8')), 'hex');",
-        "    SELECT encode(sha256(convert_to(left(pggit._table_definition(p_rel), 300), 'UTF8')), 'hex');",
+        "        SELECT encode(sha256(convert_to(pggit._table_definition(p_rel), 'UTF8')), 'hex')",
+        "        SELECT encode(sha256(convert_to(left(pggit._table_definition(p_rel), 300), 'UTF8')), 'hex')",
     ),
     # ---- ddl-tracking ----------------------------------------------------------
     _m(
@@ -215,8 +215,8 @@ MUTANTS: list[Mutant] = [
     _m(
         "partitioned_tables_untracked", "ddl-tracking",
         "partitioned tables are not tracked (only ordinary tables are)",
-        "        SELECT c.relkind IN ('r', 'p')\n           AND c.relpersistence <> 't'",
-        "        SELECT c.relkind = 'r'\n           AND c.relpersistence <> 't'",
+        "            SELECT c.relkind IN ('r', 'p')\n               AND c.relpersistence <> 't'",
+        "            SELECT c.relkind = 'r'\n               AND c.relpersistence <> 't'",
     ),
     _m(
         "index_on_partitioned_table_skips_partitions", "ddl-tracking",
@@ -526,16 +526,16 @@ MUTANTS: list[Mutant] = [
     _m(
         "restore_recognised_for_any_role", "backup",
         "any role that sets the settings of a dump script passes for a restore, and its DDL goes untracked",
-        "       AND coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r\n"
-        "                      WHERE r.rolname = pggit._invoking_user()), false);",
-        ";",
+        "\n           AND coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r\n"
+        "                          WHERE r.rolname = pggit._invoking_user()), false)",
+        "",
     ),
     _m(
         "restore_recognised_by_settings_alone", "backup",
         "a superuser session that merely sets what a dump script sets passes for a restore, and its DDL goes untracked",
-        "    SELECT coalesce(pg_catalog.current_setting('pggit.installed_in_this_session', true) = 'on', false)\n"
-        "       AND pg_catalog.current_setting('check_function_bodies') = 'off'",
-        "    SELECT pg_catalog.current_setting('check_function_bodies') = 'off'",
+        "        SELECT coalesce(pg_catalog.current_setting('pggit.installed_in_this_session', true) = 'on', false)\n"
+        "           AND pg_catalog.current_setting('check_function_bodies') = 'off'",
+        "        SELECT pg_catalog.current_setting('check_function_bodies') = 'off'",
     ),
     _m(
         "data_branch_shares_source_sequences", "branches",
@@ -605,8 +605,8 @@ MUTANTS: list[Mutant] = [
         "trackable_check_sees_two_catalog_rows", "ddl-tracking",
         "_is_trackable reads pg_class with a scalar subquery: DDL under REPEATABLE READ that waited for another "
         "session's DDL of the table sees two versions of its row and fails with 21000 instead of 40001",
-        "         LIMIT 1), false);\n",
-        "         ), false);\n",
+        "             LIMIT 1), false)\n",
+        "             ), false)\n",
     ),
     _m(
         "schema_hash_names_the_schema_of_shadowed_objects", "schema-hash",
@@ -647,8 +647,8 @@ MUTANTS: list[Mutant] = [
         "renamed_schema_members_not_followed", "drift",
         "renaming a schema changes how the defaults, checks and keys of tracked tables in other schemas name its "
         "sequences, functions and tables, unrecorded: detect_drift reports those tables",
-        "           AND (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)\n",
-        "           AND (w.classid = p_classid AND w.objid = p_objid\n",
+        "             WHERE (EXISTS (SELECT 1 FROM changed c WHERE c.classid = w.classid AND c.objid = w.objid)\n",
+        "             WHERE (w.classid = p_classid AND w.objid = p_objid\n",
     ),
     _m(
         "tables_naming_a_child_not_followed", "drift",
