@@ -27,7 +27,7 @@ WORKFLOWS = REPO / ".github" / "workflows"
 MAKEFILE = REPO / "Makefile"
 MAKE_PYTEST_TARGETS = ("test", "smoke", "full", "weekly", "site")
 # pytest options that take a value (the others are flags).
-VALUE_OPTIONS = {"-m", "-p", "-n", "--dist", "--junitxml", "--pg-version", "--soak-minutes", "--crash-cycles",
+VALUE_OPTIONS = {"-m", "-o", "-p", "-n", "--dist", "--junitxml", "--pg-version", "--soak-minutes", "--crash-cycles",
                  "--soak-history", "--hypothesis-profile", "--hypothesis-seed", "-c", "--rootdir"}
 
 
@@ -79,6 +79,20 @@ def make_markers() -> dict[str, str]:
             found = re.search(r'-m "([^"]+)"', line)
             targets.setdefault(current, found.group(1) if found else "")
     return targets
+
+
+def make_default_paths() -> dict[str, tuple[str, ...]]:
+    """The paths each make target's pytest collects when PYTEST_ARGS names none (empty: every test path)."""
+    text = MAKEFILE.read_text()
+    chaos_paths = tuple(re.search(r"^CHAOS_PATHS := (.+)$", text, re.M).group(1).split())
+    paths, current = {}, None
+    for line in text.splitlines():
+        if match := re.match(r"^([a-z]+):", line):
+            current = match.group(1)
+        elif current and line.startswith("\t") and "pytest" in line and current not in paths:
+            words = line.split()
+            paths[current] = chaos_paths if "$(CHAOS_ONLY)" in words else tuple(w for w in words if w == "docs")
+    return paths
 
 
 def progression_outputs(args: list[str]) -> dict[str, str]:
@@ -171,8 +185,7 @@ def test_command(command: str, env: dict[str, str]) -> tuple[str, tuple[str, ...
         targets = make_markers()
         args = next((shlex.split(_shell_env(w.split("=", 1)[1], env)) for w in words if w.startswith("PYTEST_ARGS=")), [])
         markers, paths = _pytest_args(args)
-        default_paths = ("docs",) if words[1] == "site" else ()
-        return (targets[words[1]] if markers is None else markers), (paths or default_paths)
+        return (targets[words[1]] if markers is None else markers), (paths or make_default_paths()[words[1]])
     if words[0].endswith("/pytest") or words[0] == "pytest":
         markers, paths = _pytest_args([_shell_env(w, env) for w in words[1:]])
         return markers or "", paths

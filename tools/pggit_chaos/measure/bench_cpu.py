@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pggit-bench-cpu-"))
     record = workdir / "cpu.json"
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    argv = suite_run.make_command(suite_run.MAKE_TIERS[args.tier], "1", args.test_timeout,
+    argv = suite_run.make_command(args.tier, "1", args.test_timeout,
                                   ["-p", "no:cacheprovider", "-p", cpu_recorder.__name__, *args.select])
     load_before = [round(x, 2) for x in os.getloadavg()]
     reference_before = suite_run.reference_seconds()

@@ -58,7 +58,7 @@ PROFILES = {"smoke": "smoke", "test": "gate", "full": "gate"}
 
 def run_once(tier: str, workers: str, selection: list[str], workdir: Path, label: str, test_timeout: int) -> dict:
     """One run of the tier: wall time, exit status, counts, and the load average around it."""
-    argv = make_command(MAKE_TIERS[tier], workers, test_timeout, ["-p", "no:cacheprovider", *selection])
+    argv = make_command(tier, workers, test_timeout, ["-p", "no:cacheprovider", *selection])
     load_before = [round(x, 2) for x in os.getloadavg()]
     run = run_pytest(argv, workdir, label, run_timeout=3600, env_extra={"HYPOTHESIS_PROFILE": PROFILES[tier]},
                      write_bytecode=True)

@@ -35,7 +35,6 @@ from pggit_chaos.measure.options import non_negative_int, positive_int, workers_
 from pggit_chaos.measure.suite_run import (
     CHAOS_PATHS,
     COMMITTED_METRICS_DIR,
-    MAKE_TIERS,
     METRICS_DIR,
     TIERS,
     chaos_command,
@@ -62,7 +61,7 @@ def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test
     load_before = [round(x, 2) for x in os.getloadavg()]
     extra = [f"--hypothesis-seed={seed}", "-p", "no:cacheprovider"]
     if tier == "test":
-        argv = make_command(MAKE_TIERS[tier], workers, test_timeout, [*extra, f"--pggit-sql={mutants.EXTENSION_SQL}"])
+        argv = make_command(tier, workers, test_timeout, [*extra, f"--pggit-sql={mutants.EXTENSION_SQL}"])
     else:
         argv = chaos_command(mutants.EXTENSION_SQL, CHAOS_PATHS, TIERS[tier], test_timeout,
                              [f"--hypothesis-seed={seed}", "-n", workers, "--dist", "loadgroup"])

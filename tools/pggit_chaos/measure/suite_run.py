@@ -44,7 +44,8 @@ TIERS = {
 # The Makefile's tiers as make runs them, over every test path (not only the chaos suite's): what the
 # wall-time benchmark and the stability runs of the whole suite measure.
 MAKE_TIERS = {"test": "not soak", **TIERS}
-# The chaos suite: its own folder, the examples and the guides' chaos tests.
+# The chaos suite: its own folder, the examples and the guides' chaos tests. No chaos test lives elsewhere
+# (tests/ci/test_tiers.py), so the chaos tiers collect only these (the Makefile's CHAOS_PATHS).
 CHAOS_PATHS = ["tests/chaos", "examples", "docs"]
 # The contract tests: reported beside the chaos suite's score, never part of it.
 CONTRACT_PATHS = ["tests/extension"]
@@ -91,11 +92,16 @@ def chaos_command(sql: Path, paths: list[str], markexpr: str, test_timeout: int,
     ]
 
 
-def make_command(markexpr: str, workers: str, test_timeout: int, extra: list[str] = ()) -> list[str]:
-    """The pytest command line of one recorded run of a tier as ``make`` runs it: every test path, pytest-xdist."""
+def make_command(tier: str, workers: str, test_timeout: int, extra: list[str] = ()) -> list[str]:
+    """The pytest command line of one recorded run of ``tier`` as ``make`` runs it, with pytest-xdist.
+
+    ``make test`` collects every test path; the chaos tiers only the chaos
+    suite's (the Makefile's ``-o testpaths``), unless ``extra`` names paths.
+    """
+    testpaths = ["-o", f"testpaths={' '.join(CHAOS_PATHS)}"] if tier in TIERS else []
     return [
-        sys.executable, "-m", "pytest", f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"),
-        "-n", workers, "--dist", "loadgroup", "-m", markexpr, "-q", "-p", recorder.__name__,
+        sys.executable, "-m", "pytest", f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"), *testpaths,
+        "-n", workers, "--dist", "loadgroup", "-m", MAKE_TIERS[tier], "-q", "-p", recorder.__name__,
         f"--timeout={test_timeout}", *extra,
     ]
 
