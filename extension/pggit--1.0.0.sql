@@ -22,6 +22,10 @@
 --   * A literal with a backslash is always an E'' string: a plpgsql body is
 --     parsed with the settings of the session that first calls it, and a
 --     plain '\.' reads as '.' when standard_conforming_strings is off.
+--   * The helpers the DDL event triggers call for every statement
+--     (_is_trackable, _dependent_tables, _schema_hash, ...) are PL/pgSQL
+--     even where one query would do: a session keeps a PL/pgSQL plan, while
+--     an SQL function with a SET clause is planned again at every call.
 
 
 ------------------------------------------------------------------------------
