@@ -317,11 +317,15 @@ def describe_cost(bench: dict | None, plot: str | None) -> list[str]:
 def shrinking(m: Measured) -> list[str]:
     """Examples per property test, and how Hypothesis shrank the inputs that killed mutants."""
     full = m.full
+    # The run's own limit, as Hypothesis reported it: the profile's count may have changed since.
+    limits = Counter(reason.split("max_examples=")[1] for h in full["baseline"]["hypothesis"].values()
+                     if "max_examples=" in (reason := h["stopped_because"] or ""))
+    limit = f"; its profile allowed {limits.most_common(1)[0][0]} unless a test said otherwise" if limits else ""
     lines = [
         "## Shrinking",
         "",
         "Examples Hypothesis ran per property test in the full tier's baseline run",
-        f"(seed {full['hypothesis_seed']}; the `dev` profile allows 25 unless a test says otherwise):",
+        f"(seed {full['hypothesis_seed']}{limit}):",
         "",
     ]
     rows = [[f"`{short_test(n)}`", h["passing"], h["invalid"], f"{h['seconds']:.2f}", h["stopped_because"] or ""]
