@@ -41,8 +41,8 @@ TIERS = {
     "smoke": "chaos and not slow and not destructive and not soak",
     "full": "chaos and not soak",
 }
-# The Makefile's tiers as make runs them, over every test path (not only the chaos suite's): what the
-# wall-time benchmark and the stability runs of the whole suite measure.
+# The Makefile's tiers as make runs them (make_command): what the wall-time benchmark, the CPU benchmark
+# and the stability runs of the whole suite measure. make test collects every test path.
 MAKE_TIERS = {"test": "not soak", **TIERS}
 # The chaos suite: its own folder, the examples and the guides' chaos tests. No chaos test lives elsewhere
 # (tests/ci/test_tiers.py), so the chaos tiers collect only these (the Makefile's CHAOS_PATHS).
