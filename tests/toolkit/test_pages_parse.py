@@ -33,3 +33,31 @@ def test_an_unclosed_fence_is_an_error_naming_the_page_and_line(tmp_path, markdo
     page.write_text(markdown)
     with pytest.raises(parse.PageError, match=rf"page\.md:{line}: the `+ fence opened here is never closed"):
         parse.read_blocks(page)
+
+
+def _blocks_and_headings(tokens) -> list[tuple]:
+    return [(t.type, t.info, t.content, tuple(t.map or ())) for i, t in enumerate(tokens)
+            if t.type == "fence" or (i and tokens[i - 1].type == "heading_open")]
+
+
+def test_the_block_parser_reads_every_page_and_docstring_as_the_full_parser_does():
+    """Skipping inline parsing changes no fence and no heading of any page, nor of the toolkit's modules (docstrings)."""
+    from markdown_it import MarkdownIt
+    from pggit_chaos.paths import REPO
+
+    full = MarkdownIt("commonmark")
+    texts = [p.read_text(encoding="utf-8") for p in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]]
+    texts += [p.read_text(encoding="utf-8") for p in sorted((REPO / "tools" / "pggit_chaos").rglob("*.py"))]
+    compared = 0
+    for text in texts:
+        expected = _blocks_and_headings(full.parse(text))
+        assert _blocks_and_headings(parse.block_parser().parse(text)) == expected
+        compared += sum(1 for kind, *_ in expected if kind == "fence")
+    assert compared > 200  # positive control: the pages' and docstrings' fences were there to compare
+    # Inline parsing really is skipped: a heading's text keeps its markup and has no children.
+    tokens = parse.block_parser().parse("# A `code` *word*\n")
+    assert tokens[1].content == "A `code` *word*" and not tokens[1].children
+
+
+def test_pytest_markdown_docs_parses_with_the_block_parser(pytestconfig):
+    assert pytestconfig.hook.pytest_markdown_docs_markdown_it() is parse.block_parser()

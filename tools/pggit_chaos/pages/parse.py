@@ -128,15 +128,22 @@ def test_parameters(code: str) -> set[str]:
 
 
 @cache
-def _parser() -> MarkdownIt:
-    return MarkdownIt("commonmark")
+def block_parser() -> MarkdownIt:
+    """A CommonMark parser of blocks only: fences, headings and their raw text, without parsing inside them.
+
+    Inline parsing (emphasis, links, code spans) was half of what reading the
+    pages and the toolkit's docstrings cost each pytest process, and nothing
+    here reads its result. pytest-markdown-docs uses it too (the plugin's
+    ``pytest_markdown_docs_markdown_it``).
+    """
+    return MarkdownIt("commonmark").disable("inline")
 
 
 def read_blocks(page: Path) -> list[Block]:
     """Every fenced block of a page, in order, with the section it sits in."""
     text = page.read_text(encoding="utf-8")
     lines = text.splitlines()
-    tokens = _parser().parse(text)
+    tokens = block_parser().parse(text)
     blocks: list[Block] = []
     section, section_index = "", 0
     previous_end = None  # 0-based index of the line after the last fence seen (directive fences too)
