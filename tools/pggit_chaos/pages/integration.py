@@ -24,6 +24,12 @@ from pggit_chaos.pages.results import RESULTS_FILE, ResultsRecorder
 pytest_plugins = evaluators.PLUGINS
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_markdown_docs_markdown_it():
+    """pytest-markdown-docs' parser: one for the run, blocks only (its own is made anew for every docstring)."""
+    return parse.block_parser()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--doc-results", metavar="FILE", type=Path, default=RESULTS_FILE,

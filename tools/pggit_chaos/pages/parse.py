@@ -133,7 +133,7 @@ def block_parser() -> MarkdownIt:
 
     Inline parsing (emphasis, links, code spans) was half of what reading the
     pages and the toolkit's docstrings cost each pytest process, and nothing
-    here reads its result. pytest-markdown-docs uses it too (the plugin's
+    here reads its result. pytest-markdown-docs uses it too (``integration.py``'s
     ``pytest_markdown_docs_markdown_it``).
     """
     return MarkdownIt("commonmark").disable("inline")

@@ -47,14 +47,6 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.maxworkerrestart = "0"
 
 
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_markdown_docs_markdown_it():
-    """pytest-markdown-docs' parser: one for the run, blocks only (its own is made anew for every docstring)."""
-    from pggit_chaos.pages.parse import block_parser
-
-    return block_parser()
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
     """On the xdist controller, for each worker: the directory where it writes its groups."""
