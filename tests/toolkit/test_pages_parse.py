@@ -47,7 +47,8 @@ def test_the_block_parser_reads_every_page_and_docstring_as_the_full_parser_does
 
     full = MarkdownIt("commonmark")
     texts = [p.read_text(encoding="utf-8") for p in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]]
-    texts += [p.read_text(encoding="utf-8") for p in sorted((REPO / "tools" / "pggit_chaos").rglob("*.py"))]
+    modules = [p.read_text(encoding="utf-8") for p in sorted((REPO / "tools" / "pggit_chaos").rglob("*.py"))]
+    texts += [text for text in modules if "```" in text]
     compared = 0
     for text in texts:
         expected = _blocks_and_headings(full.parse(text))
