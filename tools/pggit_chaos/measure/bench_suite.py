@@ -2,8 +2,9 @@
 
     pggit-chaos bench-suite [--tier test|smoke|full] [--runs 5] [--workers auto]
 
-Each run is the Makefile's command for the tier (every test path,
-pytest-xdist with ``--dist loadgroup``, one throwaway cluster per worker),
+Each run is the Makefile's command for the tier (every test path for
+``make test``, the chaos suite's for the chaos tiers; pytest-xdist with
+``--dist loadgroup``, one throwaway cluster per worker),
 with the Hypothesis profile the tier runs with: ``gate`` for ``make test``,
 as ``.ci/run`` uses it (derandomized, so every run draws the same examples
 and the runs differ only in what the machine was doing), ``smoke`` for
@@ -98,7 +99,7 @@ def tier_options(parser: argparse.ArgumentParser, output: Path) -> None:
                         help="the Makefile target whose selection runs: test (make test), smoke or full "
                              "(default %(default)s).")
     parser.add_argument("--select", action="append", default=[], metavar="ARG",
-                        help="a path or node id to run instead of every test path, for a quick try of the tool; "
+                        help="a path or node id to run instead of the tier's paths, for a quick try of the tool; "
                              "repeatable, and recorded with the figures, so a sample is never taken for a tier.")
     parser.add_argument("--test-timeout", type=positive_int, default=300, metavar="SECONDS",
                         help="seconds one test may take before it counts as hung (default %(default)s).")
