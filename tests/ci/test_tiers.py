@@ -24,7 +24,7 @@ CHAOS_TIERS = ("smoke", "full", "weekly")
 
 
 def test_the_chaos_tiers_collect_the_measuring_tools_chaos_paths():
-    defaults = wf.make_default_paths()
+    defaults = {target: paths for target, (_, paths) in wf.make_targets().items()}
     assert {tier: defaults[tier] for tier in CHAOS_TIERS} == {tier: tuple(suite_run.CHAOS_PATHS) for tier in CHAOS_TIERS}
     assert defaults["test"] == ()  # make test collects every test path
 

@@ -68,31 +68,22 @@ def workflows() -> dict[str, dict]:
     return {path.name: load(path) for path in sorted(WORKFLOWS.glob("*.yml"))}
 
 
-def make_markers() -> dict[str, str]:
-    """Each make target's -m expression (site: none, it passes docs/)."""
-    targets, current = {}, None
-    for line in MAKEFILE.read_text().splitlines():
-        match = re.match(r"^([a-z]+):", line)
-        if match:
-            current = match.group(1)
-        elif current and line.startswith("\t") and "pytest" in line:
-            found = re.search(r'-m "([^"]+)"', line)
-            targets.setdefault(current, found.group(1) if found else "")
-    return targets
-
-
-def make_default_paths() -> dict[str, tuple[str, ...]]:
-    """The paths each make target's pytest collects when PYTEST_ARGS names none (empty: every test path)."""
+@cache
+def make_targets() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each make target's first pytest line, read once: its -m expression (site: none) and the paths it
+    collects when PYTEST_ARGS names none (the chaos tiers: CHAOS_PATHS; site: docs; empty: every test path)."""
     text = MAKEFILE.read_text()
     chaos_paths = tuple(re.search(r"^CHAOS_PATHS := (.+)$", text, re.M).group(1).split())
-    paths, current = {}, None
+    targets, current = {}, None
     for line in text.splitlines():
         if match := re.match(r"^([a-z]+):", line):
             current = match.group(1)
-        elif current and line.startswith("\t") and "pytest" in line and current not in paths:
+        elif current and line.startswith("\t") and "pytest" in line and current not in targets:
+            found = re.search(r'-m "([^"]+)"', line)
             words = line.split()
-            paths[current] = chaos_paths if "$(CHAOS_ONLY)" in words else tuple(w for w in words if w == "docs")
-    return paths
+            paths = chaos_paths if "$(CHAOS_ONLY)" in words else tuple(w for w in words if w == "docs")
+            targets[current] = (found.group(1) if found else "", paths)
+    return targets
 
 
 def progression_outputs(args: list[str]) -> dict[str, str]:
@@ -182,10 +173,10 @@ def test_command(command: str, env: dict[str, str]) -> tuple[str, tuple[str, ...
     if not words:
         return None
     if words[0] == "make" and len(words) > 1 and words[1] in MAKE_PYTEST_TARGETS:
-        targets = make_markers()
         args = next((shlex.split(_shell_env(w.split("=", 1)[1], env)) for w in words if w.startswith("PYTEST_ARGS=")), [])
         markers, paths = _pytest_args(args)
-        return (targets[words[1]] if markers is None else markers), (paths or make_default_paths()[words[1]])
+        target_markers, target_paths = make_targets()[words[1]]
+        return (target_markers if markers is None else markers), (paths or target_paths)
     if words[0].endswith("/pytest") or words[0] == "pytest":
         markers, paths = _pytest_args([_shell_env(w, env) for w in words[1:]])
         return markers or "", paths
