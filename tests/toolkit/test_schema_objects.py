@@ -339,6 +339,36 @@ def test_a_table_whose_sequence_another_default_draws_from_is_moved_and_never_re
             assert moved.result.create_sql()[-1].endswith("""DEFAULT nextval('"other"."lender_id_seq"'::regclass))""")
 
 
+def _lent_sequence_names(conn: psycopg.Connection, fragment: Fragment) -> tuple:
+    """The lender's sequence as the server names it, the lender's own default and the borrower's default."""
+    lender, borrower = fragment.tables
+    return conn.execute(
+        "SELECT pg_get_serial_sequence(%(lender)s, %(column)s), "
+        "(SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = %(lender)s::regclass), "
+        "(SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = %(borrower)s::regclass)",
+        {"lender": lender.sql(), "column": lender.columns[0].name, "borrower": borrower.sql()}).fetchone()
+
+
+@pytest.mark.parametrize("rename", ["rename column", "rename table"])
+@pytest.mark.parametrize("kind", ["serial", "identity"])
+def test_a_renamed_lender_keeps_its_sequence_name_and_the_result_recreates_as_altered(plain_conn, kind, rename):
+    """Renaming a serial or identity column, or its table, leaves its sequence's name as PostgreSQL gave it,
+    and another table's default names that sequence: the model keeps the name, so the fragment after the
+    step is created directly (a serial as pg_dump writes it, an identity with SEQUENCE NAME) with the same
+    names as the altered one. A random seed of ``make test`` found the recreation failing."""
+    fragment = _lent_sequence_fragment(kind)
+    steps = find(ddl_sequences(fragment, max_steps=1),
+                 lambda s: s.steps and s.steps[0].kind == rename and s.steps[0].sql.startswith('ALTER TABLE "home"."lender"'),
+                 settings=settings(SEARCH, max_examples=300))
+    assert steps.result.tables[0].renamed_sequences()  # the model knows the name is no longer the implicit one
+    with plain_conn.transaction(force_rollback=True):
+        execute_each(plain_conn, fragment.create_sql() + [steps.steps[0].sql])
+        altered = _lent_sequence_names(plain_conn, steps.result)
+        assert altered[0] == "home.lender_id_seq"
+        execute_each(plain_conn, steps.result.drop_sql() + steps.result.create_sql())
+        assert _lent_sequence_names(plain_conn, steps.result) == altered
+
+
 def _partition_copies(conn: psycopg.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT indexrelid::regclass::text FROM pg_index "
                                             "WHERE indrelid = 'home.p1'::regclass ORDER BY 1")]

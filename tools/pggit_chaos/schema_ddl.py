@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 
 from pggit_chaos.generators import pg_text
 from pggit_chaos.schema_fragments import fresh_name
-from pggit_chaos.schema_objects import Column, ColumnType, Constraint, Fragment, Index, OwnedSequence, Table
-from pggit_chaos.schema_types import BuiltinType, builtin_types, fair, literal, quote
+from pggit_chaos.schema_objects import (Column, ColumnType, Constraint, Fragment, Index, OwnedSequence, Table,
+                                        repointed)
+from pggit_chaos.schema_types import BuiltinType, builtin_types, fair, literal, object_name, quote
 
 __all__ = ["DdlSequence", "DdlStep", "TABLE_STEPS", "DEPENDENCY_STEPS", "ddl_sequences"]
 
@@ -135,6 +136,7 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
             column.default, column.collation = None, None
     elif kind == "rename column" and t.columns:
         column = draw(st.sampled_from(t.columns))
+        _keep_sequence_names(t, [column])
         old = column.sql()
         column.name = fresh_name(draw, f, "column")
         statement = alter + f"RENAME COLUMN {old} TO {column.sql()}"
@@ -193,6 +195,7 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
             index.name = fresh_name(draw, f, "index")
             statement = f"ALTER INDEX {old} RENAME TO {quote(index.name)}"
     elif kind == "rename table":
+        _keep_sequence_names(t, t.columns)
         t.name = fresh_name(draw, f, "table")
         statement = alter + f"RENAME TO {quote(t.name)}"
     elif kind == "set schema" and len(f.schemas) > 1:
@@ -212,13 +215,50 @@ def _table_step(draw, f: Fragment, kind: str, direct_only: bool) -> DdlStep | No
             statement = f"{unlink}; {relink}"
             return DdlStep(kind, statement, _key(parent if t.kind == "partition" else t), "PATCH", 2)
         target_table = parent if bound else t
-        copies = t.unlink()
+        copies = _unlink(t)
         for index in (i for i in f.indexes if i.table is t):  # they name the table's own copies now
             index.repoint(copies)
         return DdlStep(kind, unlink, _key(target_table), "PATCH")
     else:
         return None
     return DdlStep(kind, statement, _key(t), severity)
+
+
+def _keep_sequence_names(table: Table, columns: list[Column]) -> None:
+    """Before a rename of the table or of these columns: their sequences keep the names PostgreSQL gave them."""
+    for c in columns:
+        if c.kind in ("serial", "identity") and c.sequence is None:
+            c.sequence = object_name(table.name, c.name, "seq")
+
+
+def _unlink(table: Table) -> dict[int, Column]:
+    """Make ``table`` what ``DETACH PARTITION`` or ``NO INHERIT`` leaves: a plain table with every column its own.
+    Its own columns stay as they were (an identity stays an identity); of the inherited ones a generated
+    column stays generated (its expression is the table's own now), the others become plain. Returns
+    the copies of the inherited columns by the id of the column each copies: the caller repoints the
+    table's indexes (``Index.repoint``), which the fragment holds."""
+    inherited = table.parent.all_columns() if table.parent is not None else []
+    copies = {id(c): Column(c.name, c.type, not_null=c.not_null) for c in inherited}
+    for c in inherited:
+        if c.kind == "generated":  # its expression names the copies, so that they count as referenced
+            copies[id(c)].kind = "generated"
+            copies[id(c)].default = repointed(c.default, copies)
+    table.columns = [copies[id(c)] for c in inherited] + table.columns
+    # What the table itself says about an inherited column now names the copy.
+    for k in table.constraints:
+        k.columns, k.check = repointed(k.columns, copies), repointed(k.check, copies)
+    # The ancestors' checks stay, named as they were; a partition keeps their keys and foreign keys too.
+    kinds = ("check",) if table.kind == "child" else ("check", "primary key", "unique", "foreign key", "exclusion")
+    ancestor = table.parent
+    while ancestor is not None:
+        table.constraints += [Constraint(k.name, k.kind, repointed(k.columns, copies), repointed(k.check, copies),
+                                         k.ref, k.ref_columns, name_known=k.kind == "check")
+                              for k in ancestor.constraints if k.kind in kinds]
+        ancestor = ancestor.parent
+    if table.partition_by is not None:
+        table.partition_by = repointed(table.partition_by, copies)
+    table.kind, table.parent, table.bound = "plain", None, ""
+    return copies
 
 
 def _key(table: Table) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pggit_chaos.schema_types import BuiltinType, literal, quote
+from pggit_chaos.schema_types import BuiltinType, literal, object_name, quote
 
 __all__ = [
     "Collation", "Column", "ColumnType", "Constraint", "Fragment", "Function", "Index", "OwnedSequence", "Schema",
@@ -183,11 +183,17 @@ class Column:
     default: tuple[Any, ...] | None = None  # for generated: the expression
     collation: Collation | str | None = None
     identity: str = "ALWAYS"
+    # A serial or identity column's sequence keeps the name PostgreSQL gave it through renames of the column or
+    # table (ddl_sequences sets it then); None: the name the table and column give (Table.renamed_sequences).
+    sequence: str | None = None
 
     def sql(self) -> str:
         return quote(self.name)
 
-    def definition(self) -> str:
+    def definition(self, sequence: str | None = None) -> str:
+        """The column as CREATE TABLE writes it; ``sequence``: its sequence's qualified name, made beforehand."""
+        if self.kind == "serial" and sequence:  # as pg_dump writes it
+            return f"{self.sql()} {self.type.sql()} NOT NULL DEFAULT nextval({literal(sequence)}::regclass)"
         if self.kind == "serial":
             return f"{self.sql()} {_SERIAL[self.type.builtin.sql]}"
         parts = [self.sql(), self.type.sql()]
@@ -197,7 +203,7 @@ class Column:
         if self.not_null:
             parts.append("NOT NULL")
         if self.kind == "identity":
-            parts.append(f"GENERATED {self.identity} AS IDENTITY")
+            parts.append(f"GENERATED {self.identity} AS IDENTITY" + (f" (SEQUENCE NAME {sequence})" if sequence else ""))
         elif self.kind == "generated":
             parts.append(f"GENERATED ALWAYS AS ({render(self.default)}) STORED")
         elif self.default is not None:
@@ -253,12 +259,12 @@ class Index:
 
     def repoint(self, copies: dict[int, Column]) -> None:
         """Name the copies (by the id of the column each copies) instead of the columns copied."""
-        self.keys = [_repointed(key, copies) for key in self.keys]
-        self.include = _repointed(self.include, copies)
-        self.where = None if self.where is None else _repointed(self.where, copies)
+        self.keys = [repointed(key, copies) for key in self.keys]
+        self.include = repointed(self.include, copies)
+        self.where = None if self.where is None else repointed(self.where, copies)
 
 
-def _repointed(parts, copies: dict[int, Column]):
+def repointed(parts, copies: dict[int, Column]):
     """``parts`` (a tuple or list of columns and SQL text) with every copied column replaced by its copy."""
     return type(parts)(copies.get(id(p), p) for p in parts)
 
@@ -277,35 +283,6 @@ class Table(_InSchema):
     partition_by: tuple[str, Column] | None = None
     comment: str | None = None
 
-    def unlink(self) -> dict[int, Column]:
-        """The table as ``DETACH PARTITION`` or ``NO INHERIT`` leaves it: a plain table with every column its own.
-        Its own columns stay as they were (an identity stays an identity); of the inherited ones a generated
-        column stays generated (its expression is the table's own now), the others become plain. Returns
-        the copies of the inherited columns by the id of the column each copies: the caller repoints the
-        table's indexes (``Index.repoint``), which the fragment holds."""
-        inherited = self.parent.all_columns() if self.parent is not None else []
-        copies = {id(c): Column(c.name, c.type, not_null=c.not_null) for c in inherited}
-        for c in inherited:
-            if c.kind == "generated":  # its expression names the copies, so that they count as referenced
-                copies[id(c)].kind = "generated"
-                copies[id(c)].default = _repointed(c.default, copies)
-        self.columns = [copies[id(c)] for c in inherited] + self.columns
-        # What the table itself says about an inherited column now names the copy.
-        for k in self.constraints:
-            k.columns, k.check = _repointed(k.columns, copies), _repointed(k.check, copies)
-        # The ancestors' checks stay, named as they were; a partition keeps their keys and foreign keys too.
-        kinds = ("check",) if self.kind == "child" else ("check", "primary key", "unique", "foreign key", "exclusion")
-        ancestor = self.parent
-        while ancestor is not None:
-            self.constraints += [Constraint(k.name, k.kind, _repointed(k.columns, copies), _repointed(k.check, copies),
-                                            k.ref, k.ref_columns, name_known=k.kind == "check")
-                                 for k in ancestor.constraints if k.kind in kinds]
-            ancestor = ancestor.parent
-        if self.partition_by is not None:
-            self.partition_by = _repointed(self.partition_by, copies)
-        self.kind, self.parent, self.bound = "plain", None, ""
-        return copies
-
     def all_columns(self) -> list[Column]:
         """Own columns and, for a partition or child, the parent's first."""
         inherited = self.parent.all_columns() if self.parent is not None else []
@@ -317,7 +294,8 @@ class Table(_InSchema):
             select = ", ".join(f"CAST(NULL AS {c.type.sql()}) AS {c.sql()}" for c in self.columns)
             return [f"CREATE TABLE {name} AS SELECT {select} WITH NO DATA"]
         inline, added = self._inline_and_added_constraints()
-        body = [c.definition() for c in self.columns] + [k.sql() for k in inline]
+        renamed = self.renamed_sequences()
+        body = [c.definition(renamed.get(id(c))) for c in self.columns] + [k.sql() for k in inline]
         if self.kind == "partition":
             text = f"CREATE TABLE {name} PARTITION OF {self.parent.sql()}"
             text += f" ({', '.join(body)}) {self.bound}" if body else f" {self.bound}"
@@ -328,10 +306,18 @@ class Table(_InSchema):
                 text += f" INHERITS ({self.parent.sql()})"
         if self.partition_by is not None:
             text += f" PARTITION BY {self.partition_by[0]} ({self.partition_by[1].sql()})"
-        statements = [text] + [f"ALTER TABLE {name} ADD {k.sql()}" for k in added]
+        serials = [c for c in self.columns if c.kind == "serial" and id(c) in renamed]
+        statements = ([f"CREATE SEQUENCE {renamed[id(c)]} AS {c.type.sql()}" for c in serials] + [text]
+                      + [f"ALTER SEQUENCE {renamed[id(c)]} OWNED BY {name}.{c.sql()}" for c in serials]
+                      + [f"ALTER TABLE {name} ADD {k.sql()}" for k in added])
         if self.comment is not None:
             statements.append(f"COMMENT ON TABLE {name} IS {literal(self.comment)}")
         return statements
+
+    def renamed_sequences(self) -> dict[int, str]:
+        """By column id, the qualified name of each column sequence whose name CREATE TABLE would not give."""
+        return {id(c): f"{self.schema.sql()}.{quote(c.sequence)}" for c in self.columns
+                if c.kind in ("serial", "identity") and c.sequence not in (None, object_name(self.name, c.name, "seq"))}
 
     def _inline_and_added_constraints(self) -> tuple[list[Constraint], list[Constraint]]:
         """The constraints CREATE TABLE can make, and those it would silently merge away: PostgreSQL keeps one
