@@ -26,7 +26,7 @@ from pggit_chaos.generators import pg_text
 from pggit_chaos.schema_fragments import fresh_name
 from pggit_chaos.schema_objects import (Column, ColumnType, Constraint, Fragment, Index, OwnedSequence, Table,
                                         repointed)
-from pggit_chaos.schema_types import BuiltinType, builtin_types, fair, literal, object_name, quote
+from pggit_chaos.schema_types import BuiltinType, builtin_types, fair, literal, quote
 
 __all__ = ["DdlSequence", "DdlStep", "TABLE_STEPS", "DEPENDENCY_STEPS", "ddl_sequences"]
 
@@ -228,7 +228,7 @@ def _keep_sequence_names(table: Table, columns: list[Column]) -> None:
     """Before a rename of the table or of these columns: their sequences keep the names PostgreSQL gave them."""
     for c in columns:
         if c.kind in ("serial", "identity") and c.sequence is None:
-            c.sequence = object_name(table.name, c.name, "seq")
+            c.sequence = table.implicit_sequence_name(c)
 
 
 def _unlink(table: Table) -> dict[int, Column]:

@@ -22,7 +22,7 @@ from pggit_chaos.schema_objects import (
     Collation, Column, ColumnType, Constraint, Fragment, Function, Index, OwnedSequence, Schema, Sequence, Table,
     UserType,
 )
-from pggit_chaos.schema_types import BUILTIN_FAMILIES, INTEGRAL_TYPES, _cut, builtin_types, fair, names, object_name
+from pggit_chaos.schema_types import BUILTIN_FAMILIES, INTEGRAL_TYPES, _cut, builtin_types, fair, names
 
 __all__ = ["FAMILIES", "TABLE_KINDS", "column_types", "fresh_name", "schema_fragments"]
 
@@ -126,7 +126,7 @@ def _column(draw: st.DrawFn, fragment: Fragment, table: Table, families: tuple[s
                 # SET SCHEMA moves it, and changes this default and its copies in partitions and children.
                 owner, lender = draw(st.sampled_from(lenders))
                 event("sequence default: a serial or identity column's sequence")
-                column.default = OwnedSequence(owner.schema, _sequence_name(owner, lender), owner).nextval()
+                column.default = OwnedSequence(owner.schema, owner.implicit_sequence_name(lender), owner).nextval()
             else:
                 column.default = _pick(draw, fragment, fragment.sequences, Sequence).nextval()
         elif kind == "generated":
@@ -215,8 +215,8 @@ def _table(draw: st.DrawFn, fragment: Fragment, kind: str, max_columns: int, fam
     if kind != "empty":
         for _ in range(draw(st.integers(1 if kind != "as" else 0, max_columns))):
             column = _column(draw, fragment, table, families)
-            if column.kind in ("serial", "identity") and _sequence_name(table, column) in {
-                    _sequence_name(table, c) for c in table.columns if c.kind in ("serial", "identity")}:
+            if column.kind in ("serial", "identity") and table.implicit_sequence_name(column) in {
+                    table.implicit_sequence_name(c) for c in table.columns if c.kind in ("serial", "identity")}:
                 # The same implicit sequence name, once both names are cut to fit: one CREATE TABLE cannot
                 # make both sequences, so this one is a plain column.
                 column.kind = "plain"
@@ -225,10 +225,6 @@ def _table(draw: st.DrawFn, fragment: Fragment, kind: str, max_columns: int, fam
         for c in table.columns:
             c.kind, c.default, c.collation, c.not_null = "plain", None, None, False
     return table
-
-
-def _sequence_name(table: Table, column: Column) -> str:
-    return object_name(table.name, column.name, "seq")
 
 
 def _partitions(draw: st.DrawFn, fragment: Fragment, parent: Table, key: Column, strategy: str, depth: int) -> None:

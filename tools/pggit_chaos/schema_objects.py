@@ -203,7 +203,8 @@ class Column:
         if self.not_null:
             parts.append("NOT NULL")
         if self.kind == "identity":
-            parts.append(f"GENERATED {self.identity} AS IDENTITY" + (f" (SEQUENCE NAME {sequence})" if sequence else ""))
+            named = f" (SEQUENCE NAME {sequence})" if sequence else ""
+            parts.append(f"GENERATED {self.identity} AS IDENTITY{named}")
         elif self.kind == "generated":
             parts.append(f"GENERATED ALWAYS AS ({render(self.default)}) STORED")
         elif self.default is not None:
@@ -314,10 +315,14 @@ class Table(_InSchema):
             statements.append(f"COMMENT ON TABLE {name} IS {literal(self.comment)}")
         return statements
 
+    def implicit_sequence_name(self, column: Column) -> str:
+        """The name CREATE TABLE gives the sequence of the table's serial or identity ``column``."""
+        return object_name(self.name, column.name, "seq")
+
     def renamed_sequences(self) -> dict[int, str]:
         """By column id, the qualified name of each column sequence whose name CREATE TABLE would not give."""
         return {id(c): f"{self.schema.sql()}.{quote(c.sequence)}" for c in self.columns
-                if c.kind in ("serial", "identity") and c.sequence not in (None, object_name(self.name, c.name, "seq"))}
+                if c.kind in ("serial", "identity") and c.sequence not in (None, self.implicit_sequence_name(c))}
 
     def _inline_and_added_constraints(self) -> tuple[list[Constraint], list[Constraint]]:
         """The constraints CREATE TABLE can make, and those it would silently merge away: PostgreSQL keeps one
