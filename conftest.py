@@ -36,9 +36,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection built (modules, items, strategies) is kept to the end: out of the collector's sight.
 
-    Each full pass of the garbage collector walked all of it again, and pytest makes five at the end of a
-    run to find unraisable exceptions (1.4 CPU-seconds in one worker here). Objects made later are
-    collected as before.
+    Each full pass of the garbage collector walked all of it again, including the two pytest makes at the
+    end of a run to find unraisable exceptions (1.4 s together in one profiled process here). Objects made
+    later are collected as before.
     """
     gc.freeze()
 
