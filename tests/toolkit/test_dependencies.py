@@ -31,7 +31,7 @@ USED_WITHOUT_IMPORT = {
     "myst-parser": "a Sphinx extension named in conf.py",
     "sphinx-book-theme": "the Sphinx theme named in conf.py",
     "linkify-it-py": "myst-parser's linkify extension loads it",
-    "pymarkdownlnt": "run as a command by the site's lint test",
+    "rumdl": "run as a command by the site's lint test",
     "check-jsonschema": "run as a command by the workflow lint test",
     "zizmor": "run as a command by the workflow lint test",
     "pggit-chaos-handbook": "the project itself, named by its own extras",
