@@ -13,6 +13,8 @@ import pytest
 from pggit_chaos.measure import junit
 from pggit_chaos.measure.progression import Progression
 
+from tests import forked_pytest
+
 PROGRAM = Path(sys.executable).with_name("pggit-chaos")
 TESTS = '''
 import pytest
@@ -47,7 +49,7 @@ def _run_pytest(tmp_path: Path, body: str, *args: str) -> tuple[Path, int]:
     (tmp_path / "pytest.ini").write_text("[pytest]\nxfail_strict = true\nmarkers =\n    load: l\n    resource: r\n")
     xml = tmp_path / "junit" / "sample.xml"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "pggit_chaos.measure.junit", "-p", "no:xdist",
+    result = forked_pytest.run([sys.executable, "-m", "pytest", "-p", "pggit_chaos.measure.junit", "-p", "no:xdist",
                              "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path),
                              f"--junitxml={xml}", *args, str(tmp_path)],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

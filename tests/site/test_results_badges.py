@@ -25,6 +25,8 @@ from pggit_chaos.pages import parse
 from pggit_chaos.pages.results import (EXISTING_SERVER, OWN_SERVER, RESULTS_FILE, foreign_reason, own_pggit_sha256,
                                        read_results, run_source)
 
+from tests import forked_pytest
+
 REPO = Path(__file__).resolve().parents[2]
 PAGE = "docs/index.md"  # the one page of the project the incremental builds build
 # The handbook's extension (badges) and parser, nothing else: what the badges need, at a fraction of the site's cost.
@@ -140,7 +142,7 @@ def scratch_page():
 
 
 def _pytest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
+    return forked_pytest.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 

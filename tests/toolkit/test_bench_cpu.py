@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 from pggit_chaos import cli
 from pggit_chaos.measure import bench_cpu, cpu_recorder
 from pggit_chaos.measure.metrics import suite_cpu
+
+from tests import forked_pytest
 
 SELECTION = ["tests/toolkit/test_package_shape.py::test_the_room_check_sees_a_wrong_arrow",
              "tests/extension/test_versions.py"]
@@ -31,7 +32,7 @@ def test_the_recorder_charges_each_test_what_it_spent(tmp_path):
         "    time.sleep(0.3)\n")
     record = tmp_path / "cpu.json"
     env = {**os.environ, cpu_recorder.RECORD_ENV: str(record)}
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+    run = forked_pytest.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                           "-p", cpu_recorder.__name__, "test_spend.py"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 
 from pggit_chaos import cli
@@ -17,6 +16,8 @@ from pggit_chaos.measure.metrics import suite_timing
 from pggit_chaos.measure.metrics.results import DATA_DIR, RESULT_FILES
 from pggit_chaos.measure.suite_run import MAKE_TIERS, METRICS_DIR, current_user
 from pggit_chaos.paths import REPO
+
+from tests import forked_pytest
 
 SHAPE = "tests/toolkit/test_package_shape.py"
 SELECTION = [f"{SHAPE}::test_no_module_is_longer_than_one_concept_needs", f"{SHAPE}::test_the_room_check_sees_a_wrong_arrow"]
@@ -115,7 +116,7 @@ def test_stability_runs_replace_those_of_their_tier_and_user_and_the_page_groups
 
 def _workers_started(*env: tuple[str, str]) -> str:
     environment = {k: v for k, v in os.environ.items() if k != "PYTEST_XDIST_AUTO_NUM_WORKERS"} | dict(env)
-    result = subprocess.run(
+    result = forked_pytest.run(
         [sys.executable, "-m", "pytest", "-n", "auto", "-p", "no:cacheprovider", SELECTION[1]],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=environment,
     )

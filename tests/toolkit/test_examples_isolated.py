@@ -12,8 +12,9 @@ of their own that starts its own PostgreSQL.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+
+from tests import forked_pytest
 
 PROPERTIES = '''
 from hypothesis import given, strategies as st
@@ -40,7 +41,7 @@ def _run(tmp_path, *names: str) -> str:
     (tmp_path / "test_properties.py").write_text(PROPERTIES)
     env = {**os.environ, "HYPOTHESIS_PROFILE": "gate"}
     env.pop("PYTEST_XDIST_WORKER", None)
-    done = subprocess.run(
+    done = forked_pytest.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-c", os.devnull,
          "--rootdir", str(tmp_path), "test_properties.py", *(arg for name in names for arg in ("-k", name))],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
 from pggit_chaos import paths
 from pggit_chaos import server
+
+from tests import forked_pytest
 
 REPO = paths.REPO
 # One worker starts the "existing" server once for all (the module fixture).
@@ -26,7 +27,7 @@ def existing_server():
 @pytest.mark.slow
 def test_a_run_with_dsn_uses_that_server_and_skips_tests_that_need_control(existing_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    result = subprocess.run(
+    result = forked_pytest.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-rs",
          "--dsn", existing_server.dsn(),
          "tests/toolkit/test_pgcluster.py::test_crash_kills_every_server_process_and_restart_recovers_committed_rows",
@@ -79,7 +80,7 @@ def test_a_control_asked_of_an_existing_server_skips_the_test_saying_which(exist
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run(
+    result = forked_pytest.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_inner.py"), "-q", "-rs", "-p", "no:cacheprovider",
          "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path),
          "--dsn", existing_server.dsn()],

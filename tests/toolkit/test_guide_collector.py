@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from pggit_chaos.pages.evaluators.symptoms import symptom_matches
+
+from tests import forked_pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,7 @@ def scratch_page():
     def run(markdown: str, *extra: str) -> tuple[int, dict, str]:
         page = folder / "page.md"
         page.write_text(textwrap.dedent(markdown))
-        result = subprocess.run(
+        result = forked_pytest.run(
             [sys.executable, "-m", "pytest", str(page.relative_to(REPO)), "-q", "-p", "no:cacheprovider",
              "-p", "no:xdist", "-rA", *extra],
             cwd=REPO, capture_output=True, text=True, timeout=300,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import psycopg
@@ -20,6 +19,8 @@ from pggit_chaos.measure.hollow_allowed import (
 from pggit_chaos.measure.suite_run import RunResult
 from pggit_chaos.pages.parse import read_blocks
 from pggit_chaos.paths import EXTENSION_SQL, REPO
+
+from tests import forked_pytest
 
 # One worker installs the real and the hollow build once for all (the module fixture).
 pytestmark = pytest.mark.xdist_group("hollow-installs")
@@ -186,7 +187,7 @@ def test_a_test_that_calls_no_pggit_is_allowed_by_its_page_and_name_whatever_its
 
 
 def test_the_allow_list_names_only_existing_tests_each_with_a_one_line_reason():
-    collected = subprocess.run(
+    collected = forked_pytest.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", hollow.MARKEXPR,
          *hollow.SUITE_PATHS], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     nodeids = {line for line in collected.stdout.splitlines() if "::" in line}

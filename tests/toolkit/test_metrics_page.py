@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from html import unescape
 
@@ -16,6 +15,8 @@ from pggit_chaos.measure.hypothesis_report import example_text
 from pggit_chaos.measure.metrics import ddl_cost, page, plots, suite_cpu, suite_timing
 from pggit_chaos.measure.metrics.markdown import prose
 from pggit_chaos.measure.metrics.results import DATA_DIR, load_fast_results
+
+from tests import forked_pytest
 
 DATA = DATA_DIR
 
@@ -108,7 +109,7 @@ def test_the_recorder_keeps_hypothesis_minimal_examples_and_the_page_shows_them(
     record = tmp_path / "record.json"
     env = {**os.environ, recorder.RECORD_ENV: str(record)}
     env.pop("PYTEST_XDIST_WORKER", None)
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+    forked_pytest.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                     "-p", recorder.__name__, "-c", os.devnull, "--rootdir", str(tmp_path),
                     "--hypothesis-seed=0", "test_failing.py"],
                    cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import psycopg
@@ -20,6 +19,8 @@ from hypothesis import strategies as st
 from pggit_chaos import server
 from pggit_chaos.measure import fast_runner, mutagen, mutants, reach, selection
 from pggit_chaos.paths import EXTENSION_SQL, REPO
+
+from tests import forked_pytest
 
 SQL = EXTENSION_SQL.read_text()
 COMMIT_TEST = "tests/chaos/test_concurrent_commits.py::test_blocked_committer_builds_on_the_commit_it_waited_for"
@@ -104,7 +105,7 @@ def reach_map(controlled, tmp_path_factory):
     counted.write_text(selection.instrumented_script(SQL))  # as pggit-chaos reach runs it
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS")}
     env[reach.REACH_ENV] = str(out)
-    done = subprocess.run([sys.executable, "-m", "pytest", COMMIT_TEST, ERROR_TEST, "-q", "-p", "no:xdist", "-p",
+    done = forked_pytest.run([sys.executable, "-m", "pytest", COMMIT_TEST, ERROR_TEST, "-q", "-p", "no:xdist", "-p",
                            "no:cacheprovider", "-p", reach.__name__, f"--rootdir={REPO}", f"--pggit-sql={counted}"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import subprocess
 import sys
 
 import pytest
 from pggit_chaos.pages import markexpr
+
+from tests import forked_pytest
 
 EXPRESSIONS = ["chaos", "not soak", "chaos and not slow and not destructive and not soak",
                "(slow or soak) and not chaos", "not (chaos or slow)"]
@@ -45,7 +46,7 @@ def test_selection_agrees_with_pytest_itself(tmp_path):
     (tmp_path / "test_marks.py").write_text("\n".join(lines) + "\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     for expression in EXPRESSIONS:
-        result = subprocess.run(
+        result = forked_pytest.run(
             [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
              "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-m", expression, "test_marks.py"],
             cwd=tmp_path, capture_output=True, text=True, timeout=120,

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from pggit_chaos.pages.results import CorruptResults, read_results, update_results
 
+from tests import forked_pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A page no server is needed for: an illustration (compiled only) and the page's own checks.
@@ -42,7 +44,7 @@ for i in range(count):
 
 
 def _pytest(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return forked_pytest.popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-rA", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

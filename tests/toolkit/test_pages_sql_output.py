@@ -7,12 +7,13 @@ against a real PostgreSQL with pggit installed.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 
 import pytest
 from pggit_chaos.pages.sql_output import PLACEHOLDERS, compare, normalize
+
+from tests import forked_pytest
 
 TABLE = """
  name | status | head_commit_hash
@@ -63,7 +64,7 @@ def run_page(tmp_path):
     def run(markdown: str) -> tuple[int, dict, str]:
         page = tmp_path / "page.md"
         page.write_text(textwrap.dedent(markdown))
-        result = subprocess.run(
+        result = forked_pytest.run(
             [sys.executable, "-m", "pytest", str(page), "-p", "pggit_chaos.pages.integration", "--markdown-docs",
              "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-rA", "--doc-results", str(tmp_path / "r.json")],
             cwd=tmp_path, capture_output=True, text=True, timeout=300,

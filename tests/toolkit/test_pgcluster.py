@@ -15,6 +15,8 @@ import pytest
 from pggit_chaos import paths
 from pggit_chaos import server
 
+from tests import forked_pytest
+
 REPO = paths.REPO
 
 
@@ -247,13 +249,13 @@ def _postgres_processes_under(root: str) -> list[str]:
     return [line for line in ps.splitlines() if root in line and "postgres" in line]
 
 
-def _inner_run(tmp_path: Path, mode: str, *args: str, linger: bool = False) -> tuple[subprocess.Popen, Path]:
+def _inner_run(tmp_path: Path, mode: str, *args: str, linger: bool = False) -> tuple[forked_pytest.PytestProcess, Path]:
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(INNER_TEST)
     report = tmp_path / f"report-{mode}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "LINGER"))}
     env.update(MODE=mode, REPORT=str(report), PYTHONPATH=str(REPO), **({"LINGER": "1"} if linger else {}))
-    proc = subprocess.Popen(
+    proc = forked_pytest.popen(
         [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
          "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -310,7 +312,7 @@ ENDINGS = {
 }
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, what: str) -> None:
+def _wait_for(path: Path, proc: forked_pytest.PytestProcess, what: str) -> None:
     deadline = time.monotonic() + 60
     while not path.exists():
         assert proc.poll() is None, proc.stdout.read()
@@ -368,7 +370,7 @@ def test_a_killed_run_is_cleaned_up_by_the_next(tmp_path, cluster_base):
 def test_missing_binaries_stop_the_run_with_one_clear_error(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_x(pg_server):\n    pass\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
+    result = forked_pytest.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), "-q", "-p", "no:cacheprovider",
          "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), "--pg-version", "99"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

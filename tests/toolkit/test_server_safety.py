@@ -23,6 +23,8 @@ from pggit_chaos import nemesis, paths, server
 from pggit_chaos.server import janitor
 from psycopg import sql
 
+from tests import forked_pytest
+
 REPO = paths.REPO
 # An account nobody on this machine uses: not the run's, not the server's.
 STRANGER_UID = 54321
@@ -308,7 +310,7 @@ def _pytest(tmp_path: Path, test_source: str, *args: str, **environ: str) -> sub
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PGGIT_", "PYTEST_XDIST")) and k not in ("PG_CONFIG", "PGPASSWORD")}
     env.update(PYTHONPATH=str(REPO), **environ)
-    return subprocess.run(
+    return forked_pytest.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_inner.py"), "-q", "-rs", "-p", "no:cacheprovider",
          "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,

@@ -10,6 +10,8 @@ import pytest
 from pggit_chaos import paths
 from pggit_chaos.server import ServerSettings, SettingsError
 
+from tests import forked_pytest
+
 REPO = paths.REPO
 
 
@@ -88,7 +90,7 @@ def _inner_run(tmp_path, *args: str, **environ: str) -> subprocess.CompletedProc
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PGGIT_", "PYTEST_XDIST")) and k != "PG_CONFIG"}
     env.update(PYTHONPATH=str(REPO), **environ)
-    return subprocess.run(
+    return forked_pytest.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), "-q", "-p", "no:cacheprovider",
          "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,

@@ -16,6 +16,8 @@ import pytest
 from pggit_chaos import nemesis, paths, server
 from pggit_chaos.server import processes
 
+from tests import forked_pytest
+
 pytestmark = [pytest.mark.needs_control]
 
 KILLED_OWNER = textwrap.dedent("""
@@ -109,7 +111,7 @@ def test_a_failover_test_skips_saying_why_where_the_binaries_lack_pg_basebackup(
                                    f"PostgreSQL {install.version}")) + "\n")
     pg_config.chmod(0o755)
     (tmp_path / "test_x.py").write_text("def test_x(standby_pair):\n    raise AssertionError('ran')\n")
-    result = subprocess.run(
+    result = forked_pytest.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_x.py"), "-rs", "-p", "no:cacheprovider",
          "-c", os.devnull, "--rootdir", str(tmp_path), "--pg-config", str(pg_config)],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(paths.REPO)}, capture_output=True, text=True,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 
 import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
+
+from tests import forked_pytest
 
 
 def test_db_connection_string_points_at_a_fresh_pggit_database(db_connection_string):
@@ -102,7 +103,7 @@ def test_a_worker_crash_under_loadgroup_ends_the_run_naming_the_test(tmp_path):
     hung, twice in two tries, until killed at 60 s): the plugin makes a crash end the run instead. That the
     worker really crashed is in the report: the test it was running is named as its cause."""
     (tmp_path / "test_crashing.py").write_text(CRASHING)
-    result = subprocess.run(
+    result = forked_pytest.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider",
          "test_crashing.py"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,

@@ -1,0 +1,166 @@
+"""The forked inner runs look like a new ``python -m pytest`` to the run, and leave their parent alone."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pggit_chaos import paths
+
+from tests import forked_pytest
+
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-c", os.devnull]
+
+# What the inner test sees of its process, written where the outer test reads it.
+INSPECT = '''
+import json, os, signal, sys
+from pathlib import Path
+
+from pggit_chaos import paths
+
+
+def test_inspect():
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass  # the listing's own descriptor, closed by now
+    Path(os.environ["SEEN"]).write_text(json.dumps({
+        "cwd": os.getcwd(),
+        "argv": sys.argv[1:],
+        "path0": sys.path[0],
+        "marker": os.environ.get("MARKER"),
+        "xdist": os.environ.get("PYTEST_XDIST_WORKER"),
+        "parent_mark": hasattr(paths, "set_by_the_parent"),
+        "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+        "sigint_python": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+        "fds": fds,
+    }))
+'''
+
+
+WAIT = """
+import time
+from pathlib import Path
+
+
+def test_wait():
+    Path({ready!r}).write_text("")
+    time.sleep(60)
+"""
+
+
+def _start_waiting(tmp_path: Path) -> forked_pytest.PytestProcess:
+    """test_wait.py's run, once its test is running."""
+    proc = forked_pytest.popen([*PYTEST, "--rootdir", str(tmp_path), "test_wait.py"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the inner test never started"
+        time.sleep(0.02)
+    return proc
+
+
+def _inspect(tmp_path: Path, **env: str) -> dict:
+    (tmp_path / "test_inspect.py").write_text(INSPECT)
+    seen = tmp_path / "seen.json"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    environment.update(SEEN=str(seen), **env)
+    done = forked_pytest.run([*PYTEST, "-s", "--rootdir", str(tmp_path), "test_inspect.py"], cwd=tmp_path,
+                             env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    return json.loads(seen.read_text())
+
+
+def test_the_run_has_its_own_environment_directory_arguments_and_streams(tmp_path):
+    parent_only = tmp_path / "parent-only"
+    with open(parent_only, "w"):
+        seen = _inspect(tmp_path, MARKER="inner")
+    assert seen["cwd"] == str(tmp_path) and seen["path0"] == str(tmp_path)
+    assert seen["argv"][-1] == "test_inspect.py" and "--rootdir" in seen["argv"]
+    assert seen["marker"] == "inner" and "MARKER" not in os.environ
+    assert seen["xdist"] is None  # the parent worker's variables are not the run's unless given
+    # A descriptor the parent held open is closed in the child; its standard streams are its own pipes.
+    assert str(parent_only) not in seen["fds"].values(), seen["fds"]
+    assert seen["fds"]["0"] == os.devnull and seen["fds"]["1"].startswith("pipe:"), seen["fds"]
+    assert seen["sigterm_default"] and seen["sigint_python"]
+
+
+def test_the_checkouts_modules_are_imported_afresh(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "set_by_the_parent", True, raising=False)
+    assert hasattr(paths, "set_by_the_parent")  # positive control: the parent's module has the mark
+    assert _inspect(tmp_path)["parent_mark"] is False
+
+
+def test_the_parents_exit_handlers_never_run_in_the_child(tmp_path):
+    trace = tmp_path / "parent-handler-ran"
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    pass\n")
+
+    def parent_handler(*_):
+        trace.write_text(f"pid {os.getpid()}")
+
+    atexit.register(parent_handler)
+    try:
+        done = forked_pytest.run([*PYTEST, "--rootdir", str(tmp_path), "test_ok.py"], cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=120)
+    finally:
+        atexit.unregister(parent_handler)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout + done.stderr
+    assert not trace.exists(), trace.read_text()
+    parent_handler()  # positive control: run here, the handler leaves its trace
+    assert trace.exists()
+
+
+def test_the_parents_signal_handlers_never_run_in_the_child(tmp_path):
+    trace = tmp_path / "parent-handler-ran"
+    (tmp_path / "test_wait.py").write_text(WAIT.format(ready=str(tmp_path / "ready")))
+
+    def parent_handler(*_):
+        trace.write_text(f"pid {os.getpid()}")
+
+    previous = signal.signal(signal.SIGTERM, parent_handler)
+    try:
+        proc = _start_waiting(tmp_path)
+        proc.terminate()
+        proc.communicate(timeout=60)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert proc.returncode == -signal.SIGTERM  # SIGTERM's default action, as in a new interpreter
+    assert not trace.exists(), trace.read_text()
+    parent_handler()  # positive control
+    assert trace.exists()
+
+
+def test_ctrl_c_interrupts_the_run_as_pytest_reports_it(tmp_path):
+    (tmp_path / "test_wait.py").write_text(WAIT.format(ready=str(tmp_path / "ready")))
+    proc = _start_waiting(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+
+
+def test_a_run_past_its_timeout_is_killed_and_reported(tmp_path):
+    (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(60)\n")
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        forked_pytest.run([*PYTEST, "--rootdir", str(tmp_path), "test_slow.py"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1)
+    assert time.monotonic() - started < 30
+
+
+def test_only_a_pytest_command_of_this_interpreter_is_accepted():
+    with pytest.raises(ValueError, match="not a pytest command of this interpreter: .*'/usr/bin/python3'"):
+        forked_pytest.run(["/usr/bin/python3", "-m", "pytest"])
+    with pytest.raises(ValueError, match="stdout=-2 is not supported"):
+        forked_pytest.popen([*PYTEST], stdout=subprocess.STDOUT)
