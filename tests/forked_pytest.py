@@ -38,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -172,7 +173,11 @@ class PytestProcess:
         _interpreter_path()  # found here, once: not in every child
         sys.stdout.flush()
         sys.stderr.flush()
-        self.pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12 warns of fork in a process with threads (xdist's): the child takes no lock of
+            # theirs, as its streams, handlers and the checkout's modules are its own.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.pid = os.fork()
         if self.pid == 0:
             _child(command[3:], cwd, environment, (stdin_fd, out_fd, err_fd), preexec_fn)
         for fd in opened:
