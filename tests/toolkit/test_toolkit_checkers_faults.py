@@ -184,8 +184,10 @@ def test_terminate_backend_ends_that_session_only(pg_cluster, db_connection_stri
     victim.close()
 
 
-# Where the writer stops: unbounded, it made 400 to 750 tables in 2 s, and each schema check read them all.
-MOST_COMMITS = 200
+# How far the writer may run ahead: this many commits per checker read. Unpaced, it made 400 to 750 tables
+# in 2 s and each schema check read them all again; stopped at a fixed count, a busy machine's checker
+# could be left with too few reads.
+COMMITS_PER_READ = 10
 
 
 @pytest.mark.parametrize("checker", ["linear_chain_invariant", "pggit_consistent", "schema_consistent"])
@@ -194,12 +196,15 @@ def test_a_checker_reads_one_snapshot_while_writers_commit(db_connection_string,
     commit without the head that points to it, nor a new table without its pggit record. Positive control:
     the writer's commits landed while the checker ran, and the checker saw the chain grow."""
     sync_conn.autocommit = True
-    stop, landed = threading.Event(), []
+    stop, landed, reads = threading.Event(), [], [0]
 
     def write() -> None:
         with psycopg.connect(db_connection_string, autocommit=True) as writer:
-            while not stop.is_set() and len(landed) < MOST_COMMITS:
+            while not stop.is_set():
                 n = len(landed)
+                if n >= COMMITS_PER_READ * (reads[0] + 1):
+                    time.sleep(0.001)
+                    continue
                 if checker == "schema_consistent":
                     writer.execute(f"CREATE TABLE t{n} (a int)")
                 landed.append(commit(writer, "main", f"landing {n}"))
@@ -217,6 +222,7 @@ def test_a_checker_reads_one_snapshot_while_writers_commit(db_connection_string,
                     seen_lengths.add(len(checkers.pggit_consistent(sync_conn).chains["main"]))
                 else:
                     seen_lengths.add(len(checkers.schema_consistent(sync_conn)))
+                reads[0] += 1
         finally:
             stop.set()
         writing.result()
