@@ -9,7 +9,8 @@ made to look like a new ``python -m pytest`` everywhere its run could tell:
 - its own environment, working directory, ``sys.argv`` and ``sys.path``
   (the working directory, then ``PYTHONPATH``, then the interpreter's own);
 - its own standard streams; every other descriptor it inherited is closed;
-- signals as a new interpreter sets them, no exit handlers of the parent's,
+- signals as exec and a new interpreter leave them (the parent's handlers
+  gone, what it ignores still ignored), no exit handlers of the parent's,
   no assertion-rewriting hook of the parent's run;
 - every module of this checkout (the toolkit, conftest files, tests) dropped,
   so the run imports them afresh and reads its environment as a new process
@@ -70,18 +71,21 @@ def _checkout_modules() -> list[str]:
     return names
 
 
-def _reset_signals() -> None:
-    """Dispositions as a new interpreter has them: SIGINT raises KeyboardInterrupt, SIGPIPE and SIGXFSZ ignored."""
+def _signals_as_after_exec() -> None:
+    """Dispositions as exec and then a new interpreter leave them.
+
+    Exec drops a handler the parent set (SIG_DFL) and keeps an ignored
+    signal ignored (a background job's SIGINT, say); the interpreter then
+    makes SIGINT raise KeyboardInterrupt unless it is ignored, and ignores
+    SIGPIPE and SIGXFSZ. Nothing is blocked or woken any more.
+    """
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
-            continue
-        try:
+        if callable(signal.getsignal(sig)):
             signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass  # not settable from Python
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -101,7 +105,9 @@ def _child(args: list[str], cwd: str | None, env: Mapping[str, str], fds: tuple[
         os.environ.clear()
         os.environ.update(env)
         atexit._clear()  # the parent's exit handlers (its servers' cleanup) are not this run's
-        _reset_signals()
+        if preexec_fn is not None:
+            preexec_fn()  # as subprocess runs it: before exec, so what it ignores stays ignored
+        _signals_as_after_exec()
         sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
         sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
         sys.stderr = sys.__stderr__ = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True,
@@ -113,8 +119,6 @@ def _child(args: list[str], cwd: str | None, env: Mapping[str, str], fds: tuple[
         python_path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         sys.path[:] = [os.getcwd(), *python_path, *_interpreter_path()]
         sys.argv = [pytest.__file__.replace("__init__.py", "__main__.py"), *args]
-        if preexec_fn is not None:
-            preexec_fn()
         try:
             code = pytest.console_main()
         except SystemExit as exc:
@@ -184,7 +188,7 @@ class PytestProcess:
             os.close(fd)
         self.stdout = self._reader(ours.get(1))
         self.stderr = self._reader(ours.get(2))
-        self._output: dict[str, list] = {}
+        self._readers: dict[str, tuple[threading.Thread, list]] = {}  # by stream: its reader, what it read
 
     def _reader(self, fd: int | None):
         if fd is None:
@@ -222,26 +226,28 @@ class PytestProcess:
         """Both streams to their end, then the exit; a timeout leaves the readers going for a later call."""
         for name in ("stdout", "stderr"):
             stream = getattr(self, name)
-            if stream is not None and name not in self._output:
-                self._output[name] = box = []
+            if stream is not None and name not in self._readers:
+                box: list = []
                 reader = threading.Thread(target=lambda s=stream, b=box: b.append(s.read()), daemon=True)
                 reader.start()
-                self._output[name + "_thread"] = [reader]
+                self._readers[name] = (reader, box)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for name in ("stdout", "stderr"):
-            for reader in self._output.get(name + "_thread", []):
-                reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                if reader.is_alive():
-                    raise subprocess.TimeoutExpired(self.args, timeout)
-        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        for reader, _ in self._readers.values():
+            reader.join(left())
+            if reader.is_alive():
+                raise subprocess.TimeoutExpired(self.args, timeout)
+        self.wait(left())
         results = []
         for name in ("stdout", "stderr"):
-            stream = getattr(self, name)
-            if stream is None:
+            if name in self._readers:
+                getattr(self, name).close()
+                results.append(self._readers[name][1][0])
+            else:
                 results.append(None)
-                continue
-            stream.close()
-            results.append(self._output[name][0])
         return tuple(results)
 
     def __enter__(self) -> "PytestProcess":

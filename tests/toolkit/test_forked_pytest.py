@@ -42,6 +42,7 @@ def test_inspect():
         "parent_mark": hasattr(paths, "set_by_the_parent"),
         "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
         "sigint_python": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+        "sigusr2_ignored": signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN,
         "fds": fds,
     }))
 '''
@@ -58,10 +59,10 @@ def test_wait():
 """
 
 
-def _start_waiting(tmp_path: Path) -> forked_pytest.PytestProcess:
+def _start_waiting(tmp_path: Path, **kwargs) -> forked_pytest.PytestProcess:
     """test_wait.py's run, once its test is running."""
     proc = forked_pytest.popen([*PYTEST, "--rootdir", str(tmp_path), "test_wait.py"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
     deadline = time.monotonic() + 60
     while not (tmp_path / "ready").exists():
         assert proc.poll() is None, proc.stdout.read()
@@ -70,22 +71,24 @@ def _start_waiting(tmp_path: Path) -> forked_pytest.PytestProcess:
     return proc
 
 
-def _inspect(tmp_path: Path, **env: str) -> dict:
+def _inspect(tmp_path: Path, preexec_fn=None, **env: str) -> dict:
     (tmp_path / "test_inspect.py").write_text(INSPECT)
     seen = tmp_path / "seen.json"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     environment.update(SEEN=str(seen), **env)
-    done = forked_pytest.run([*PYTEST, "-s", "--rootdir", str(tmp_path), "test_inspect.py"], cwd=tmp_path,
-                             env=environment, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed" in done.stdout
+    proc = forked_pytest.popen([*PYTEST, "-s", "--rootdir", str(tmp_path), "test_inspect.py"], cwd=tmp_path,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=preexec_fn)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "1 passed" in output, output
     return json.loads(seen.read_text())
 
 
 def test_the_run_has_its_own_environment_directory_arguments_and_streams(tmp_path):
     parent_only = tmp_path / "parent-only"
     with open(parent_only, "w"):
-        seen = _inspect(tmp_path, MARKER="inner")
+        # SIGINT as at a terminal (a background job's is ignored, and stays so across exec and here).
+        seen = _inspect(tmp_path, MARKER="inner", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert seen["cwd"] == str(tmp_path) and seen["path0"] == str(tmp_path)
     assert seen["argv"][-1] == "test_inspect.py" and "--rootdir" in seen["argv"]
     assert seen["marker"] == "inner" and "MARKER" not in os.environ
@@ -141,9 +144,20 @@ def test_the_parents_signal_handlers_never_run_in_the_child(tmp_path):
     assert trace.exists()
 
 
+def test_a_signal_the_parent_ignores_stays_ignored_as_across_exec(tmp_path):
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        ignored = _inspect(tmp_path)["sigusr2_ignored"]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert ignored
+    assert _inspect(tmp_path)["sigusr2_ignored"] is False  # positive control: not ignored here, not there
+
+
 def test_ctrl_c_interrupts_the_run_as_pytest_reports_it(tmp_path):
     (tmp_path / "test_wait.py").write_text(WAIT.format(ready=str(tmp_path / "ready")))
-    proc = _start_waiting(tmp_path)
+    # Ctrl-C as at a terminal: a background job (this run's, maybe) inherits SIGINT ignored, as a new process would.
+    proc = _start_waiting(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
