@@ -15,6 +15,7 @@ import pytest
 from pggit_chaos import paths
 
 from tests import forked_pytest
+from tests.toolkit.test_pgcluster import _signals_as_in_a_terminal
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-c", os.devnull]
 
@@ -87,8 +88,7 @@ def _inspect(tmp_path: Path, preexec_fn=None, **env: str) -> dict:
 def test_the_run_has_its_own_environment_directory_arguments_and_streams(tmp_path):
     parent_only = tmp_path / "parent-only"
     with open(parent_only, "w"):
-        # SIGINT as at a terminal (a background job's is ignored, and stays so across exec and here).
-        seen = _inspect(tmp_path, MARKER="inner", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        seen = _inspect(tmp_path, MARKER="inner", preexec_fn=_signals_as_in_a_terminal)
     assert seen["cwd"] == str(tmp_path) and seen["path0"] == str(tmp_path)
     assert seen["argv"][-1] == "test_inspect.py" and "--rootdir" in seen["argv"]
     assert seen["marker"] == "inner" and "MARKER" not in os.environ
@@ -156,8 +156,7 @@ def test_a_signal_the_parent_ignores_stays_ignored_as_across_exec(tmp_path):
 
 def test_ctrl_c_interrupts_the_run_as_pytest_reports_it(tmp_path):
     (tmp_path / "test_wait.py").write_text(WAIT.format(ready=str(tmp_path / "ready")))
-    # Ctrl-C as at a terminal: a background job (this run's, maybe) inherits SIGINT ignored, as a new process would.
-    proc = _start_waiting(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = _start_waiting(tmp_path, preexec_fn=_signals_as_in_a_terminal)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
