@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -69,6 +70,25 @@ def test_the_real_suite_is_collected_with_every_test_and_its_markers():
                              "[add_column-read_committed-interleaved]"]
     assert "chaos" in markers["examples/test_example_crash.py::test_acknowledged_commits_survive_a_crash"]
     assert not list(collected.CACHE_DIR.glob("*.partial"))
+
+
+def test_scratch_pages_other_tests_write_meanwhile_are_not_collected(tmp_path, monkeypatch):
+    """A page a test writes under docs/_scratch_* for a moment is neither the suite's nor able to break its
+    collection, whatever it holds and however briefly it exists."""
+    files = {"pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests", "docs"]\n',
+             "tests/test_a.py": "def test_a():\n    pass\n",
+             "docs/_scratch_1a2b/test_broken.py": "def test_broken(:\n",
+             "docs/kept/test_b.py": "def test_b():\n    pass\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(collected, "REPO", tmp_path)
+    monkeypatch.setattr(collected, "CACHE_DIR", tmp_path / "_build" / "collected")
+    # The positive control: pytest itself fails on the broken scratch file when nothing leaves it out.
+    plain = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                            "-p", "no:xdist"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert plain.returncode != 0 and "test_broken.py" in plain.stdout, plain.stdout
+    assert set(collected.collected_markers()) == {"tests/test_a.py::test_a", "docs/kept/test_b.py::test_b"}
 
 
 def test_a_package_installed_or_removed_changes_it(tree, tmp_path_factory, monkeypatch):

@@ -9,7 +9,8 @@ fingerprint of everything that can change what pytest collects: every file
 of the repository by path, size and modification time (test modules, pages,
 configuration, and the data some tests are parametrized from: workflows,
 recovery scripts, pggit's script), but for the builds, caches and git's own
-files, and for the pages tests write for a moment (``docs/_scratch_*``);
+files, and for the pages tests write for a moment (``docs/_scratch_*``,
+which the collection leaves out too);
 and the interpreter and the packages installed beside it. A change to any
 of them collects again; concurrent processes collect once, under a lock.
 """
@@ -71,7 +72,8 @@ def collected_markers() -> dict[str, list[str]]:
         env.pop("PYTEST_XDIST_WORKER", None)
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-             "-p", __name__],
+             # Not the suite's (nor the fingerprint's): pages other tests write and remove while this collects.
+             "--ignore-glob", str(REPO / "docs" / "_scratch_*"), "-p", __name__],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )
         if result.returncode != 0 or not partial.exists():
