@@ -90,6 +90,16 @@ def _signals_as_after_exec() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def signals_as_in_a_terminal() -> None:
+    """A ``preexec_fn``: the run starts as one typed at a terminal would, whatever started this one.
+
+    A shell starts a background job with SIGINT ignored, and a child inherits that:
+    the inner run would then rightly leave Ctrl-C ignored, and a test that sends it would wait in vain.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _child(args: list[str], cwd: str | None, env: Mapping[str, str], fds: tuple[int, int, int],
            preexec_fn: Callable[[], None] | None) -> None:
     """In the forked child: become a new ``python -m pytest`` and run it; never returns."""

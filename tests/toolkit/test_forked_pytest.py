@@ -15,7 +15,6 @@ import pytest
 from pggit_chaos import paths
 
 from tests import forked_pytest
-from tests.toolkit.test_pgcluster import _signals_as_in_a_terminal
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-c", os.devnull]
 
@@ -39,7 +38,7 @@ def test_inspect():
         "argv": sys.argv[1:],
         "path0": sys.path[0],
         "marker": os.environ.get("MARKER"),
-        "xdist": os.environ.get("PYTEST_XDIST_WORKER"),
+        "parent_only_variable": os.environ.get("PARENT_ONLY"),
         "parent_mark": hasattr(paths, "set_by_the_parent"),
         "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
         "sigint_python": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
@@ -75,7 +74,7 @@ def _start_waiting(tmp_path: Path, **kwargs) -> forked_pytest.PytestProcess:
 def _inspect(tmp_path: Path, preexec_fn=None, **env: str) -> dict:
     (tmp_path / "test_inspect.py").write_text(INSPECT)
     seen = tmp_path / "seen.json"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != "PARENT_ONLY"}
     environment.update(SEEN=str(seen), **env)
     proc = forked_pytest.popen([*PYTEST, "-s", "--rootdir", str(tmp_path), "test_inspect.py"], cwd=tmp_path,
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -85,14 +84,15 @@ def _inspect(tmp_path: Path, preexec_fn=None, **env: str) -> dict:
     return json.loads(seen.read_text())
 
 
-def test_the_run_has_its_own_environment_directory_arguments_and_streams(tmp_path):
+def test_the_run_has_its_own_environment_directory_arguments_and_streams(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARENT_ONLY", "1")  # in this process's environment, not in the one given to the run
     parent_only = tmp_path / "parent-only"
     with open(parent_only, "w"):
-        seen = _inspect(tmp_path, MARKER="inner", preexec_fn=_signals_as_in_a_terminal)
+        seen = _inspect(tmp_path, MARKER="inner", preexec_fn=forked_pytest.signals_as_in_a_terminal)
     assert seen["cwd"] == str(tmp_path) and seen["path0"] == str(tmp_path)
     assert seen["argv"][-1] == "test_inspect.py" and "--rootdir" in seen["argv"]
     assert seen["marker"] == "inner" and "MARKER" not in os.environ
-    assert seen["xdist"] is None  # the parent worker's variables are not the run's unless given
+    assert seen["parent_only_variable"] is None and os.environ["PARENT_ONLY"] == "1"
     # A descriptor the parent held open is closed in the child; its standard streams are its own pipes.
     assert str(parent_only) not in seen["fds"].values(), seen["fds"]
     assert seen["fds"]["0"] == os.devnull and seen["fds"]["1"].startswith("pipe:"), seen["fds"]
@@ -156,7 +156,7 @@ def test_a_signal_the_parent_ignores_stays_ignored_as_across_exec(tmp_path):
 
 def test_ctrl_c_interrupts_the_run_as_pytest_reports_it(tmp_path):
     (tmp_path / "test_wait.py").write_text(WAIT.format(ready=str(tmp_path / "ready")))
-    proc = _start_waiting(tmp_path, preexec_fn=_signals_as_in_a_terminal)
+    proc = _start_waiting(tmp_path, preexec_fn=forked_pytest.signals_as_in_a_terminal)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from pggit_chaos import paths, server
 
-from tests.toolkit.test_pgcluster import INNER_TEST, _postgres_processes_under, _settled, _signals_as_in_a_terminal
+from tests.forked_pytest import signals_as_in_a_terminal
+from tests.toolkit.test_pgcluster import INNER_TEST, _postgres_processes_under, _settled
 
 # The measuring process: one pytest run of the inner test under run_parallel, as mutate-fast runs its workers.
 # "stubborn": the run ignores SIGTERM and SIGINT (inherited) and the measurer stops it by itself once it is
@@ -63,7 +64,7 @@ def _measure(tmp_path: Path, mode: str = "obedient") -> tuple[subprocess.Popen, 
     env.update(MODE="interrupt", REPORT=str(report), PYTHONPATH=str(paths.REPO))
     proc = subprocess.Popen([sys.executable, "-c", MEASURER, str(tmp_path / "test_inner.py"), str(tmp_path), mode],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=_signals_as_in_a_terminal)
+                            preexec_fn=signals_as_in_a_terminal)
     deadline = time.monotonic() + 90
     while not Path(f"{report}.ready").exists():
         assert proc.poll() is None, proc.stdout.read()

@@ -259,19 +259,9 @@ def _inner_run(tmp_path: Path, mode: str, *args: str, linger: bool = False) -> t
         [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
          "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=_signals_as_in_a_terminal,
+        preexec_fn=forked_pytest.signals_as_in_a_terminal,
     )
     return proc, report
-
-
-def _signals_as_in_a_terminal() -> None:
-    """The inner run starts as one typed at a terminal would, whatever started this run.
-
-    A shell starts a background job with SIGINT ignored, and a child inherits that:
-    the inner run would then rightly leave Ctrl-C ignored, and the test would wait in vain.
-    """
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
 
 
 def _settled(probe, timeout: float = 10.0):
