@@ -228,3 +228,69 @@ def test_a_checker_reads_one_snapshot_while_writers_commit(db_connection_string,
         writing.result()
     assert len(landed) >= 20 and len(seen_lengths) >= 5, (len(landed), sorted(seen_lengths))
     assert sync_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # nothing left open
+
+
+@pytest.mark.parametrize("checker", ["schema_consistent", "drift_is"])
+def test_a_whole_schema_check_reads_every_table_whole_while_others_are_dropped(db_connection_string, sync_conn,
+                                                                               checker):
+    """Tables dropped (and made) while a checker reads: its snapshot still lists a table that is gone, and
+    every name lookup (regclass, pggit's hash functions) reads the catalog as it is now. The checker holds
+    the tables it reads before its snapshot, so a DROP waits for it instead of failing it. Positive control:
+    drops landed while the checker ran, and it saw the set of tables change."""
+    sync_conn.autocommit = True
+    stop, dropped, reads = threading.Event(), [0], [0]
+
+    def churn() -> None:
+        with psycopg.connect(db_connection_string, autocommit=True) as writer:
+            n = 0
+            while not stop.is_set():
+                if n - reads[0] > 2 * COMMITS_PER_READ:  # paced by the checker's reads, as above
+                    time.sleep(0.001)
+                    continue
+                writer.execute(f"CREATE TABLE churn{n} (a int PRIMARY KEY, b text DEFAULT 'x')")
+                if n >= 3:
+                    writer.execute(f"DROP TABLE churn{n - 3}")
+                    dropped[0] += 1
+                n += 1
+
+    seen = set()
+    with ThreadPoolExecutor(1) as pool:
+        churning = pool.submit(churn)
+        try:
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and not churning.done() and reads[0] < 40:
+                if checker == "schema_consistent":
+                    seen.add(frozenset(checkers.schema_consistent(sync_conn)))
+                else:
+                    assert checkers.drift_is(sync_conn) == set()
+                    seen.add(sync_conn.execute("SELECT count(*) FROM pggit.objects").fetchone()[0])
+                reads[0] += 1
+        finally:
+            stop.set()
+        churning.result()
+    assert dropped[0] >= 10 and len(seen) >= 5, (dropped[0], len(seen))
+    assert sync_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+@pytest.mark.needs_control
+def test_a_whole_schema_check_reads_unheld_when_the_lock_table_cannot_hold_every_table(pg_cluster,
+                                                                                      db_connection_string):
+    """More tables than the server's lock table has room for: the checker reads them unheld, as before
+    it held any, instead of failing with "out of shared memory". Positive control: locking them all in
+    one transaction does fail so, so the checker really took that path."""
+    with nemesis.server_configured(pg_cluster, max_connections=20, max_locks_per_transaction=10):
+        with psycopg.connect(db_connection_string, autocommit=True) as conn:
+            conn.execute("CREATE TABLE tracked (a int)")
+            conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end DISABLE")  # untracked: quick to make
+            for batch in range(20):  # one transaction each: the lock table holds a batch, not all of them
+                with conn.transaction():
+                    for i in range(50):
+                        conn.execute(f"CREATE TABLE many{batch}_{i} ()")
+            conn.execute("ALTER EVENT TRIGGER pggit_ddl_command_end ENABLE")
+            tables = [name for (name,) in conn.execute(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public'")]
+            assert len(tables) == 1001
+            with pytest.raises(psycopg.errors.OutOfMemory), conn.transaction():
+                conn.execute(f"LOCK TABLE ONLY {', '.join(tables)} IN ACCESS SHARE MODE NOWAIT")
+            assert checkers.drift_is(conn) == set()
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

@@ -10,8 +10,10 @@ of a history.
 Each checker that reads the database reads it at one moment: on an
 autocommit connection it runs in one REPEATABLE READ transaction, so a
 commit or a table that lands while it reads is either wholly in its view or
-not at all (``one_snapshot``). On a connection inside a transaction it reads
-what that transaction sees.
+not at all (``one_snapshot``). The checkers that read every table
+(``schema_consistent``, ``drift_is``) first hold those tables, so a table
+dropped while they read waits for them instead of failing them. On a
+connection inside a transaction a checker reads what that transaction sees.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -51,7 +54,7 @@ class InvariantViolation(AssertionError):
 
 
 @contextlib.contextmanager
-def one_snapshot(conn: psycopg.Connection) -> Iterator[None]:
+def one_snapshot(conn: psycopg.Connection, *, hold_tables: bool = False) -> Iterator[None]:
     """Run the block's reads on ``conn`` against one snapshot of the database.
 
     An idle autocommit connection gets a REPEATABLE READ transaction for the
@@ -60,6 +63,12 @@ def one_snapshot(conn: psycopg.Connection) -> Iterator[None]:
     Without it, each statement of a checker would see a later moment: a
     commit landing between two reads would look like a branch head that lost
     a commit.
+
+    With ``hold_tables`` the transaction first takes ACCESS SHARE locks on
+    every user table it may read, then its snapshot, as pg_dump does: name
+    lookups (regclass, pggit's hash and drift functions) read the catalog as
+    it is now, not as the snapshot saw it, so a table dropped meanwhile would
+    fail the read. A DROP or ALTER of a held table waits for the block.
 
     ```python fixture:sync_conn
     from pggit_chaos import checkers
@@ -74,16 +83,67 @@ def one_snapshot(conn: psycopg.Connection) -> Iterator[None]:
     if not conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         yield
         return
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
+    deadline = time.monotonic() + HOLD_SECONDS
+    while True:
+        tables = _user_tables(conn) if hold_tables else set()  # read before the transaction: no snapshot yet
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # Held, then the snapshot (the first query after the locks) lists no table that is not held.
+            held = _hold(conn, tables) if hold_tables else None
+            if held is None or (held and _user_tables(conn) <= tables):
+                yield
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the checker could not hold the {len(tables)} user tables it reads within "
+                               f"{HOLD_SECONDS} s: each try found one locked for DDL, gone or new")
+        time.sleep(0.005)
 
 
-def _reads_one_snapshot(check: Callable) -> Callable:
-    """Decorator: the checker (its first argument a connection) reads the database at one moment."""
+# How long a checker that holds the tables it reads keeps trying (a try fails while DDL holds one of them).
+HOLD_SECONDS = 30.0
+
+# Every user table this role may read, as a quoted schema.table name (LOCK TABLE takes names).
+_USER_TABLES = """
+    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pggit')
+       AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+       AND pg_catalog.has_table_privilege(c.oid, 'SELECT')"""
+
+
+def _user_tables(conn: psycopg.Connection) -> set[str]:
+    return {name for (name,) in conn.execute(_USER_TABLES)}
+
+
+def _hold(conn: psycopg.Connection, tables: set[str]) -> bool | None:
+    """Lock ``tables`` (ACCESS SHARE, NOWAIT) without taking a snapshot; False if one is locked for DDL or
+    gone (try again), None if the server's lock table has no room for them all (read them unheld).
+
+    NOWAIT: a checker that waited could deadlock with DDL that holds one of the tables and wants another.
+    """
+    if not tables:
+        return True
+    try:
+        with conn.transaction():  # a savepoint: LOCK and SAVEPOINT take no snapshot
+            conn.execute(f"LOCK TABLE ONLY {', '.join(sorted(tables))} IN ACCESS SHARE MODE NOWAIT")
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject,
+            psycopg.errors.InvalidSchemaName):
+        return False
+    except psycopg.errors.OutOfMemory:  # "out of shared memory": max_locks_per_transaction is too small
+        return None
+    return True
+
+
+def _reads_one_snapshot(check: Callable | None = None, *, hold_tables: bool = False) -> Callable:
+    """Decorator: the checker (its first argument a connection) reads the database at one moment
+    (``one_snapshot``; ``hold_tables`` for one that reads every table)."""
+    if check is None:
+        return functools.partial(_reads_one_snapshot, hold_tables=hold_tables)
+
     @functools.wraps(check)
     def checked(conn: psycopg.Connection, *args, **kwargs):
-        with one_snapshot(conn):
+        with one_snapshot(conn, hold_tables=hold_tables):
             return check(conn, *args, **kwargs)
     return checked
 
@@ -335,7 +395,7 @@ def integrity_ok(conn: psycopg.Connection) -> int:
     return len(rows)
 
 
-@_reads_one_snapshot
+@_reads_one_snapshot(hold_tables=True)
 def drift_is(conn: psycopg.Connection, expected: Iterable[str] = ()) -> set[str]:
     """detect_drift() reports exactly the ``schema.table`` names given (none by default).
 
@@ -687,7 +747,7 @@ def table_consistent(conn: psycopg.Connection, table: str, changes: dict[str, in
     return versions
 
 
-@_reads_one_snapshot
+@_reads_one_snapshot(hold_tables=True)
 def schema_consistent(conn: psycopg.Connection) -> set[str]:
     """pggit's record of the schema agrees with the catalog: it tracks exactly the tables that exist,
     each one's versioning is whole (``table_consistent``), nothing drifted, and integrity holds.
