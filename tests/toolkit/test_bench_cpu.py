@@ -9,8 +9,9 @@ import sys
 
 import pytest
 from pggit_chaos import cli
-from pggit_chaos.measure import bench_cpu, cpu_recorder
+from pggit_chaos.measure import bench_cpu, cpu_recorder, suite_run
 from pggit_chaos.measure.metrics import suite_cpu
+from pggit_chaos.server.janitor import cluster_base_dir
 
 from tests import forked_pytest
 
@@ -87,7 +88,11 @@ def test_a_sample_run_is_summed_by_area_and_shown_as_a_sample(tmp_path, capsys):
     assert "times that" not in lines, "a sample is never held against the tier's budget"
     before, after = entry["reference_seconds"]
     assert before > 0 and after > 0
-    assert f"reference task {before:.2f} s before and {after:.2f} s after" in lines
+    system_before, system_after = entry["system_reference_seconds"]
+    assert system_before > 0 and system_after > 0
+    assert (f"reference task {before:.2f} s before and {after:.2f} s after (system task {system_before:.2f} s "
+            f"before and {system_after:.2f} s after)") in lines
+    assert "the system task (40 processes forked" in lines, "the page says what the system task is"
 
 
 def test_a_whole_tier_is_held_against_its_budget_and_nothing_measured_says_so():
@@ -102,3 +107,19 @@ def test_a_whole_tier_is_held_against_its_budget_and_nothing_measured_says_so():
     assert "| `tests/chaos` | 2 | 340.0 | 94 % | 170000 |" in lines
     assert "Not measured yet (`pggit-chaos bench-cpu`)." in suite_cpu.section(None)
     assert "reference task not measured" in lines, "a measurement made before the task existed says so"
+    entry["reference_seconds"] = [0.1, 0.11]
+    lines = "\n".join(suite_cpu.section({"measurements": [entry]}))
+    assert "reference task 0.10 s before and 0.11 s after." in lines, "made before the system task: none shown"
+    assert "system task" not in lines
+
+
+def test_the_system_task_counts_its_processes_and_leaves_no_file_behind():
+    """The system task's figure takes in the processes it forks (a backend's start and end), and its files
+    go with it, in the folder the clusters use."""
+    before = os.times()
+    seconds = suite_run.system_reference_seconds()
+    after = os.times()
+    children = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    assert children > 0, "the forked processes' CPU is counted"
+    assert 0 < seconds <= (sum(after[:4]) - sum(before[:4])) / 3 + 0.02, "the least of three tries"
+    assert not list(cluster_base_dir().glob(f"pggit-chaos-reference-{os.getpid()}-*"))

@@ -46,8 +46,10 @@ def test_a_two_test_benchmark_records_each_run_the_median_the_user_and_the_machi
     assert f"| {entry['user']} | 2 | 2 (0 failed) |" in lines
     assert "target" in lines and "(met)" not in lines, "a sample is never held against the tier's target"
     before, after = entry["reference_seconds"]
-    assert before > 0 and after > 0
-    assert f"`make test` as {entry['user']} {before:.2f} s before and {after:.2f} s after" in lines
+    system_before, system_after = entry["system_reference_seconds"]
+    assert before > 0 and after > 0 and system_before > 0 and system_after > 0
+    assert (f"`make test` as {entry['user']} {before:.2f} s before and {after:.2f} s after (system task "
+            f"{system_before:.2f} s before and {system_after:.2f} s after)") in lines
 
 
 def _entry(tier: str, user: str, selection: str = "", seconds: float = 10.0) -> dict:

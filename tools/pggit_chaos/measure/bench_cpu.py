@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
                                   ["-p", "no:cacheprovider", "-p", cpu_recorder.__name__, *args.select])
     load_before = [round(x, 2) for x in os.getloadavg()]
     reference_before = suite_run.reference_seconds()
-    print(f"{args.tier}: one test at a time, load average {load_before[0]:.2f}, reference task "
-          f"{reference_before:.3f} CPU-seconds", flush=True)
+    system_before = suite_run.system_reference_seconds()
+    print(f"{args.tier}: one test at a time, load average {load_before[0]:.2f}, reference tasks "
+          f"{reference_before:.3f} (Python) and {system_before:.3f} (system) CPU-seconds", flush=True)
     try:
         busy_before = cpu_recorder.busy_cpu_seconds()
         result = suite_run.run_pytest(argv, workdir, "cpu", run_timeout=4 * 3600, write_bytecode=True,
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "load_after": [round(x, 2) for x in os.getloadavg()],
         # How fast the machine was, before the run and after it (suite_run.reference_seconds).
         "reference_seconds": [reference_before, suite_run.reference_seconds()],
+        "system_reference_seconds": [system_before, suite_run.system_reference_seconds()],
         "exitstatus": result.exitstatus,
         "seconds": result.seconds,
         "tests": len(tests),

@@ -43,6 +43,7 @@ from pggit_chaos.measure.suite_run import (
     machine,
     make_command,
     reference_seconds,
+    system_reference_seconds,
     run_pytest,
     write_results,
 )
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pggit-bench-suite-"))
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
-    reference_before = reference_seconds()
+    reference_before, system_before = reference_seconds(), system_reference_seconds()
     try:
         for i in range(args.runs):
             result = run_once(args.tier, args.workers, args.select, workdir, f"{args.tier}-{i}", args.test_timeout)
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine(),
         # How fast the machine was, before the first run and after the last (suite_run.reference_seconds).
         "reference_seconds": [reference_before, reference_seconds()],
+        "system_reference_seconds": [system_before, system_reference_seconds()],
         "target_seconds": TARGET_SECONDS.get(args.tier),
         "median_seconds": round(statistics.median(passing), 1) if passing else None,
         "failed_runs": len(runs) - len(passing),

@@ -70,8 +70,13 @@ def mutant_verdict(mutant: dict | None) -> str:
 
 def reference(measurement: dict) -> str | None:
     """A measurement's reference task (``suite_run.reference_seconds``) as "0.11 s before and 0.12 s after",
-    or None when it was not measured."""
+    then the system task's (``suite_run.system_reference_seconds``) where it was measured; None when
+    neither was."""
     if "reference_seconds" not in measurement:
         return None
     before, after = measurement["reference_seconds"]
-    return f"{before:.2f} s before and {after:.2f} s after"
+    shown = f"{before:.2f} s before and {after:.2f} s after"
+    if "system_reference_seconds" in measurement:  # measured since the system task exists
+        before, after = measurement["system_reference_seconds"]
+        shown += f" (system task {before:.2f} s before and {after:.2f} s after)"
+    return shown

@@ -46,8 +46,11 @@ def _references(timing: dict) -> list[str]:
     measured = [f"`make {m['tier']}` as {m['user']} {reference(m)}" for m in timing["measurements"] if reference(m)]
     if not measured:
         return []
+    system = any("system_reference_seconds" in m for m in timing["measurements"])
     return ["How fast the machine was: the CPU-seconds of a fixed task (a pure-Python loop and PBKDF2,",
-            "`suite_run.reference_seconds`), " + "; ".join(measured) + ".", ""]
+            "`suite_run.reference_seconds`" + ("; the system task forks processes and writes files,"
+                                               " `suite_run.system_reference_seconds`" if system else "")
+            + "), " + "; ".join(measured) + ".", ""]
 
 
 def _stability_rows(stability: dict) -> list[list]:
