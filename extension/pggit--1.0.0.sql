@@ -1655,9 +1655,14 @@ BEGIN
     FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
         -- Objects made by an extension's script belong to that extension.
         CONTINUE WHEN r.in_extension;
-        -- Tables that name the changed object (see _dependent_tables).
-        v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest(pggit._dependent_tables(r.classid, r.objid)) dep(relid)
-                                       WHERE NOT dep.relid = ANY (v_tables) ORDER BY dep.relid);
+        -- Tables that name the changed object (see _dependent_tables). An
+        -- object these commands made is new (none of them can replace one):
+        -- nothing depended on it before, and the walk, the costliest part of
+        -- a session's first CREATE TABLE, would find nothing.
+        IF r.command_tag NOT IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE INDEX', 'CREATE SEQUENCE') THEN
+            v_tables := v_tables || ARRAY(SELECT dep.relid FROM pg_catalog.unnest(pggit._dependent_tables(r.classid, r.objid)) dep(relid)
+                                           WHERE NOT dep.relid = ANY (v_tables) ORDER BY dep.relid);
+        END IF;
         -- ALTER SCHEMA ... RENAME gives every table in it a new qualified
         -- name: record each tracked one whose recorded schema is now stale.
         IF r.classid = 'pg_catalog.pg_namespace'::regclass THEN
