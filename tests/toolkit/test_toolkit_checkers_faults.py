@@ -294,3 +294,22 @@ def test_a_whole_schema_check_reads_unheld_when_the_lock_table_cannot_hold_every
                 conn.execute(f"LOCK TABLE ONLY {', '.join(tables)} IN ACCESS SHARE MODE NOWAIT")
             assert checkers.drift_is(conn) == set()
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_whole_schema_check_reads_unheld_after_ddl_keeps_a_table_locked(db_connection_string, sync_conn):
+    """A transaction keeps its DDL open: the checker tries to hold the tables for ``HOLD_SECONDS``, then
+    reads them unheld, as it did before it held any, instead of waiting on that transaction. Positive
+    control: the table really was locked all along, and the checker's answer is the one from before the
+    open DDL."""
+    sync_conn.autocommit = True
+    sync_conn.execute("CREATE TABLE kept (a int)")
+    with psycopg.connect(db_connection_string) as ddl, psycopg.connect(db_connection_string) as probe:
+        ddl.execute("ALTER TABLE kept ADD COLUMN b int")  # ACCESS EXCLUSIVE until the transaction ends
+        started = time.monotonic()
+        assert checkers.schema_consistent(sync_conn) == {"public.kept"}
+        waited = time.monotonic() - started
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            probe.execute("LOCK TABLE kept IN ACCESS SHARE MODE NOWAIT")
+        ddl.rollback()
+    assert waited >= checkers.HOLD_SECONDS, "it tried to hold the tables first"
+    assert sync_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
