@@ -9,6 +9,7 @@ import re
 import statistics
 import sys
 
+import pytest
 from pggit_chaos import cli
 from pggit_chaos.measure import bench_suite, stability
 from pggit_chaos.measure.options import auto_workers
@@ -133,3 +134,24 @@ def test_n_auto_starts_a_worker_more_than_there_are_cores_unless_told_a_number()
     assert auto_workers() == cores + 1
     assert _workers_started() == str(cores + 1)
     assert _workers_started(("PYTEST_XDIST_AUTO_NUM_WORKERS", "1")) == "1"  # the variable still decides
+
+
+@pytest.mark.parametrize("tool", ["bench-suite", "bench-cpu"])
+@pytest.mark.parametrize("bad", ["not json", '{"runs": []}', "binary"])
+@pytest.mark.parametrize("option", ["--output", "--base"])
+def test_a_results_file_it_cannot_add_to_stops_it_before_it_measures(tmp_path, capsys, tool, bad, option):
+    """The file the measurement would join is read first: a wrong one stops the tool at once, naming it,
+    instead of after an hour of measuring. Positive control: a results file passes that check."""
+    wrong = tmp_path / "wrong.json"
+    wrong.write_bytes(b"\xff\xfe\x00" if bad == "binary" else bad.encode())
+    output = wrong if option == "--output" else tmp_path / "new.json"
+    argv = [tool, "--select", "tests/nothing_here.py", "--output", str(output)]
+    if option == "--base":
+        argv += ["--base", str(wrong)]
+    with pytest.raises(SystemExit, match=f"error: {option} {re.escape(str(wrong))} is not a results file"):
+        cli.main(argv)
+    assert capsys.readouterr().out == "", "nothing measured: no reference task, no run"
+    assert not (tmp_path / "new.json").exists()
+    assert wrong.read_bytes() == (b"\xff\xfe\x00" if bad == "binary" else bad.encode()), "left as it was"
+    wrong.write_text('{"measurements": []}')
+    assert bench_suite.earlier_results(output, wrong if option == "--base" else None) == {"measurements": []}

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure import cpu_recorder, suite_run
-from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, merge, merge_base, tier_options
+from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, earlier_results, merge, merge_base, tier_options
 from pggit_chaos.measure.options import positive_int
 
 COMMAND = "bench-cpu"
@@ -84,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the tier one test at a time, merge its CPU figures into the results file; 1 if a test failed."""
+    earlier_results(args.output, merge_base(args, OUTPUT))  # a results file it could not add to: say so now
     if not cpu_recorder.PROC_STAT.exists():
         raise SystemExit(f"bench-cpu reads the machine's CPU time from {cpu_recorder.PROC_STAT}, "
                          "which this system does not have (Linux only)")

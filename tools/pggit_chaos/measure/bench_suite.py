@@ -80,11 +80,26 @@ def run_once(tier: str, workers: str, selection: list[str], workdir: Path, label
     }
 
 
+def earlier_results(output: Path, base: Path | None = None) -> dict:
+    """The measurements a new one joins: ``output``'s, or before there is one ``base``'s, or none. A file that is
+    not a results file stops the tool naming it; measuring tools ask first, so no measurement is lost to it."""
+    earlier = output if output.exists() else base if base is not None and base.exists() else None
+    if earlier is None:
+        return {"measurements": []}
+    try:
+        data = json.loads(earlier.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("measurements"), list):
+            raise ValueError("it holds no list of measurements")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        option = "--output" if earlier == output else "--base"
+        raise SystemExit(f"error: {option} {earlier} is not a results file to add the measurement to: {exc}") from None
+    return data
+
+
 def merge(output: Path, entry: dict, base: Path | None = None) -> dict:
     """The measurements of ``output`` (or, before there is one, of ``base``) with ``entry`` in place of the one of its
     tier, user and selection."""
-    earlier = output if output.exists() else base if base is not None and base.exists() else None
-    data = json.loads(earlier.read_text()) if earlier else {"measurements": []}
+    data = earlier_results(output, base)
     key = (entry["tier"], entry["user"], entry["selection"])
     kept = [m for m in data["measurements"] if (m["tier"], m["user"], m["selection"]) != key]
     order = {tier: i for i, tier in enumerate(MAKE_TIERS)}
@@ -132,6 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the tier as ``args`` say, merge the figures into the results file; 1 if any run failed."""
+    earlier_results(args.output, merge_base(args, OUTPUT))  # a results file it could not add to: say so now
     workdir = Path(tempfile.mkdtemp(prefix="pggit-bench-suite-"))
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runs = []
