@@ -16,7 +16,8 @@ from pggit_chaos.server.janitor import cluster_base_dir
 from tests import forked_pytest
 
 SELECTION = ["tests/toolkit/test_package_shape.py::test_the_room_check_sees_a_wrong_arrow",
-             "tests/extension/test_versions.py"]
+             "tests/extension/test_versions.py::test_get_version_of_a_new_table_is_1_0_0",
+             "tests/extension/test_versions.py::test_get_version_is_what_the_history_made_it"]
 
 
 def test_the_recorder_charges_each_test_what_it_spent(tmp_path):
