@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from pggit_chaos.history import History, Operation
 
@@ -103,18 +104,19 @@ def one_snapshot(conn: psycopg.Connection, *, hold_tables: bool = False) -> Iter
 # a transaction that keeps its DDL open.
 HOLD_SECONDS = 2.0
 
-# Every user table this role may read, as a quoted schema.table name (LOCK TABLE takes names).
+# The tables pggit may track (schema, name): ordinary and partitioned, not temporary, outside the system.
 _USER_TABLES = """
-    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+    SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pggit')
-       AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
-       AND pg_catalog.has_table_privilege(c.oid, 'SELECT')"""
+       AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"""
 
 
 def _user_tables(conn: psycopg.Connection) -> set[str]:
-    return {name for (name,) in conn.execute(_USER_TABLES)}
+    """The user tables this role may lock (and read), as quoted ``schema.table`` names: LOCK TABLE takes names."""
+    rows = conn.execute(_USER_TABLES + " AND pg_catalog.has_table_privilege(c.oid, 'SELECT')")
+    return {sql.Identifier(schema, table).as_string(conn) for schema, table in rows}
 
 
 def _hold(conn: psycopg.Connection, tables: set[str]) -> bool | None:
@@ -631,12 +633,7 @@ def tracked_tables_match_catalog(conn: psycopg.Connection) -> set[str]:
     assert checkers.tracked_tables_match_catalog(sync_conn) == {"public.t"}
     ```
     """
-    live = {f"{s}.{t}" for s, t in _rows(conn, """
-        SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pggit')
-           AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'""")}
+    live = {f"{s}.{t}" for s, t in _rows(conn, _USER_TABLES)}
     tracked = {f"{s}.{t}" for s, t in _rows(conn, "SELECT schema_name, object_name FROM pggit.objects "
                                                   "WHERE object_type = 'TABLE' AND is_active")}
     if live != tracked:

@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 from pggit_chaos.measure import cpu_recorder, suite_run
-from pggit_chaos.measure.bench_suite import PROFILES, TARGET_SECONDS, earlier_results, merge, merge_base, tier_options
+from pggit_chaos.measure.bench_suite import (PROFILES, TARGET_SECONDS, earlier_results, merge, merge_base,
+                                             tier_options)
 from pggit_chaos.measure.options import positive_int
 
 COMMAND = "bench-cpu"

@@ -43,8 +43,8 @@ from pggit_chaos.measure.suite_run import (
     machine,
     make_command,
     reference_seconds,
-    system_reference_seconds,
     run_pytest,
+    system_reference_seconds,
     write_results,
 )
 

@@ -292,7 +292,8 @@ def system_reference_seconds() -> float:
     best = float("inf")
     for _ in range(3):
         start = sum(os.times()[:4])
-        with tempfile.TemporaryDirectory(prefix=f"pggit-chaos-reference-{os.getpid()}-", dir=cluster_base_dir()) as folder:
+        prefix = f"pggit-chaos-reference-{os.getpid()}-"
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=cluster_base_dir()) as folder:
             for _ in range(40):
                 pid = os.fork()
                 if pid == 0:  # the child: touch its memory, then leave without Python's clean-up

@@ -57,13 +57,12 @@ def section(cpu: dict | None) -> list[str]:
         "by the cores, whatever the number of workers. The reference task (a fixed pure-Python",
         "loop and PBKDF2, `suite_run.reference_seconds`) says how fast the machine was while it",
         "ran: figures measured on different days compare only beside it.",
-        "",
     ]
     if any("system_reference_seconds" in m for m in cpu["measurements"]):
-        lines[-2:-1] = [
-            "ran: figures measured on different days compare only beside it. It says nothing of the",
-            "kernel, where the servers spend half their time: the system task (40 processes forked",
-            "and 300 files written and removed, `suite_run.system_reference_seconds`) does."]
+        lines += ["It says nothing of the kernel, where the servers spend half their time:",
+                  "the system task (40 processes forked and 300 files written and removed,",
+                  "`suite_run.system_reference_seconds`) does."]
+    lines.append("")
     for m in cpu["measurements"]:
         lines += _measurement(m)
     return lines
