@@ -257,7 +257,9 @@ def _inner_run(tmp_path: Path, mode: str, *args: str, linger: bool = False) -> t
     env.update(MODE=mode, REPORT=str(report), PYTHONPATH=str(REPO), **({"LINGER": "1"} if linger else {}))
     proc = forked_pytest.popen(
         [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
-         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
+         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path),
+         # A run still going after 100 s prints every thread's stack (the outer test waits 120 s for it).
+         "-o", f"faulthandler_timeout={HUNG_AFTER}", *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=forked_pytest.signals_as_in_a_terminal,
     )
@@ -302,6 +304,11 @@ ENDINGS = {
 }
 
 
+# Seconds after which an inner test still running prints its threads' stacks: well before the outer test
+# gives up on it (120 s), well after any real run's end (a few seconds).
+HUNG_AFTER = 100
+
+
 def _wait_for(path: Path, proc: forked_pytest.PytestProcess, what: str) -> None:
     deadline = time.monotonic() + 60
     while not path.exists():
@@ -324,7 +331,13 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, ending):
         for further in again:  # an impatient second Ctrl-C, a timeout's SIGTERM
             proc.send_signal(further)
         Path(f"{report}.go-on").write_text("")
-    output, _ = proc.communicate(timeout=120)
+    try:
+        output, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate(timeout=30)
+        pytest.fail(f"the inner run was still going 120 s after its {ending}; its output, with the stack of "
+                    f"every thread it had after {HUNG_AFTER} s (faulthandler):\n{output}")
     root, postmaster, shmid = report.read_text().split()
     assert server.wait_gone([int(postmaster)], 10), f"the server (pid {postmaster}) survived:\n{output}"
     assert _settled(lambda: Path(root).exists()) is False, f"cluster directory {root} survived:\n{output}"
