@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from pggit_chaos import paths
 from pggit_chaos import server
+from pggit_chaos.server.processes import kill_and_wait
 
 from tests import forked_pytest
 
@@ -257,9 +258,7 @@ def _inner_run(tmp_path: Path, mode: str, *args: str, linger: bool = False) -> t
     env.update(MODE=mode, REPORT=str(report), PYTHONPATH=str(REPO), **({"LINGER": "1"} if linger else {}))
     proc = forked_pytest.popen(
         [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
-         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path),
-         # A run still going after 100 s prints every thread's stack (the outer test waits 120 s for it).
-         "-o", f"faulthandler_timeout={HUNG_AFTER}", *args],
+         "-p", "pggit_chaos.plugin.server_fixtures", "-c", os.devnull, "--rootdir", str(tmp_path), *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=forked_pytest.signals_as_in_a_terminal,
     )
@@ -304,11 +303,6 @@ ENDINGS = {
 }
 
 
-# Seconds after which an inner test still running prints its threads' stacks: well before the outer test
-# gives up on it (120 s), well after any real run's end (a few seconds).
-HUNG_AFTER = 100
-
-
 def _wait_for(path: Path, proc: forked_pytest.PytestProcess, what: str) -> None:
     deadline = time.monotonic() + 60
     while not path.exists():
@@ -334,10 +328,17 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, ending):
     try:
         output, _ = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate(timeout=30)
-        pytest.fail(f"the inner run was still going 120 s after its {ending}; its output, with the stack of "
-                    f"every thread it had after {HUNG_AFTER} s (faulthandler):\n{output}")
+        # pytest's faulthandler prints every thread's stack on SIGABRT, wherever the run waits.
+        proc.send_signal(signal.SIGABRT)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate(timeout=30)
+        if report.exists():  # the aborted run stopped nothing: its server goes now, its directory at the next sweep
+            kill_and_wait([int(report.read_text().split()[1])])
+        pytest.fail(f"the inner run was still going 120 s after its {ending}; its output, ending with the "
+                    f"stack of every thread (SIGABRT):\n{output}")
     root, postmaster, shmid = report.read_text().split()
     assert server.wait_gone([int(postmaster)], 10), f"the server (pid {postmaster}) survived:\n{output}"
     assert _settled(lambda: Path(root).exists()) is False, f"cluster directory {root} survived:\n{output}"
