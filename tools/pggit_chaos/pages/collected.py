@@ -35,12 +35,14 @@ CACHE_DIR = REPO / "_build" / "collected"
 # The collection's dump: set, the run that collects writes every test's markers to this file.
 DUMP_ENV = "PGGIT_DUMP_COLLECTED"
 SKIPPED_DIRS = {".git", ".venv", "_build", "__pycache__", "node_modules", ".pytest_cache", ".hypothesis"}
+# Folders of the pages tests write under docs/ for a moment: neither fingerprinted nor collected.
+SCRATCH_PREFIX = "_scratch_"
 
 
 def _sources() -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(REPO):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("_scratch_"))
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(SCRATCH_PREFIX))
         found += [Path(folder) / name for name in files]
     return sorted(found)
 
@@ -72,8 +74,8 @@ def collected_markers() -> dict[str, list[str]]:
         env.pop("PYTEST_XDIST_WORKER", None)
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-             # Not the suite's (nor the fingerprint's): pages other tests write and remove while this collects.
-             "--ignore-glob", str(REPO / "docs" / "_scratch_*"), "-p", __name__],
+             # Not the suite's: pages other tests write and remove while this collects.
+             "--ignore-glob", str(REPO / "docs" / f"{SCRATCH_PREFIX}*"), "-p", __name__],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )
         if result.returncode != 0 or not partial.exists():
