@@ -24,6 +24,11 @@ def _loads(runs: list[dict]) -> str:
     return f"{runs[0]['load_before'][0]:.1f} → {runs[-1]['load_after'][0]:.1f} (highest {max(seen):.1f})"
 
 
+def _what(m: dict) -> str:
+    """What a measurement ran: the tier, and the selection when it is a sample of one."""
+    return f"`make {m['tier']}`" + (f", only `{m['selection']}`" if m["selection"] else "")
+
+
 def _timing_rows(timing: dict) -> list[list]:
     rows = []
     for m in timing["measurements"]:
@@ -34,8 +39,7 @@ def _timing_rows(timing: dict) -> list[list]:
         verdict = ("" if target is None or m["median_seconds"] is None or m["selection"]
                    else " (met)" if m["median_seconds"] < target else " (not met)")
         tests = max(r["tests"] for r in m["runs"])
-        what = f"`make {m['tier']}`" + (f", only `{m['selection']}`" if m["selection"] else "")
-        rows.append([what, m["user"], tests, f"{len(m['runs'])} ({m['failed_runs']} failed)", median, spread,
+        rows.append([_what(m), m["user"], tests, f"{len(m['runs'])} ({m['failed_runs']} failed)", median, spread,
                      f"{target} s{verdict}" if target else "none", f"{m['machine']['cores']}, {m['workers']}",
                      _loads(m["runs"]), m["started"][:10]])
     return rows
@@ -43,7 +47,7 @@ def _timing_rows(timing: dict) -> list[list]:
 
 def _references(timing: dict) -> list[str]:
     """How fast the machine was during each measurement: the reference task's CPU-seconds before and after."""
-    measured = [f"`make {m['tier']}` as {m['user']} {reference(m)}" for m in timing["measurements"] if reference(m)]
+    measured = [f"{_what(m)} as {m['user']} {reference(m)}" for m in timing["measurements"] if reference(m)]
     if not measured:
         return []
     system = any("system_reference_seconds" in m for m in timing["measurements"])
