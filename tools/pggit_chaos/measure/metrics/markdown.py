@@ -68,6 +68,12 @@ def mutant_verdict(mutant: dict | None) -> str:
     return mutant["status"]
 
 
+def tier_run(measurement: dict) -> str:
+    """What a benchmark ran: the ``make`` tier, and its selection when it is a sample of the tier."""
+    selection = measurement["selection"]
+    return f"`make {measurement['tier']}`" + (f", only `{selection}`" if selection else "")
+
+
 def reference(measurement: dict) -> str | None:
     """A measurement's reference task (``suite_run.reference_seconds``) as "0.11 s before and 0.12 s after",
     then the system task's (``suite_run.system_reference_seconds``) where it was measured; None when

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pggit_chaos.measure.metrics.markdown import reference, table
+from pggit_chaos.measure.metrics.markdown import reference, table, tier_run
 from pggit_chaos.measure.metrics.results import DATA_DIR
 
 FILE = "suite-cpu.json"
@@ -17,11 +17,10 @@ def load() -> dict | None:
 
 
 def _measurement(m: dict) -> list[str]:
-    what = f"`make {m['tier']}`" + (f", only `{m['selection']}`" if m["selection"] else "")
     cores = m["machine"]["cores"]
     verdict = "all passed" if not m["failed"] and m["exitstatus"] == 0 else f"{len(m['failed'])} failed"
     lines = [
-        f"{what} as {m['user']}, one test at a time ({m['tests']} tests, {verdict}; {m['seconds']:.0f} s), "
+        f"{tier_run(m)} as {m['user']}, one test at a time ({m['tests']} tests, {verdict}; {m['seconds']:.0f} s), "
         f"PostgreSQL {m['pg_version']}, {cores} cores, {m['started'][:10]}, load average "
         f"{m['load_before'][0]:.1f} at the start, reference task {reference(m) or 'not measured'}. "
         f"The machine was busy for **{m['busy_cpu_seconds']:.0f} CPU-seconds**: {m['in_tests_cpu_seconds']:.0f} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from pggit_chaos.measure.metrics.markdown import reference, table
+from pggit_chaos.measure.metrics.markdown import reference, table, tier_run
 from pggit_chaos.measure.metrics.measured import run_days
 from pggit_chaos.measure.metrics.results import DATA_DIR
 
@@ -24,11 +24,6 @@ def _loads(runs: list[dict]) -> str:
     return f"{runs[0]['load_before'][0]:.1f} → {runs[-1]['load_after'][0]:.1f} (highest {max(seen):.1f})"
 
 
-def _what(m: dict) -> str:
-    """What a measurement ran: the tier, and the selection when it is a sample of one."""
-    return f"`make {m['tier']}`" + (f", only `{m['selection']}`" if m["selection"] else "")
-
-
 def _timing_rows(timing: dict) -> list[list]:
     rows = []
     for m in timing["measurements"]:
@@ -39,7 +34,7 @@ def _timing_rows(timing: dict) -> list[list]:
         verdict = ("" if target is None or m["median_seconds"] is None or m["selection"]
                    else " (met)" if m["median_seconds"] < target else " (not met)")
         tests = max(r["tests"] for r in m["runs"])
-        rows.append([_what(m), m["user"], tests, f"{len(m['runs'])} ({m['failed_runs']} failed)", median, spread,
+        rows.append([tier_run(m), m["user"], tests, f"{len(m['runs'])} ({m['failed_runs']} failed)", median, spread,
                      f"{target} s{verdict}" if target else "none", f"{m['machine']['cores']}, {m['workers']}",
                      _loads(m["runs"]), m["started"][:10]])
     return rows
@@ -47,7 +42,7 @@ def _timing_rows(timing: dict) -> list[list]:
 
 def _references(timing: dict) -> list[str]:
     """How fast the machine was during each measurement: the reference task's CPU-seconds before and after."""
-    measured = [f"{_what(m)} as {m['user']} {reference(m)}" for m in timing["measurements"] if reference(m)]
+    measured = [f"{tier_run(m)} as {m['user']} {reference(m)}" for m in timing["measurements"] if reference(m)]
     if not measured:
         return []
     system = any("system_reference_seconds" in m for m in timing["measurements"])
