@@ -260,6 +260,7 @@ INNER_TEST = textwrap.dedent(
                     Finalized()
                 gc.collect()
             time.sleep(30)
+            pathlib.Path(os.environ["REPORT"] + ".slept").write_text("")  # the signal was lost
     """
 )
 
@@ -365,6 +366,7 @@ def test_no_server_process_or_directory_survives_the_run(tmp_path, ending):
     assert _settled(lambda: Path(root).exists()) is False, f"cluster directory {root} survived:\n{output}"
     expected = {"pass": 0, "fail": 1, "crash": 1, "interrupt": 2, "finalizers": 2}[mode]
     assert proc.returncode == expected, output
+    assert not Path(f"{report}.slept").exists(), f"the inner run slept on after its {ending}:\n{output}"
     assert _settled(lambda: _postgres_processes_under(root)) == []
     assert _new_shared_memory_segments(segments_before) == set(), "shared memory segments survived the run"
     assert not _sysv_segment_exists(shmid), f"the server's System V segment {shmid} survived the run"

@@ -89,7 +89,9 @@ def _unraisable(unraisable) -> None:
 def _resend(signum: int) -> None:
     global _ending
     _ending = False  # the run is not ending after all: the exception that was to end it is gone
-    os.kill(os.getpid(), signum)
+    # To the main thread itself: a signal sent to the process may be taken by any thread that does not block it,
+    # and only the main thread runs Python's handlers: asleep (time.sleep, a select), it would not wake for it.
+    signal.pthread_kill(threading.main_thread().ident, signum)
 
 
 def acquire(forward_to_children: bool = False) -> None:
