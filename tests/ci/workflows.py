@@ -1,6 +1,6 @@
 """The workflows read offline: every job, every matrix entry, every manual category, and the tests each selects.
 
-A job's test commands (``make test|smoke|full|weekly|site`` and ``pytest``)
+A job's test commands (``make test|test-all|smoke|full|weekly|site`` and ``pytest``)
 are read with their environment filled in: matrix values, manual inputs (or
 their defaults), and the outputs of ``pggit-chaos progression`` steps, which
 are run here through the package itself. A command or an expression this
@@ -25,7 +25,7 @@ from pggit_chaos.pages import collected, markexpr
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 MAKEFILE = REPO / "Makefile"
-MAKE_PYTEST_TARGETS = ("test", "smoke", "full", "weekly", "site")
+MAKE_PYTEST_TARGETS = ("test", "test-all", "smoke", "full", "weekly", "site")
 # pytest options that take a value (the others are flags).
 VALUE_OPTIONS = {"-m", "-o", "-p", "-n", "--dist", "--junitxml", "--pg-version", "--soak-minutes", "--crash-cycles",
                  "--soak-history", "--hypothesis-profile", "--hypothesis-seed", "-c", "--rootdir"}
@@ -71,17 +71,19 @@ def workflows() -> dict[str, dict]:
 @cache
 def make_targets() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Each make target's first pytest line, read once: its -m expression (site: none) and the paths it
-    collects when PYTEST_ARGS names none (the chaos tiers: CHAOS_PATHS; site: docs; empty: every test path)."""
+    collects when PYTEST_ARGS names none (the chaos tiers: CHAOS_PATHS; test: PGGIT_PATHS; site: docs; empty:
+    every test path)."""
     text = MAKEFILE.read_text()
-    chaos_paths = tuple(re.search(r"^CHAOS_PATHS := (.+)$", text, re.M).group(1).split())
+    only = {f"$({name}_ONLY)": tuple(re.search(rf"^{name}_PATHS := (.+)$", text, re.M).group(1).split())
+            for name in ("CHAOS", "PGGIT")}
     targets, current = {}, None
     for line in text.splitlines():
-        if match := re.match(r"^([a-z]+):", line):
+        if match := re.match(r"^([a-z-]+):", line):
             current = match.group(1)
         elif current and line.startswith("\t") and "pytest" in line and current not in targets:
             found = re.search(r'-m "([^"]+)"', line)
             words = line.split()
-            paths = chaos_paths if "$(CHAOS_ONLY)" in words else tuple(w for w in words if w == "docs")
+            paths = next((only[w] for w in words if w in only), tuple(w for w in words if w == "docs"))
             targets[current] = (found.group(1) if found else "", paths)
     return targets
 

@@ -1,10 +1,11 @@
-"""Stability and wall time: the smoke tier (or the whole of make test) run N times, each with a new Hypothesis seed.
+"""Stability and wall time: the smoke tier (or make test, or make test-all) run N times, each with a new Hypothesis seed.
 
-    pggit-chaos stability --runs 20 [--tier smoke|test] [--workers auto] [--full-runs 1] [--profile dev|gate|smoke]
+    pggit-chaos stability --runs 20 [--tier smoke|test|test-all] [--workers auto] [--full-runs 1] [--profile dev|gate|smoke]
 
 Each run is what ``make smoke`` runs (pytest-xdist, one cluster per worker),
-or with ``--tier test`` what ``make test`` runs (every test path, the
-toolkit, contract, chaos suite, examples, guides and site), with
+or with ``--tier test`` what ``make test`` runs (pggit's contract, the
+chaos suite, examples and guides), with ``--tier test-all`` what ``make
+test-all`` runs (every test path: the toolkit's and the site's too), with
 ``--hypothesis-seed`` drawn at random and recorded, so a failing run can
 be replayed exactly (``--profile gate`` runs CI's derandomized examples
 instead; the seed is then recorded but draws nothing). A test that fails in
@@ -51,16 +52,16 @@ DESCRIPTION = __doc__.split("\n\n")[0]
 COMMITTED = COMMITTED_METRICS_DIR / "stability.json"
 PROFILES = ("dev", "gate", "smoke")
 # The profile a tier runs with unless --profile says otherwise: make smoke's own, and make test's default.
-TIER_PROFILES = {"smoke": "smoke", "test": "dev", "full": "dev"}
+TIER_PROFILES = {"smoke": "smoke", "test": "dev", "test-all": "dev", "full": "dev"}
 
 
 def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test_timeout: int,
              profile: str = "dev") -> dict:
-    """One run of ``tier`` with ``seed``: the chaos suite's paths for smoke and full, every test path for test."""
+    """One run of ``tier`` with ``seed``: the chaos suite's paths for smoke and full, the Makefile's for the others."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_before = [round(x, 2) for x in os.getloadavg()]
     extra = [f"--hypothesis-seed={seed}", "-p", "no:cacheprovider"]
-    if tier == "test":
+    if tier not in TIERS:
         argv = make_command(tier, workers, test_timeout, [*extra, f"--pggit-sql={mutants.EXTENSION_SQL}"])
     else:
         argv = chaos_command(mutants.EXTENSION_SQL, CHAOS_PATHS, TIERS[tier], test_timeout,
@@ -92,8 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The stability runs' options, on ``parser`` (its own, or ``pggit-chaos stability``)."""
     parser.add_argument("--runs", type=positive_int, default=20, metavar="N",
                         help="how many times the tier runs, each with a new random seed (default %(default)s).")
-    parser.add_argument("--tier", choices=("smoke", "test"), default="smoke",
-                        help="what runs again and again: smoke (make smoke) or test (the whole of make test) "
+    parser.add_argument("--tier", choices=("smoke", "test", "test-all"), default="smoke",
+                        help="what runs again and again: smoke (make smoke), test (make test) or test-all (every "
+                             "test, make test-all) "
                              "(default %(default)s).")
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="the Hypothesis profile: dev or smoke, a new random seed each run, or gate, CI's "

@@ -43,14 +43,18 @@ TIERS = {
     "full": "chaos and not soak",
 }
 # The Makefile's tiers as make runs them (make_command): what the wall-time benchmark, the CPU benchmark
-# and the stability runs of the whole suite measure. make test collects every test path.
-MAKE_TIERS = {"test": "not soak", **TIERS}
+# and the stability runs measure. make test-all collects every test path, make test pggit's tests.
+MAKE_TIERS = {"test": "not soak", "test-all": "not soak", **TIERS}
 # The chaos suite: its own folder, the examples and the guides' chaos tests. No chaos test lives elsewhere
 # (tests/ci/test_tiers.py), so the chaos tiers collect only these (the Makefile's CHAOS_PATHS).
 CHAOS_PATHS = ["tests/chaos", "examples", "docs"]
 # The contract tests: reported beside the chaos suite's score, never part of it.
 CONTRACT_PATHS = ["tests/extension"]
 CONTRACT_MARKERS = "not soak"
+# What make test collects: pggit's tests, without the harness's own (the Makefile's PGGIT_PATHS).
+PGGIT_PATHS = ["tests/chaos", "tests/extension", "examples", "docs"]
+# The paths each make tier collects when it is given none (-o testpaths); make test-all: every test path.
+MAKE_PATHS = {"test": PGGIT_PATHS, "test-all": None, **{tier: CHAOS_PATHS for tier in TIERS}}
 
 
 def tier_selection(tier: str, contract: bool) -> tuple[list[str], str]:
@@ -96,10 +100,11 @@ def chaos_command(sql: Path, paths: list[str], markexpr: str, test_timeout: int,
 def make_command(tier: str, workers: str, test_timeout: int, extra: list[str] = ()) -> list[str]:
     """The pytest command line of one recorded run of ``tier`` as ``make`` runs it, with pytest-xdist.
 
-    ``make test`` collects every test path; the chaos tiers only the chaos
-    suite's (the Makefile's ``-o testpaths``), unless ``extra`` names paths.
+    ``make test-all`` collects every test path; ``make test`` pggit's tests and
+    the chaos tiers the chaos suite's (the Makefile's ``-o testpaths``), unless
+    ``extra`` names paths.
     """
-    testpaths = ["-o", f"testpaths={' '.join(CHAOS_PATHS)}"] if tier in TIERS else []
+    testpaths = ["-o", f"testpaths={' '.join(MAKE_PATHS[tier])}"] if MAKE_PATHS[tier] else []
     return [
         sys.executable, "-m", "pytest", f"--rootdir={REPO}", "-c", str(REPO / "pyproject.toml"), *testpaths,
         "-n", workers, "--dist", "loadgroup", "-m", MAKE_TIERS[tier], "-q", "-p", recorder.__name__,

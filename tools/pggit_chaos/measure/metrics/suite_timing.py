@@ -58,7 +58,7 @@ def _stability_rows(stability: dict) -> list[list]:
         key = (run["tier"], run.get("user", "not recorded"), run.get("profile", "dev"), run.get("workers",
                                                                                              stability["workers"]))
         groups.setdefault(key, []).append(run)
-    order = {"smoke": 0, "test": 1, "full": 2}
+    order = {"smoke": 0, "test": 1, "test-all": 2, "full": 3}
     rows = []
     for (tier, user, profile, workers), runs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0])):
         failed = sum(r["exitstatus"] != 0 for r in runs)
@@ -80,7 +80,7 @@ def section(timing: dict | None, stability: dict | None) -> list[str]:
         lines += [
             "Wall time of a tier as `make` runs it (pytest-xdist, `--dist loadgroup`, one",
             "throwaway PostgreSQL per worker), with the tier's Hypothesis profile (`gate`'s",
-            "fixed examples for `make test`, as `.ci/run` has it; `smoke` for `make smoke`), measured",
+            "fixed examples for `make test` and `make test-all`, as `.ci/run` has it; `smoke` for `make smoke`), measured",
             "by `pggit-chaos bench-suite` (`tools/pggit_chaos/measure/bench_suite.py`): the",
             "median of the passing runs, against the target for a 2-core machine. The load",
             "average is the machine's, before the first run and after the last: other work",
