@@ -32,6 +32,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return [c for c in collectors if type(c).__name__ != "MarkdownDocstringCodeModule"]
 
 
+# The markers that keep a case out of the smoke tier whatever its family: a case with one of them cannot stand for it.
+_NOT_SMOKE = ("slow", "destructive", "soak")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every case of a parametrized test but one is marked ``variant``, which the smoke tier leaves out.
+
+    The smoke tier runs each test once, as it runs each property's few
+    examples; ``make test`` and the full tier run every case. The case that
+    stands for its test is the first the smoke tier would otherwise run. A
+    test that marks some of its cases ``variant`` itself has chosen which
+    stand for it (several, spread over its parameters), and is left alone.
+    """
+    families: dict[tuple[str, str], list[pytest.Item]] = {}
+    for item in items:
+        if getattr(item, "callspec", None) is not None:
+            families.setdefault((item.parent.nodeid, item.originalname), []).append(item)
+    for cases in families.values():
+        if any(case.get_closest_marker("variant") for case in cases):
+            continue
+        eligible = [case for case in cases if not any(case.get_closest_marker(name) for name in _NOT_SMOKE)]
+        stands = (eligible or cases)[0]
+        for case in cases:
+            if case is not stands:
+                case.add_marker(pytest.mark.variant)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection built (modules, items, strategies) is kept to the end: out of the collector's sight.

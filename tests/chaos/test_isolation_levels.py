@@ -464,11 +464,25 @@ DANGEROUS_PAIRS = [
 ]
 
 
-@pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("isolation", list(ISOLATION_LEVELS), ids=list(ISOLATION_LEVELS))
-# The cases of one pair share a worker (their xdist group), so its two orders at a level share one serial oracle.
-@pytest.mark.parametrize(("op_a", "op_b"), [pytest.param(a, b, marks=pytest.mark.xdist_group(f"pair-{a}-{b}"),
-                                                         id=f"{a}-{b}") for a, b in DANGEROUS_PAIRS])
+def _dangerous_cases() -> list:
+    """Every pair at every level in both orders. Each pair stands in the smoke tier once (its other cases are
+    ``variant``s): the levels take turns over the pairs, and the orders over each round of levels, so every level
+    meets every order there too."""
+    levels, cases = list(ISOLATION_LEVELS), []
+    for i, (a, b) in enumerate(DANGEROUS_PAIRS):
+        standing = (levels[i % len(levels)], ORDERS[i // len(levels) % len(ORDERS)])
+        for level in levels:
+            for order in ORDERS:
+                # The cases of one pair share a worker (their xdist group), so its two orders at a level share one
+                # serial oracle.
+                marks = [pytest.mark.xdist_group(f"pair-{a}-{b}")]
+                if (level, order) != standing:
+                    marks.append(pytest.mark.variant)
+                cases.append(pytest.param(a, b, level, order, marks=marks, id=f"{a}-{b}-{level}-{order}"))
+    return cases
+
+
+@pytest.mark.parametrize(("op_a", "op_b", "isolation", "order"), _dangerous_cases())
 def test_dangerous_pairs_end_like_a_serial_order_or_with_a_retryable_error(db_connection_string, spaces, pg_server,
                                                                           pggit_template, op_a, op_b, isolation,
                                                                           order):

@@ -9,6 +9,7 @@ lives anywhere else.
 
 from __future__ import annotations
 
+import collections
 import subprocess
 import sys
 
@@ -63,3 +64,43 @@ def test_a_path_given_to_a_chaos_tier_narrows_it():
     files = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert files == {"tests/chaos/test_partitions.py"}
+
+
+DANGEROUS_PAIRS = "tests/chaos/test_isolation_levels.py::test_dangerous_pairs_end_like_a_serial_order_or_with_a_retryable_error"
+
+
+def _test_of(nodeid: str) -> str:
+    return nodeid.split("[")[0]
+
+
+def test_the_smoke_tier_runs_each_quick_chaos_test_once_or_in_the_cases_it_chose():
+    """The root conftest marks every case of a parametrized test but one ``variant``, unless the test chose."""
+    smoke = suite_run.TIERS["smoke"]
+    assert smoke.endswith(" and not variant")
+    chosen = wf.selected(smoke, tuple(suite_run.CHAOS_PATHS))
+    every_case = wf.selected(smoke.removesuffix(" and not variant"), tuple(suite_run.CHAOS_PATHS))
+    # Positive control: the variants are many, and the rest of the tier is there.
+    assert len(every_case) > 1.5 * len(chosen) and set(chosen) < set(every_case)
+    # No quick chaos test leaves the tier: each is there once, the dangerous pairs once per pair.
+    assert {_test_of(n) for n in chosen} == {_test_of(n) for n in every_case}
+    once = collections.Counter(_test_of(n) for n in chosen)
+    assert once.pop(DANGEROUS_PAIRS) == 9
+    assert set(once.values()) == {1}
+
+
+def test_the_dangerous_pairs_chosen_for_smoke_meet_every_level_in_every_order():
+    chosen = [n for n in wf.selected(suite_run.TIERS["smoke"], ("tests/chaos",)) if n.startswith(DANGEROUS_PAIRS)]
+    cases = [n.split("[")[1].rstrip("]") for n in chosen]
+    levels = ("read_committed", "repeatable_read", "serializable")
+    orders = ("interleaved", "a_commits_first")
+    met = {(level, order) for case in cases for level in levels for order in orders
+           if case.endswith(f"-{level}-{order}")}
+    assert met == {(level, order) for level in levels for order in orders}
+    pairs = {case.rsplit("-", 2)[0] for case in cases}
+    assert len(pairs) == len(cases) == 9
+
+
+def test_only_parametrized_cases_are_variants():
+    marks = wf.collected_marks()
+    variants = [n for n, names in marks.items() if "variant" in names]
+    assert variants and all("[" in n for n in variants)

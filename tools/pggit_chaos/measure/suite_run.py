@@ -39,7 +39,7 @@ COMMITTED_METRICS_DIR = REPO / "docs" / "_data" / "metrics"
 
 # The tiers, as the Makefile's smoke and full targets define them.
 TIERS = {
-    "smoke": "chaos and not slow and not destructive and not soak",
+    "smoke": "chaos and not slow and not destructive and not soak and not variant",
     "full": "chaos and not soak",
 }
 # The Makefile's tiers as make runs them (make_command): what the wall-time benchmark, the CPU benchmark
