@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from pggit_chaos.measure.options import auto_workers
+from pggit_chaos.measure.suite_run import TIERS
+from pggit_chaos.pages import markexpr
 from pggit_chaos.paths import PACKAGE
 
 pytest_plugins = ["pggit_chaos.pages.integration"]
@@ -32,10 +34,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return [c for c in collectors if type(c).__name__ != "MarkdownDocstringCodeModule"]
 
 
-# The markers that keep a case out of the smoke tier whatever its family: a case with one of them cannot stand for it.
-_NOT_SMOKE = ("slow", "destructive", "soak")
-
-
 @pytest.hookimpl(tryfirst=True)  # before -m deselects anything
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every case of a parametrized test but one is marked ``variant``, which the smoke tier leaves out.
@@ -46,6 +44,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     test that marks some of its cases ``variant`` itself has chosen which
     stand for it (several, spread over its parameters), and is left alone.
     """
+    smoke = markexpr.parse(TIERS["smoke"])
     families: dict[tuple[str, str], list[pytest.Item]] = {}
     for item in items:
         if getattr(item, "callspec", None) is not None:
@@ -53,7 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for cases in families.values():
         if any(case.get_closest_marker("variant") for case in cases):
             continue
-        eligible = [case for case in cases if not any(case.get_closest_marker(name) for name in _NOT_SMOKE)]
+        eligible = [case for case in cases if smoke.matches({mark.name for mark in case.iter_markers()})]
         stands = (eligible or cases)[0]
         for case in cases:
             if case is not stands:
