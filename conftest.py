@@ -42,7 +42,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     examples; ``make test`` and the full tier run every case. The case that
     stands for its test is the first the smoke tier would otherwise run. A
     test that marks some of its cases ``variant`` itself has chosen which
-    stand for it (several, spread over its parameters), and is left alone.
+    stand for it (several, spread over its parameters), and is left alone;
+    so is one marked ``distinct_cases``, whose every case checks something
+    another does not (a check of ``verify_integrity`` each), all in smoke.
     """
     smoke = markexpr.parse(TIERS["smoke"])
     families: dict[tuple[str, str], list[pytest.Item]] = {}
@@ -50,7 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if getattr(item, "callspec", None) is not None:
             families.setdefault((item.parent.nodeid, item.originalname), []).append(item)
     for cases in families.values():
-        if any(case.get_closest_marker("variant") for case in cases):
+        if any(case.get_closest_marker("variant") or case.get_closest_marker("distinct_cases") for case in cases):
             continue
         eligible = [case for case in cases if smoke.matches({mark.name for mark in case.iter_markers()})]
         stands = (eligible or cases)[0]

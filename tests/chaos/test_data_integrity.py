@@ -194,6 +194,7 @@ def _damaged(conn: psycopg.Connection, repo: Repo, kinds: list[str]) -> dict[str
     return report
 
 
+@pytest.mark.distinct_cases  # each kind of damage is another check's to find: the smoke tier runs them all
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
 def test_each_kind_of_damage_is_reported_on_its_check_naming_the_row(sync_conn, repo, kind):
     """Each kind of hand-made damage makes verify_integrity report ok = false on the check made for it, with a detail naming the damaged row, and trips no unrelated check."""

@@ -383,6 +383,7 @@ def _corrupt_and_check(conn: psycopg.Connection, extra: list[tuple[str, int]], r
     assert set(collateral) <= spec.also, f"{recipe} also failed other checks: {collateral}"
 
 
+@pytest.mark.distinct_cases  # each recipe damages what another check guards: the smoke tier runs them all
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_each_recipe_fails_exactly_its_check_naming_the_damaged_row(pg_server, make_database, recipe):
     """Every recipe once, on the base history and its first victim: all checks pass before; after, the recipe's check

@@ -85,6 +85,11 @@ def test_the_smoke_tier_runs_each_quick_chaos_test_once_or_in_the_cases_it_chose
     assert {_test_of(n) for n in chosen} == {_test_of(n) for n in every_case}
     once = collections.Counter(_test_of(n) for n in chosen)
     assert once.pop(DANGEROUS_PAIRS) == 9
+    marks = wf.collected_marks()
+    distinct = {_test_of(n) for n in every_case if "distinct_cases" in marks[n]}
+    assert distinct, "no test keeps its every case in smoke"  # positive control for the loop below
+    for test in distinct:
+        assert once.pop(test) == sum(_test_of(n) == test for n in every_case) > 1, test
     assert set(once.values()) == {1}
 
 

@@ -35,7 +35,8 @@ DESCRIPTION = __doc__.split("\n\n")[0]
 PROGRESSION_FILE = REPO / ".github" / "chaos-progression.json"
 PYPROJECT = REPO / "pyproject.toml"
 # Registered markers that say how a test runs or what it needs, not what it attacks.
-NOT_CATEGORIES = frozenset({"chaos", "slow", "destructive", "soak", "variant", "needs_control", "needs_superuser"})
+NOT_CATEGORIES = frozenset({"chaos", "slow", "destructive", "soak", "variant", "distinct_cases", "needs_control",
+                            "needs_superuser"})
 
 # The weekly tier. The whole suite (less the soak tests) runs on every version, split into shards of
 # categories; a test belongs to the first shard naming one of its categories, a test of no category to
