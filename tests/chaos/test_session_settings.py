@@ -277,6 +277,7 @@ FOUND = [
 ]
 
 
+@pytest.mark.distinct_cases  # each of these broke pggit once, in its own way: the smoke tier runs them all
 @pytest.mark.parametrize("settings", FOUND)
 def test_settings_that_broke_pggit_change_nothing(db_connection_string, reference, settings):
     """standard_conforming_strings = off made every branch name invalid (a compile error in the name
