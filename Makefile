@@ -20,7 +20,7 @@ CHAOS_ONLY := -o "testpaths=$(CHAOS_PATHS)"
 # make test collects pggit's tests only: its contract, the chaos suite, the examples and the pages. The harness's
 # own tests (tests/toolkit, tests/site, tests/ci, the toolkit's doctests) run in make test-all, as PostgreSQL keeps
 # make check-world apart from make check: on 2 cores they alone take longer than the everyday loop's budget.
-PGGIT_PATHS := tests/chaos tests/extension examples docs
+PGGIT_PATHS := $(CHAOS_PATHS) tests/extension
 PGGIT_ONLY := -o "testpaths=$(PGGIT_PATHS)"
 
 .PHONY: test test-all site smoke full weekly metrics install clean

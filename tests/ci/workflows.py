@@ -74,8 +74,9 @@ def make_targets() -> dict[str, tuple[str, tuple[str, ...]]]:
     collects when PYTEST_ARGS names none (the chaos tiers: CHAOS_PATHS; test: PGGIT_PATHS; site: docs; empty:
     every test path)."""
     text = MAKEFILE.read_text()
-    only = {f"$({name}_ONLY)": tuple(re.search(rf"^{name}_PATHS := (.+)$", text, re.M).group(1).split())
-            for name in ("CHAOS", "PGGIT")}
+    paths = {name: re.search(rf"^{name}_PATHS := (.+)$", text, re.M).group(1) for name in ("CHAOS", "PGGIT")}
+    only = {f"$({name}_ONLY)": tuple(value.replace("$(CHAOS_PATHS)", paths["CHAOS"]).split())
+            for name, value in paths.items()}
     targets, current = {}, None
     for line in text.splitlines():
         if match := re.match(r"^([a-z-]+):", line):

@@ -52,7 +52,7 @@ CHAOS_PATHS = ["tests/chaos", "examples", "docs"]
 CONTRACT_PATHS = ["tests/extension"]
 CONTRACT_MARKERS = "not soak"
 # What make test collects: pggit's tests, without the harness's own (the Makefile's PGGIT_PATHS).
-PGGIT_PATHS = ["tests/chaos", "tests/extension", "examples", "docs"]
+PGGIT_PATHS = [*CHAOS_PATHS, *CONTRACT_PATHS]
 # The paths each make tier collects when it is given none (-o testpaths); make test-all: every test path.
 MAKE_PATHS = {"test": PGGIT_PATHS, "test-all": None, **{tier: CHAOS_PATHS for tier in TIERS}}
 
