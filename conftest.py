@@ -44,7 +44,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     test that marks some of its cases ``variant`` itself has chosen which
     stand for it (several, spread over its parameters), and is left alone;
     so is one marked ``distinct_cases``, whose every case checks something
-    another does not (a check of ``verify_integrity`` each), all in smoke.
+    another does not (a damage recipe, a setting that once broke pggit), all
+    in smoke.
     """
     smoke = markexpr.parse(TIERS["smoke"])
     families: dict[tuple[str, str], list[pytest.Item]] = {}
