@@ -29,7 +29,7 @@ _COMMON = dict(suppress_health_check=[HealthCheck.too_slow], deadline=None, prin
 # The everyday loop (make test, and the merge gate) tries few examples of each property; the main branch's ci
 # profile and the weekly hunt's thorough one try many more, with fresh seeds.
 settings.register_profile("dev", max_examples=10, database=_EXAMPLES, **_COMMON)
-settings.register_profile("smoke", max_examples=5, database=_EXAMPLES, **_COMMON)
+settings.register_profile("smoke", max_examples=3, database=_EXAMPLES, **_COMMON)
 settings.register_profile("ci", max_examples=50, derandomize=False, database=_EXAMPLES, **_COMMON)
 settings.register_profile("gate", max_examples=10, derandomize=True, **_COMMON)
 settings.register_profile("thorough", max_examples=500, verbosity=Verbosity.normal, database=_EXAMPLES, **_COMMON)
