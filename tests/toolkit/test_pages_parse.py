@@ -62,3 +62,13 @@ def test_the_block_parser_reads_every_page_and_docstring_as_the_full_parser_does
 
 def test_pytest_markdown_docs_parses_with_the_block_parser(pytestconfig):
     assert pytestconfig.hook.pytest_markdown_docs_markdown_it() is parse.block_parser()
+
+
+def test_the_block_parser_parses_each_text_once_unless_given_an_env():
+    """The page collector and pytest-markdown-docs both read every page: the second reading reuses the tokens."""
+    parser = parse.block_parser()
+    text = "# Heading\n\n```python\nx = 1\n```\n"
+    assert parser.parse(text) is parser.parse(text)
+    assert parser.parse(text + "\n") is not parser.parse(text)  # another text, its own tokens
+    env: dict = {}
+    assert parser.parse(text, env) is not parser.parse(text)  # an env gathers what this parse finds

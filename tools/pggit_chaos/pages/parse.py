@@ -127,6 +127,23 @@ def test_parameters(code: str) -> set[str]:
     return names
 
 
+class _BlockParser(MarkdownIt):
+    """Remembers the tokens of the texts it parsed: each page is read by the page collector and by
+    pytest-markdown-docs, and both only read the tokens."""
+
+    def __init__(self) -> None:
+        super().__init__("commonmark")
+        self.disable("inline")
+        self._parsed: dict[str, list] = {}
+
+    def parse(self, src: str, env=None):  # noqa: ANN001, ANN201 - MarkdownIt's own signature
+        if env is not None:  # an env collects what parsing finds (references): parse anew
+            return super().parse(src, env)
+        if src not in self._parsed:
+            self._parsed[src] = super().parse(src)
+        return self._parsed[src]
+
+
 @cache
 def block_parser() -> MarkdownIt:
     """A CommonMark parser of blocks only: fences, headings and their raw text, without parsing inside them.
@@ -134,9 +151,9 @@ def block_parser() -> MarkdownIt:
     Inline parsing (emphasis, links, code spans) was half of what reading the
     pages and the toolkit's docstrings cost each pytest process, and nothing
     here reads its result. pytest-markdown-docs uses it too (``integration.py``'s
-    ``pytest_markdown_docs_markdown_it``).
+    ``pytest_markdown_docs_markdown_it``), so each text is parsed once a process.
     """
-    return MarkdownIt("commonmark").disable("inline")
+    return _BlockParser()
 
 
 def read_blocks(page: Path) -> list[Block]:
