@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         busy_before = cpu_recorder.busy_cpu_seconds()
         result = suite_run.run_pytest(argv, workdir, "cpu", run_timeout=4 * 3600, write_bytecode=True,
+                                      fresh_examples=False,
                                       env_extra={"HYPOTHESIS_PROFILE": PROFILES[args.tier],
                                                  cpu_recorder.RECORD_ENV: str(record)})
         busy_cpu = cpu_recorder.busy_cpu_seconds() - busy_before

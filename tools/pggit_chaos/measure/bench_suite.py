@@ -65,7 +65,7 @@ def run_once(tier: str, workers: str, selection: list[str], workdir: Path, label
     argv = make_command(tier, workers, test_timeout, ["-p", "no:cacheprovider", *selection])
     load_before = [round(x, 2) for x in os.getloadavg()]
     run = run_pytest(argv, workdir, label, run_timeout=3600, env_extra={"HYPOTHESIS_PROFILE": PROFILES[tier]},
-                     write_bytecode=True)
+                     write_bytecode=True, fresh_examples=False)
     return {
         "seconds": run.seconds,
         "exitstatus": run.exitstatus,

@@ -67,7 +67,7 @@ def run_tier(tier: str, seed: int, workers: str, workdir: Path, label: str, test
         argv = chaos_command(mutants.EXTENSION_SQL, CHAOS_PATHS, TIERS[tier], test_timeout,
                              [f"--hypothesis-seed={seed}", "-n", workers, "--dist", "loadgroup"])
     run = run_pytest(argv, workdir, label, run_timeout=3600, env_extra={"HYPOTHESIS_PROFILE": profile},
-                     write_bytecode=True)
+                     write_bytecode=True, fresh_examples=False)
     return {
         "tier": tier,
         "user": current_user(),

@@ -80,7 +80,8 @@ def section(timing: dict | None, stability: dict | None) -> list[str]:
         lines += [
             "Wall time of a tier as `make` runs it (pytest-xdist, `--dist loadgroup`, one",
             "throwaway PostgreSQL per worker), with the tier's Hypothesis profile (`gate`'s",
-            "fixed examples for `make test` and `make test-all`, as `.ci/run` has it; `smoke` for `make smoke`), measured",
+            "fixed examples for `make test` and `make test-all`, as `.ci/run` has it; `smoke` for `make smoke`) and",
+            "the checkout's `.hypothesis` directory, measured",
             "by `pggit-chaos bench-suite` (`tools/pggit_chaos/measure/bench_suite.py`): the",
             "median of the passing runs, against the target for a 2-core machine. The load",
             "average is the machine's, before the first run and after the last: other work",
