@@ -92,6 +92,32 @@ def test_a_process_started_by_the_run_copies_the_runs_initdb(tmp_path):
     assert not Path(cache).exists()
 
 
+# Run by every xdist worker (--dist each): which worker, its server's system identifier, the cache it copied.
+WORKER_TEST = textwrap.dedent("""
+    import os
+
+
+    def test_report(pg_server):
+        with pg_server.connect() as conn:
+            identifier = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+        with open(os.environ["REPORT"], "a") as report:
+            report.write(f"{os.environ['PYTEST_XDIST_WORKER']} {identifier} {os.environ['PGGIT_INITDB_CACHE']}\\n")
+""")
+
+
+def test_the_workers_of_an_xdist_run_copy_one_initdb(tmp_path):
+    (tmp_path / "test_worker.py").write_text(WORKER_TEST)
+    report = tmp_path / "report.txt"
+    done = subprocess.run([sys.executable, "-m", "pytest", "test_worker.py", "-q", "-n", "2", "--dist", "each",
+                           "-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", str(tmp_path)],
+                          cwd=tmp_path, env=_env(REPORT=str(report)), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line.split() for line in report.read_text().splitlines()]
+    assert sorted(worker for worker, _, _ in lines) == ["gw0", "gw1"]
+    assert len({identifier for _, identifier, _ in lines}) == 1, f"each worker ran an initdb of its own: {lines}"
+    assert len({cache for *_, cache in lines}) == 1 and not Path(lines[0][2]).exists(), "gone with the run"
+
+
 @pytest.mark.parametrize("named", ["elsewhere", "writable by others", "not a cache"])
 def test_a_named_cache_that_is_not_this_accounts_own_is_ignored(tmp_path, named):
     folder = tmp_path / {"elsewhere": "missing", "writable by others": f"{initdb_cache.CACHE_PREFIX}x",

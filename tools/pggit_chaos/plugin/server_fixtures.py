@@ -33,7 +33,7 @@ import pytest
 
 from pggit_chaos import server
 from pggit_chaos.nemesis.proxy import FaultyProxy
-from pggit_chaos.server import janitor, signals
+from pggit_chaos.server import initdb_cache, janitor, signals
 from pggit_chaos.server.settings import SOURCES
 from pggit_chaos.server.sweep import describe
 
@@ -70,10 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Check a --dsn server once, before any test: an unreachable one ends the run with one message.
 
-    And an xdist controller owns no server, its workers do: a signal it gets goes on to them.
+    And an xdist controller owns no server, its workers do: a signal it gets goes on to them, and it makes
+    the initdb cache they share (one initdb for the run, not one a worker).
     """
     config = session.config
-    if config.getoption("--dsn") or os.environ.get(SOURCES["dsn"][1]):
+    existing = config.getoption("--dsn") or os.environ.get(SOURCES["dsn"][1])
+    if existing:
         settings = server_settings(config)
         with _existing_server(settings) as existing:
             role = "a superuser" if existing.is_superuser else "not a superuser: tests marked needs_superuser skip"
@@ -83,6 +85,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if config.pluginmanager.has_plugin("dsession"):
         signals.acquire(forward_to_children=True)
         config.add_cleanup(signals.release)
+        if not existing:
+            initdb_cache.share()  # before xdist's own sessionstart (trylast) starts the workers
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -3,10 +3,11 @@
 initdb costs about 0.3 CPU-seconds, most of what starting a cluster costs,
 and ``make test`` starts some 70 clusters: its workers', its tests', and
 those of the pytest runs its tests start. The first process of a run that
-starts a cluster makes a cache directory beside the clusters
+starts a cluster, or an xdist controller before it starts its workers
+(``share``), makes a cache directory beside the clusters
 (``pggit-chaos-initdb-*``, its ``owner.pid`` locked like a cluster's, so the
-janitor removes it once that process is gone however it ended), runs initdb
-there once per PostgreSQL install, and names the directory in
+janitor removes it once that process is gone however it ended); initdb runs
+there once per PostgreSQL install, and the directory is named in
 ``PGGIT_INITDB_CACHE`` for the processes it starts. A cluster copies the
 data directory (``cp -a``, as the server's account) and keeps the cached
 superuser password only until its first start, when it sets a random one of
@@ -91,6 +92,15 @@ def _entry(cache: Path, install: PgInstall, scram_rounds: int, run: Run) -> tupl
             write_private(folder / "password", password)
             made.rename(folder / "data")  # last: once "data" is there, its password is too
     return folder / "data", (folder / "password").read_text()
+
+
+def share() -> None:
+    """Make the run's cache now and name it in the environment, before this process starts others.
+
+    pytest-xdist's controller starts no cluster itself: without this, each of
+    its workers would make a cache of its own and run initdb once each.
+    """
+    _cache()
 
 
 def _cache() -> Path | None:
