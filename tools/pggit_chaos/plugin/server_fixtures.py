@@ -74,8 +74,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     the initdb cache they share (one initdb for the run, not one a worker).
     """
     config = session.config
-    existing = config.getoption("--dsn") or os.environ.get(SOURCES["dsn"][1])
-    if existing:
+    dsn_given = config.getoption("--dsn") or os.environ.get(SOURCES["dsn"][1])
+    if dsn_given:
         settings = server_settings(config)
         with _existing_server(settings) as existing:
             role = "a superuser" if existing.is_superuser else "not a superuser: tests marked needs_superuser skip"
@@ -85,7 +85,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if config.pluginmanager.has_plugin("dsession"):
         signals.acquire(forward_to_children=True)
         config.add_cleanup(signals.release)
-        if not existing:
+        if not dsn_given:
             initdb_cache.share()  # before xdist's own sessionstart (trylast) starts the workers
 
 
